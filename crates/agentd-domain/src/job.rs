@@ -1,0 +1,163 @@
+//! Jobs: every run of an agent version, with its status history and outputs.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{AgentId, AgentVersionId, JobId, OrganizationId};
+pub use crate::input::JobInputRecord as JobInput;
+use crate::time::Timestamp;
+
+/// Roe's job status codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum JobStatus {
+    Pending = 0,
+    Started = 1,
+    Retry = 2,
+    Success = 3,
+    Failure = 4,
+    Cancelled = 5,
+    Cached = 6,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Pending,
+        JobStatus::Started,
+        JobStatus::Retry,
+        JobStatus::Success,
+        JobStatus::Failure,
+        JobStatus::Cancelled,
+        JobStatus::Cached,
+    ];
+
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() as i64 == code)
+    }
+
+    /// A final status never changes again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Failure | JobStatus::Cancelled | JobStatus::Cached
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "PENDING",
+            JobStatus::Started => "STARTED",
+            JobStatus::Retry => "RETRY",
+            JobStatus::Success => "SUCCESS",
+            JobStatus::Failure => "FAILURE",
+            JobStatus::Cancelled => "CANCELLED",
+            JobStatus::Cached => "CACHED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusEvent {
+    pub status: JobStatus,
+    pub timestamp: Timestamp,
+    pub error_message: Option<String>,
+}
+
+/// One output of a job (`AgentDatum`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentDatum {
+    pub key: String,
+    #[serde(default)]
+    pub description: String,
+    pub data_type: String,
+    pub value: String,
+    #[serde(default)]
+    pub cost: Option<f64>,
+}
+
+/// Tokens spent by model calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Prompt tokens the provider served from its cache (part of `input_tokens`).
+    #[serde(default)]
+    pub cached_input_tokens: i64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Self) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: JobId,
+    pub organization_id: OrganizationId,
+    pub agent_id: AgentId,
+    pub agent_version_id: AgentVersionId,
+    pub status: JobStatus,
+    pub inputs: Vec<JobInput>,
+    pub metadata: Value,
+    pub outputs: Option<Vec<AgentDatum>>,
+    pub error_message: Option<String>,
+    pub usage: Option<Usage>,
+    pub cost: Option<f64>,
+    pub attempts: i32,
+    pub creator_key_id: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub events: Vec<StatusEvent>,
+}
+
+/// What a finished attempt produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobOutcome {
+    Success {
+        outputs: Vec<AgentDatum>,
+        usage: Usage,
+        cost: f64,
+    },
+    Failure {
+        error_message: String,
+        usage: Usage,
+        cost: f64,
+    },
+}
+
+impl JobOutcome {
+    pub fn status(&self) -> JobStatus {
+        match self {
+            JobOutcome::Success { .. } => JobStatus::Success,
+            JobOutcome::Failure { .. } => JobStatus::Failure,
+        }
+    }
+
+    pub fn cost(&self) -> f64 {
+        match self {
+            JobOutcome::Success { cost, .. } | JobOutcome::Failure { cost, .. } => *cost,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for status in JobStatus::ALL {
+            assert_eq!(JobStatus::from_code(status.code() as i64), Some(status));
+        }
+        assert_eq!(JobStatus::from_code(7), None);
+        assert!(JobStatus::Cached.is_final());
+        assert!(!JobStatus::Retry.is_final());
+    }
+}

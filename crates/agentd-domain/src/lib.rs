@@ -1,0 +1,25 @@
+//! The domain of agentd: plain types and the rules that hold for them,
+//! independent of HTTP, storage and model providers.
+
+pub mod agent;
+pub mod ids;
+pub mod input;
+pub mod job;
+pub mod org;
+pub mod output_schema;
+pub mod template;
+pub mod time;
+
+pub use agent::{
+    Agent, AgentName, AgentVersion, InputDefinition, InputKind, NewAgent, NewAgentVersion,
+};
+pub use ids::{AgentId, AgentVersionId, FileId, JobId, OrganizationId};
+pub use input::{
+    CheckedInput, FileRef, FileSource, InputError, InputValue, RawInput, ResolvedInputs, Upload,
+};
+pub use job::{AgentDatum, Job, JobInput, JobOutcome, JobStatus, StatusEvent, Usage};
+pub use org::{ApiKey, Credits, Operation, Organization, Scope};
+pub use output_schema::OutputSchema;
+
+mod field_errors;
+pub use field_errors::FieldErrors;

@@ -1,0 +1,124 @@
+//! Engines: an agent is an engine plus a configuration. Each engine declares
+//! the JSON Schema of its config, checks a config when an agent is created,
+//! and turns rendered config + inputs into outputs through model providers.
+
+pub mod multimodal;
+
+use std::sync::Arc;
+
+use agentd_domain::output_schema::field_errors;
+use agentd_domain::{AgentDatum, FieldErrors, ResolvedInputs, Usage};
+use agentd_providers::{ProviderError, ProviderRegistry, ResolveError};
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// What an engine may use while it runs.
+pub struct EngineContext<'a> {
+    pub models: &'a ProviderRegistry,
+    /// Used when a config names no model.
+    pub default_model: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The rendered config or the inputs cannot be run (the caller's fault).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Model(#[from] ResolveError),
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    /// The model answered, but not with what the schema demands.
+    #[error("the model's answer was rejected: {0}")]
+    InvalidAnswer(String),
+}
+
+/// A failed run still reports the tokens it spent.
+#[derive(Debug)]
+pub struct EngineFailure {
+    pub error: EngineError,
+    pub usage: Usage,
+    pub cost: f64,
+}
+
+impl<E: Into<EngineError>> From<E> for EngineFailure {
+    fn from(error: E) -> Self {
+        Self {
+            error: error.into(),
+            usage: Usage::default(),
+            cost: 0.0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct EngineOutput {
+    pub outputs: Vec<AgentDatum>,
+    pub usage: Usage,
+    pub cost: f64,
+}
+
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// `engine_class_id`, as Roe names it.
+    fn class_id(&self) -> &'static str;
+    /// Display name (`engine_name`).
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// JSON Schema of `engine_config`.
+    fn config_schema(&self) -> Value;
+    fn default_config(&self) -> Value;
+
+    /// Rules the schema cannot say (known model, parsable output schema).
+    fn check_config_rules(&self, config: &Value, models: &ProviderRegistry) -> FieldErrors;
+
+    /// Checks a config when an agent or version is created.
+    fn check_config(&self, config: &Value, models: &ProviderRegistry) -> Result<(), FieldErrors> {
+        let mut errors = field_errors(&self.config_schema(), config, "engine_config");
+        errors.merge(self.check_config_rules(config, models));
+        errors.into_result()
+    }
+
+    async fn run(
+        &self,
+        context: &EngineContext<'_>,
+        config: &Value,
+        inputs: &ResolvedInputs,
+    ) -> Result<EngineOutput, EngineFailure>;
+}
+
+/// The engines this server offers.
+#[derive(Clone)]
+pub struct EngineRegistry {
+    engines: Vec<Arc<dyn Engine>>,
+}
+
+impl EngineRegistry {
+    pub fn builtin() -> Self {
+        Self {
+            engines: vec![Arc::new(multimodal::MultimodalExtractionEngine)],
+        }
+    }
+
+    pub fn get(&self, class_id: &str) -> Option<Arc<dyn Engine>> {
+        self.engines
+            .iter()
+            .find(|e| e.class_id() == class_id)
+            .cloned()
+    }
+
+    pub fn all(&self) -> &[Arc<dyn Engine>] {
+        &self.engines
+    }
+
+    pub fn class_ids(&self) -> Vec<&'static str> {
+        self.engines.iter().map(|e| e.class_id()).collect()
+    }
+}
+
+/// A string template placeholder is checked at run time, not creation.
+pub(crate) fn is_template(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.trim_start().starts_with('$'))
+}

@@ -1,0 +1,280 @@
+//! OpenAI chat completions, also spoken by vLLM, Ollama, llama.cpp server
+//! and LM Studio. The schema goes in `response_format` as `json_schema`.
+
+use std::time::Duration;
+
+use self::base64_url::data_url;
+use agentd_domain::Usage;
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{
+    parse_retry_after, Completion, CompletionRequest, ContentPart, Message, ModelProvider,
+    ProviderError, Role,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+pub struct OpenAiProvider {
+    name: String,
+    client: reqwest::Client,
+    endpoint: String,
+    api_key: Option<String>,
+    timeout: Duration,
+}
+
+impl OpenAiProvider {
+    pub fn new(name: &str, base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+        Self {
+            name: name.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .expect("a TLS backend is compiled in"),
+            endpoint: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            api_key,
+            timeout,
+        }
+    }
+
+    fn body(request: &CompletionRequest) -> Value {
+        let mut body = json!({
+            "model": request.upstream_model,
+            "messages": request.messages.iter().map(message_json).collect::<Vec<_>>(),
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name,
+                    "schema": request.schema,
+                    "strict": true,
+                },
+            },
+        });
+        if let Some(temperature) = request.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if let Some(reasoning) = request.reasoning {
+            body["reasoning_effort"] = json!(reasoning.as_str());
+        }
+        if let Some(max) = request.max_output_tokens {
+            body["max_completion_tokens"] = json!(max);
+        }
+        body
+    }
+}
+
+mod base64_url {
+    /// `data:<mime>;base64,<data>`: how OpenAI takes inline images.
+    pub fn data_url(mime_type: &str, data: &[u8]) -> String {
+        use base64::Engine as _;
+        format!(
+            "data:{mime_type};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(data)
+        )
+    }
+}
+
+fn message_json(message: &Message) -> Value {
+    let role = match message.role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    let content = match message.parts.as_slice() {
+        [ContentPart::Text(text)] => json!(text),
+        parts => Value::Array(
+            parts
+                .iter()
+                .map(|part| match part {
+                    ContentPart::Text(text) => json!({"type": "text", "text": text}),
+                    ContentPart::Image { mime_type, data } => json!({
+                        "type": "image_url",
+                        "image_url": {"url": data_url(mime_type, data)},
+                    }),
+                })
+                .collect(),
+        ),
+    };
+    json!({"role": role, "content": content})
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    choices: Vec<Choice>,
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    content: Option<String>,
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatUsage {
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<i64>,
+}
+
+/// The message of an OpenAI error body, or the start of the raw body.
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+fn parse_answer(body: &str) -> Result<Completion, ProviderError> {
+    let response: ChatResponse =
+        serde_json::from_str(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
+    let choice = response
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProviderError::Malformed("no choices in the response".into()))?;
+    if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
+        return Err(ProviderError::NoAnswer(format!(
+            "the model refused: {refusal}"
+        )));
+    }
+    if choice.finish_reason.as_deref() == Some("length") {
+        return Err(ProviderError::NoAnswer(
+            "the answer was cut off at the output token limit".into(),
+        ));
+    }
+    let text = choice
+        .message
+        .content
+        .ok_or_else(|| ProviderError::Malformed("the answer has no content".into()))?;
+    let usage = response
+        .usage
+        .map(|u| Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+            cached_input_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+        })
+        .unwrap_or_default();
+    Ok(Completion { text, usage })
+}
+
+#[async_trait]
+impl ModelProvider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let mut http = self.client.post(&self.endpoint).json(&Self::body(request));
+        if let Some(key) = &self.api_key {
+            http = http.bearer_auth(key);
+        }
+        let response = http.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers().get("retry-after"));
+        let body = response.text().await.map_err(|e| self.transport_error(e))?;
+        match status.as_u16() {
+            200..=299 => parse_answer(&body),
+            401 | 403 => Err(ProviderError::Unauthorized {
+                status: status.as_u16(),
+                message: error_message(&body),
+            }),
+            408 => Err(ProviderError::Timeout(self.timeout)),
+            429 => Err(ProviderError::RateLimited {
+                retry_after,
+                message: error_message(&body),
+            }),
+            500..=599 => Err(ProviderError::Unavailable {
+                status: status.as_u16(),
+                retry_after,
+                message: error_message(&body),
+            }),
+            other => Err(ProviderError::Rejected {
+                status: other,
+                message: error_message(&body),
+            }),
+        }
+    }
+}
+
+impl OpenAiProvider {
+    fn transport_error(&self, error: reqwest::Error) -> ProviderError {
+        if error.is_timeout() {
+            ProviderError::Timeout(self.timeout)
+        } else {
+            ProviderError::Transport(error.without_url().to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_text_part_is_sent_as_a_string() {
+        let request = CompletionRequest {
+            upstream_model: "m".into(),
+            messages: vec![
+                Message::text(Role::System, "sys"),
+                Message {
+                    role: Role::User,
+                    parts: vec![
+                        ContentPart::Text("hi".into()),
+                        ContentPart::Image {
+                            mime_type: "image/png".into(),
+                            data: vec![1, 2, 3],
+                        },
+                    ],
+                },
+            ],
+            schema_name: "output".into(),
+            schema: json!({"type": "object"}),
+            temperature: Some(0.0),
+            reasoning: None,
+            max_output_tokens: None,
+        };
+        let body = OpenAiProvider::body(&request);
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "sys"})
+        );
+        assert_eq!(
+            body["messages"][1]["content"][1]["image_url"]["url"],
+            "data:image/png;base64,AQID"
+        );
+        assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+        assert_eq!(body["temperature"], 0.0);
+        assert!(body.get("reasoning_effort").is_none());
+    }
+
+    #[test]
+    fn answers_usage_and_cut_offs_are_read() {
+        let ok = r#"{"choices":[{"message":{"content":"{}"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}}"#;
+        let completion = parse_answer(ok).unwrap();
+        assert_eq!(completion.usage.input_tokens, 10);
+        assert_eq!(completion.usage.cached_input_tokens, 4);
+        let cut = r#"{"choices":[{"message":{"content":"{"},"finish_reason":"length"}]}"#;
+        assert!(matches!(parse_answer(cut), Err(ProviderError::NoAnswer(_))));
+        assert!(matches!(
+            parse_answer("<html>"),
+            Err(ProviderError::Malformed(_))
+        ));
+    }
+}

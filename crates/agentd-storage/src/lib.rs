@@ -1,0 +1,220 @@
+//! Storage for agentd. Handlers, engines and workers see only the
+//! [`Storage`] trait; each database has its own module and migrations, and
+//! [`connect`] picks one by the scheme of `DATABASE_URL`.
+
+use std::sync::Arc;
+
+use agentd_domain::agent::AgentStats;
+use agentd_domain::{
+    Agent, AgentId, AgentVersion, AgentVersionId, ApiKey, Credits, FileId, FileRef, Job, JobId,
+    JobInput, JobOutcome, NewAgent, NewAgentVersion, Organization, OrganizationId, Scope,
+};
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("unsupported database URL '{0}' (expected sqlite://PATH)")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Opens the database named by `url`, creating it and applying migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Storage>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStorage::connect(url).await?))
+    } else {
+        Err(StorageError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// A key to be stored: only its lookup prefix and hash, never the key.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub lookup: String,
+    pub key_hash: Vec<u8>,
+    pub scopes: Vec<Scope>,
+}
+
+/// A stored key with the hash to compare against.
+#[derive(Clone, Debug)]
+pub struct StoredApiKey {
+    pub key: ApiKey,
+    pub key_hash: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentOrderField {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    MostRecentJob,
+    JobCount,
+    EngineClassId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentOrdering {
+    pub field: AgentOrderField,
+    pub descending: bool,
+}
+
+impl Default for AgentOrdering {
+    fn default() -> Self {
+        Self {
+            field: AgentOrderField::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+impl AgentOrdering {
+    /// Parses Roe's `ordering` parameter (`name`, `-created_at`, ...).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let field = match name {
+            "name" => AgentOrderField::Name,
+            "created_at" => AgentOrderField::CreatedAt,
+            "updated_at" => AgentOrderField::UpdatedAt,
+            "most_recent_job" => AgentOrderField::MostRecentJob,
+            "job_count" => AgentOrderField::JobCount,
+            "engine_class_id" => AgentOrderField::EngineClassId,
+            _ => return None,
+        };
+        Some(Self { field, descending })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AgentQuery {
+    /// Case-insensitive substring of the name.
+    pub name: Option<String>,
+    /// Case-insensitive substring of name, id, engine or version ids.
+    pub search: Option<String>,
+    pub engine_class_ids: Vec<String>,
+    pub exclude_engine_class_id: Option<String>,
+    /// Only these agents (a key restricted to some agents).
+    pub only: Option<Vec<AgentId>>,
+    pub ordering: AgentOrdering,
+    /// Zero-based offset and page length.
+    pub offset: i64,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AgentUpdate {
+    pub name: Option<String>,
+    pub disable_cache: Option<bool>,
+    pub cache_failed_jobs: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VersionUpdate {
+    pub version_name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub id: JobId,
+    pub organization_id: OrganizationId,
+    pub agent_id: AgentId,
+    pub agent_version_id: AgentVersionId,
+    pub inputs: Vec<JobInput>,
+    pub metadata: Value,
+    pub creator_key_id: Option<i64>,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    // Organizations
+    async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization>;
+    async fn get_organization(&self, id: OrganizationId) -> Result<Option<Organization>>;
+    async fn count_organizations(&self) -> Result<i64>;
+    /// Returns false when the organization does not exist.
+    async fn set_credits(&self, id: OrganizationId, credits: Credits) -> Result<bool>;
+
+    // API keys
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
+    async fn find_api_key(&self, lookup: &str) -> Result<Option<StoredApiKey>>;
+    /// Returns false when no live key has that lookup.
+    async fn revoke_api_key(&self, lookup: &str) -> Result<bool>;
+
+    // Agents
+    async fn create_agent(&self, agent: NewAgent) -> Result<(Agent, AgentVersion)>;
+    async fn get_agent(&self, org: OrganizationId, id: AgentId) -> Result<Option<Agent>>;
+    async fn list_agents(&self, org: OrganizationId, query: &AgentQuery) -> Result<Page<Agent>>;
+    async fn update_agent(
+        &self,
+        org: OrganizationId,
+        id: AgentId,
+        update: AgentUpdate,
+    ) -> Result<Option<Agent>>;
+    /// Deletes the agent, its versions and its jobs.
+    async fn delete_agent(&self, org: OrganizationId, id: AgentId) -> Result<bool>;
+
+    // Versions
+    async fn list_versions(&self, agent: AgentId) -> Result<Vec<AgentVersion>>;
+    async fn get_version(
+        &self,
+        agent: AgentId,
+        version: AgentVersionId,
+    ) -> Result<Option<AgentVersion>>;
+    /// Stores a new version and makes it the agent's current one.
+    async fn create_version(
+        &self,
+        agent: AgentId,
+        version: NewAgentVersion,
+    ) -> Result<AgentVersion>;
+    async fn update_version(
+        &self,
+        agent: AgentId,
+        version: AgentVersionId,
+        update: VersionUpdate,
+    ) -> Result<Option<AgentVersion>>;
+    async fn delete_version(&self, agent: AgentId, version: AgentVersionId) -> Result<bool>;
+
+    // Jobs
+    /// Persists a PENDING job with its first status event.
+    async fn create_job(&self, job: NewJob) -> Result<Job>;
+    async fn get_job(&self, org: OrganizationId, id: JobId) -> Result<Option<Job>>;
+    /// Moves a job to STARTED and counts the attempt.
+    async fn start_job(&self, id: JobId) -> Result<()>;
+    /// Records the outcome and charges its cost to the organization, in one
+    /// transaction. A job that is already final is left as it is.
+    async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()>;
+
+    // Files
+    async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()>;
+    async fn get_file(&self, org: OrganizationId, id: FileId) -> Result<Option<FileRef>>;
+}
+
+/// Agent stats are part of [`Agent`]; a helper for implementations.
+pub(crate) fn stats(job_count: i64, most_recent_job: Option<String>) -> AgentStats {
+    AgentStats {
+        job_count,
+        most_recent_job: most_recent_job.and_then(|t| agentd_domain::time::parse(&t)),
+    }
+}

@@ -1,0 +1,619 @@
+//! SQLite: one file, WAL mode, migrations embedded in the binary.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use agentd_domain::time::{self, Timestamp};
+use agentd_domain::{
+    Agent, AgentId, AgentVersion, AgentVersionId, ApiKey, Credits, FileId, FileRef, Job, JobId,
+    JobOutcome, JobStatus, NewAgent, NewAgentVersion, Organization, OrganizationId,
+};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use crate::{
+    AgentOrderField, AgentQuery, AgentUpdate, NewApiKey, NewJob, Page, Result, Storage,
+    StorageError, StoredApiKey, VersionUpdate,
+};
+use rows::{
+    agent_from_row, file_from_row, job_from_row, key_from_row, org_from_row, version_from_row,
+};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStorage {
+    pool: SqlitePool,
+}
+
+const AGENT_COLUMNS: &str = "a.id, a.organization_id, a.name, a.engine_class_id, a.disable_cache, \
+    a.cache_failed_jobs, a.current_version_id, a.creator_key_id, a.created_at, a.updated_at, \
+    (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id) AS job_count, \
+    (SELECT MAX(j.created_at) FROM jobs j WHERE j.agent_id = a.id) AS most_recent_job";
+
+impl SqliteStorage {
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StorageError::Database(sqlx::Error::Configuration(
+                        format!("cannot create {}: {e}", parent.display()).into(),
+                    ))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        MIGRATIONS.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// A transaction that takes the write lock at once, so that the busy
+    /// timeout applies instead of failing when a read is upgraded to a write.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn insert_version(
+        tx: &mut sqlx::SqliteConnection,
+        id: AgentVersionId,
+        agent: AgentId,
+        version: &NewAgentVersion,
+        now: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agent_versions (id, agent_id, version_name, description, \
+             input_definitions, engine_config, creator_key_id, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(agent.to_string())
+        .bind(
+            version
+                .version_name
+                .clone()
+                .unwrap_or_else(|| AgentVersion::DEFAULT_NAME.to_owned()),
+        )
+        .bind(&version.description)
+        .bind(serde_json::to_string(&version.input_definitions).expect("definitions serialize"))
+        .bind(version.engine_config.to_string())
+        .bind(version.creator_key_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_event(
+        tx: &mut sqlx::SqliteConnection,
+        job: JobId,
+        status: JobStatus,
+        error_message: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO job_events (job_id, status, error_message, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(job.to_string())
+        .bind(status.code())
+        .bind(error_message)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn load_job(&self, filter: &str, binds: &[String]) -> Result<Option<Job>> {
+        let sql = format!("SELECT * FROM jobs WHERE {filter}");
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        let Some(row) = query.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let events = sqlx::query(
+            "SELECT status, error_message, created_at FROM job_events WHERE job_id = ? ORDER BY id",
+        )
+        .bind(&binds[0])
+        .fetch_all(&self.pool)
+        .await?;
+        job_from_row(&row, &events).map(Some)
+    }
+}
+
+fn now_text() -> (Timestamp, String) {
+    let now = time::now();
+    let text = time::format(&now);
+    (now, text)
+}
+
+fn push_agent_filters<'q>(
+    builder: &mut QueryBuilder<'q, Sqlite>,
+    org: OrganizationId,
+    query: &'q AgentQuery,
+) {
+    builder
+        .push(" WHERE a.organization_id = ")
+        .push_bind(org.to_string());
+    if let Some(name) = &query.name {
+        builder
+            .push(" AND a.name LIKE ")
+            .push_bind(format!("%{}%", escape_like(name)))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(search) = &query.search {
+        let pattern = format!("%{}%", escape_like(search));
+        builder
+            .push(" AND (a.name LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR a.id LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR a.engine_class_id LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR EXISTS (SELECT 1 FROM agent_versions v WHERE v.agent_id = a.id AND v.id LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'))");
+    }
+    if !query.engine_class_ids.is_empty() {
+        builder.push(" AND a.engine_class_id IN (");
+        let mut list = builder.separated(", ");
+        for id in &query.engine_class_ids {
+            list.push_bind(id.as_str());
+        }
+        builder.push(")");
+    }
+    if let Some(excluded) = &query.exclude_engine_class_id {
+        builder
+            .push(" AND a.engine_class_id <> ")
+            .push_bind(excluded.as_str());
+    }
+    if let Some(only) = &query.only {
+        builder.push(" AND a.id IN (");
+        let mut list = builder.separated(", ");
+        for id in only {
+            list.push_bind(id.to_string());
+        }
+        builder.push(")");
+        if only.is_empty() {
+            builder.push(" AND 0");
+        }
+    }
+}
+
+/// SQLite's LIKE is case-insensitive for ASCII; `%` and `_` are escaped.
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn order_column(field: AgentOrderField) -> &'static str {
+    match field {
+        AgentOrderField::Name => "a.name COLLATE NOCASE",
+        AgentOrderField::CreatedAt => "a.created_at",
+        AgentOrderField::UpdatedAt => "a.updated_at",
+        AgentOrderField::MostRecentJob => "most_recent_job",
+        AgentOrderField::JobCount => "job_count",
+        AgentOrderField::EngineClassId => "a.engine_class_id",
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization> {
+        let (now, now_text) = now_text();
+        let inserted = sqlx::query(
+            "INSERT INTO organizations (id, name, credits, spent, created_at) VALUES (?, ?, NULL, 0, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(&now_text)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StorageError::Conflict(format!("organization {id}")));
+        }
+        Ok(Organization {
+            id,
+            name: name.to_owned(),
+            credits: Credits::UNLIMITED,
+            spent: 0.0,
+            created_at: now,
+        })
+    }
+
+    async fn get_organization(&self, id: OrganizationId) -> Result<Option<Organization>> {
+        let row = sqlx::query("SELECT * FROM organizations WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn count_organizations(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn set_credits(&self, id: OrganizationId, credits: Credits) -> Result<bool> {
+        let done = sqlx::query("UPDATE organizations SET credits = ? WHERE id = ?")
+            .bind(credits.0)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        let (_, now_text) = now_text();
+        let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
+        let result = sqlx::query(
+            "INSERT INTO api_keys (organization_id, name, lookup, key_hash, scopes, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(key.organization_id.to_string())
+        .bind(&key.name)
+        .bind(&key.lookup)
+        .bind(&key.key_hash)
+        .bind(serde_json::to_string(&scopes).expect("scopes serialize"))
+        .bind(&now_text)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => Ok(key_from_row(&row)?.key),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StorageError::Conflict("API key".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn find_api_key(&self, lookup: &str) -> Result<Option<StoredApiKey>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE lookup = ?")
+            .bind(lookup)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn revoke_api_key(&self, lookup: &str) -> Result<bool> {
+        let (_, now_text) = now_text();
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE lookup = ? AND revoked_at IS NULL",
+        )
+        .bind(&now_text)
+        .bind(lookup)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_agent(&self, agent: NewAgent) -> Result<(Agent, AgentVersion)> {
+        let (_, now_text) = now_text();
+        let agent_id = AgentId::new();
+        let version_id = AgentVersionId::new();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO agents (id, organization_id, name, engine_class_id, disable_cache, \
+             cache_failed_jobs, current_version_id, creator_key_id, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
+        )
+        .bind(agent_id.to_string())
+        .bind(agent.organization_id.to_string())
+        .bind(agent.name.as_str())
+        .bind(&agent.engine_class_id)
+        .bind(version_id.to_string())
+        .bind(agent.creator_key_id)
+        .bind(&now_text)
+        .bind(&now_text)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_version(
+            &mut tx,
+            version_id,
+            agent_id,
+            &agent.first_version,
+            &now_text,
+        )
+        .await?;
+        tx.commit().await?;
+        let created = self
+            .get_agent(agent.organization_id, agent_id)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt("agent vanished after insert".into()))?;
+        let version = self
+            .get_version(agent_id, version_id)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt("version vanished after insert".into()))?;
+        Ok((created, version))
+    }
+
+    async fn get_agent(&self, org: OrganizationId, id: AgentId) -> Result<Option<Agent>> {
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.organization_id = ? AND a.id = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(org.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(agent_from_row).transpose()
+    }
+
+    async fn list_agents(&self, org: OrganizationId, query: &AgentQuery) -> Result<Page<Agent>> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM agents a");
+        push_agent_filters(&mut count, org, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+        let mut select =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {AGENT_COLUMNS} FROM agents a"));
+        push_agent_filters(&mut select, org, query);
+        let direction = if query.ordering.descending {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        select.push(format!(
+            " ORDER BY {} {direction}, a.created_at {direction}, a.id {direction} LIMIT ",
+            order_column(query.ordering.field)
+        ));
+        select
+            .push_bind(query.limit)
+            .push(" OFFSET ")
+            .push_bind(query.offset);
+        let rows = select.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(agent_from_row).collect::<Result<_>>()?;
+        Ok(Page { items, total })
+    }
+
+    async fn update_agent(
+        &self,
+        org: OrganizationId,
+        id: AgentId,
+        update: AgentUpdate,
+    ) -> Result<Option<Agent>> {
+        let (_, now_text) = now_text();
+        let done = sqlx::query(
+            "UPDATE agents SET name = COALESCE(?, name), disable_cache = COALESCE(?, disable_cache), \
+             cache_failed_jobs = COALESCE(?, cache_failed_jobs), updated_at = ? \
+             WHERE organization_id = ? AND id = ?",
+        )
+        .bind(update.name)
+        .bind(update.disable_cache)
+        .bind(update.cache_failed_jobs)
+        .bind(&now_text)
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get_agent(org, id).await
+    }
+
+    async fn delete_agent(&self, org: OrganizationId, id: AgentId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM agents WHERE organization_id = ? AND id = ?")
+            .bind(org.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_versions(&self, agent: AgentId) -> Result<Vec<AgentVersion>> {
+        let rows = sqlx::query(
+            "SELECT * FROM agent_versions WHERE agent_id = ? ORDER BY created_at DESC, rowid DESC",
+        )
+        .bind(agent.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn get_version(
+        &self,
+        agent: AgentId,
+        version: AgentVersionId,
+    ) -> Result<Option<AgentVersion>> {
+        let row = sqlx::query("SELECT * FROM agent_versions WHERE agent_id = ? AND id = ?")
+            .bind(agent.to_string())
+            .bind(version.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn create_version(
+        &self,
+        agent: AgentId,
+        version: NewAgentVersion,
+    ) -> Result<AgentVersion> {
+        let (_, now_text) = now_text();
+        let version_id = AgentVersionId::new();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE agents SET current_version_id = ?, updated_at = ? WHERE id = ?")
+            .bind(version_id.to_string())
+            .bind(&now_text)
+            .bind(agent.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_version(&mut tx, version_id, agent, &version, &now_text).await?;
+        tx.commit().await?;
+        self.get_version(agent, version_id)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt("version vanished after insert".into()))
+    }
+
+    async fn update_version(
+        &self,
+        agent: AgentId,
+        version: AgentVersionId,
+        update: VersionUpdate,
+    ) -> Result<Option<AgentVersion>> {
+        let done = sqlx::query(
+            "UPDATE agent_versions SET version_name = COALESCE(?, version_name), \
+             description = COALESCE(?, description) WHERE agent_id = ? AND id = ?",
+        )
+        .bind(update.version_name)
+        .bind(update.description)
+        .bind(agent.to_string())
+        .bind(version.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get_version(agent, version).await
+    }
+
+    async fn delete_version(&self, agent: AgentId, version: AgentVersionId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM agent_versions WHERE agent_id = ? AND id = ?")
+            .bind(agent.to_string())
+            .bind(version.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_job(&self, job: NewJob) -> Result<Job> {
+        let (_, now_text) = now_text();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, \
+             metadata, attempts, creator_key_id, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        )
+        .bind(job.id.to_string())
+        .bind(job.organization_id.to_string())
+        .bind(job.agent_id.to_string())
+        .bind(job.agent_version_id.to_string())
+        .bind(JobStatus::Pending.code())
+        .bind(serde_json::to_string(&job.inputs).expect("inputs serialize"))
+        .bind(job.metadata.to_string())
+        .bind(job.creator_key_id)
+        .bind(&now_text)
+        .bind(&now_text)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_event(&mut tx, job.id, JobStatus::Pending, None, &now_text).await?;
+        tx.commit().await?;
+        self.get_job(job.organization_id, job.id)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt("job vanished after insert".into()))
+    }
+
+    async fn get_job(&self, org: OrganizationId, id: JobId) -> Result<Option<Job>> {
+        self.load_job(
+            "id = ? AND organization_id = ?",
+            &[id.to_string(), org.to_string()],
+        )
+        .await
+    }
+
+    async fn start_job(&self, id: JobId) -> Result<()> {
+        let (_, now_text) = now_text();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = ?, attempts = attempts + 1, updated_at = ? \
+             WHERE id = ? AND status IN (0, 2)",
+        )
+        .bind(JobStatus::Started.code())
+        .bind(&now_text)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            Self::insert_event(&mut tx, id, JobStatus::Started, None, &now_text).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()> {
+        let (_, now_text) = now_text();
+        let (outputs, error_message, usage) = match outcome {
+            JobOutcome::Success { outputs, usage, .. } => (
+                Some(serde_json::to_string(outputs).expect("outputs serialize")),
+                None,
+                usage,
+            ),
+            JobOutcome::Failure {
+                error_message,
+                usage,
+                ..
+            } => (None, Some(error_message.as_str()), usage),
+        };
+        let cost = outcome.cost();
+        let mut tx = self.begin_write().await?;
+        let organization: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET status = ?, outputs = ?, error_message = ?, input_tokens = ?, \
+             output_tokens = ?, cached_input_tokens = ?, cost = ?, updated_at = ? \
+             WHERE id = ? AND status NOT IN (3, 4, 5, 6) RETURNING organization_id",
+        )
+        .bind(outcome.status().code())
+        .bind(outputs)
+        .bind(error_message)
+        .bind(usage.input_tokens)
+        .bind(usage.output_tokens)
+        .bind(usage.cached_input_tokens)
+        .bind(cost)
+        .bind(&now_text)
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(organization) = organization {
+            Self::insert_event(&mut tx, id, outcome.status(), error_message, &now_text).await?;
+            sqlx::query(
+                "UPDATE organizations SET spent = spent + ?, credits = credits - ? WHERE id = ?",
+            )
+            .bind(cost)
+            .bind(cost)
+            .bind(organization)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()> {
+        let (_, now_text) = now_text();
+        sqlx::query(
+            "INSERT INTO files (id, organization_id, file_name, content_type, size, sha256, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(file.id.to_string())
+        .bind(org.to_string())
+        .bind(&file.file_name)
+        .bind(&file.content_type)
+        .bind(file.size as i64)
+        .bind(&file.sha256)
+        .bind(&now_text)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_file(&self, org: OrganizationId, id: FileId) -> Result<Option<FileRef>> {
+        let row = sqlx::query("SELECT * FROM files WHERE organization_id = ? AND id = ?")
+            .bind(org.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(file_from_row).transpose()
+    }
+}

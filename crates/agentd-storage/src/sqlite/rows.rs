@@ -1,0 +1,158 @@
+//! Rows to domain values.
+
+use std::str::FromStr;
+
+use agentd_domain::time::{self, Timestamp};
+use agentd_domain::{
+    Agent, AgentVersion, ApiKey, Credits, FileRef, Job, JobStatus, Organization, Scope,
+    StatusEvent, Usage,
+};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::{stats, Result, StorageError, StoredApiKey};
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {detail}"))
+}
+
+fn id<T: FromStr>(row: &SqliteRow, column: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e| corrupt(column, e))
+}
+
+fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp> {
+    let text: String = row.try_get(column)?;
+    time::parse(&text).ok_or_else(|| corrupt(column, text))
+}
+
+fn optional_timestamp(row: &SqliteRow, column: &str) -> Result<Option<Timestamp>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| time::parse(&t).ok_or_else(|| corrupt(column, t)))
+        .transpose()
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+}
+
+pub(super) fn org_from_row(row: &SqliteRow) -> Result<Organization> {
+    Ok(Organization {
+        id: id(row, "id")?,
+        name: row.try_get("name")?,
+        credits: Credits(row.try_get("credits")?),
+        spent: row.try_get("spent")?,
+        created_at: timestamp(row, "created_at")?,
+    })
+}
+
+pub(super) fn key_from_row(row: &SqliteRow) -> Result<StoredApiKey> {
+    let scopes: Vec<String> = json(row, "scopes")?;
+    let scopes = scopes
+        .iter()
+        .map(|s| Scope::parse(s).map_err(|e| corrupt("scopes", e)))
+        .collect::<Result<_>>()?;
+    Ok(StoredApiKey {
+        key: ApiKey {
+            id: row.try_get("id")?,
+            organization_id: id(row, "organization_id")?,
+            name: row.try_get("name")?,
+            scopes,
+            created_at: timestamp(row, "created_at")?,
+            revoked_at: optional_timestamp(row, "revoked_at")?,
+        },
+        key_hash: row.try_get("key_hash")?,
+    })
+}
+
+pub(super) fn agent_from_row(row: &SqliteRow) -> Result<Agent> {
+    Ok(Agent {
+        id: id(row, "id")?,
+        organization_id: id(row, "organization_id")?,
+        name: row.try_get("name")?,
+        engine_class_id: row.try_get("engine_class_id")?,
+        disable_cache: row.try_get("disable_cache")?,
+        cache_failed_jobs: row.try_get("cache_failed_jobs")?,
+        current_version_id: id(row, "current_version_id")?,
+        creator_key_id: row.try_get("creator_key_id")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
+        stats: stats(row.try_get("job_count")?, row.try_get("most_recent_job")?),
+    })
+}
+
+pub(super) fn version_from_row(row: &SqliteRow) -> Result<AgentVersion> {
+    Ok(AgentVersion {
+        id: id(row, "id")?,
+        agent_id: id(row, "agent_id")?,
+        version_name: row.try_get("version_name")?,
+        description: row.try_get("description")?,
+        input_definitions: json(row, "input_definitions")?,
+        engine_config: json(row, "engine_config")?,
+        creator_key_id: row.try_get("creator_key_id")?,
+        created_at: timestamp(row, "created_at")?,
+    })
+}
+
+fn status(code: i64) -> Result<JobStatus> {
+    JobStatus::from_code(code).ok_or_else(|| corrupt("status", code))
+}
+
+pub(super) fn job_from_row(row: &SqliteRow, events: &[SqliteRow]) -> Result<Job> {
+    let outputs: Option<String> = row.try_get("outputs")?;
+    let input_tokens: Option<i64> = row.try_get("input_tokens")?;
+    let usage = match input_tokens {
+        Some(input_tokens) => Some(Usage {
+            input_tokens,
+            output_tokens: row.try_get::<Option<i64>, _>("output_tokens")?.unwrap_or(0),
+            cached_input_tokens: row
+                .try_get::<Option<i64>, _>("cached_input_tokens")?
+                .unwrap_or(0),
+        }),
+        None => None,
+    };
+    let events = events
+        .iter()
+        .map(|event| {
+            Ok(StatusEvent {
+                status: status(event.try_get("status")?)?,
+                timestamp: timestamp(event, "created_at")?,
+                error_message: event.try_get("error_message")?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Job {
+        id: id(row, "id")?,
+        organization_id: id(row, "organization_id")?,
+        agent_id: id(row, "agent_id")?,
+        agent_version_id: id(row, "agent_version_id")?,
+        status: status(row.try_get("status")?)?,
+        inputs: json(row, "inputs")?,
+        metadata: json(row, "metadata")?,
+        outputs: outputs
+            .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("outputs", e)))
+            .transpose()?,
+        error_message: row.try_get("error_message")?,
+        usage,
+        cost: row.try_get("cost")?,
+        attempts: row.try_get("attempts")?,
+        creator_key_id: row.try_get("creator_key_id")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
+        events,
+    })
+}
+
+pub(super) fn file_from_row(row: &SqliteRow) -> Result<FileRef> {
+    Ok(FileRef {
+        id: id(row, "id")?,
+        file_name: row.try_get("file_name")?,
+        content_type: row.try_get("content_type")?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        sha256: row.try_get("sha256")?,
+    })
+}

@@ -1,0 +1,220 @@
+//! `/v1/agents/` and `/v1/agents/{agent_id}/`: base agents.
+
+use std::sync::Arc;
+
+use agentd_domain::{AgentName, NewAgent, NewAgentVersion, Operation};
+use agentd_storage::{AgentOrdering, AgentQuery, AgentUpdate};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::extract::{FieldReader, JsonObject};
+use super::pagination::PageRequest;
+use super::versions::read_new_version;
+use super::{load_agent, wire};
+use crate::auth::{url_decoded_pairs, Caller};
+use crate::startup::AppState;
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::Read)?;
+    let pairs: Vec<(String, String)> = uri
+        .query()
+        .map(|q| url_decoded_pairs(q).collect())
+        .unwrap_or_default();
+    let first = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let page = PageRequest::parse(first("page"), first("page_size"))?;
+    let ordering = match first("ordering") {
+        None => AgentOrdering::default(),
+        Some(text) => AgentOrdering::parse(text).ok_or_else(|| {
+            ApiError::bad_request_field(
+                "ordering",
+                format!(
+                    "'{text}' is not a valid ordering. Options: name, created_at, updated_at, \
+                     most_recent_job, job_count, engine_class_id (prefix '-' for descending)."
+                ),
+            )
+        })?,
+    };
+    let query = AgentQuery {
+        name: first("name").map(str::to_owned),
+        search: first("search").map(str::to_owned),
+        engine_class_ids: pairs
+            .iter()
+            .filter(|(k, v)| k == "engine_class_id" && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect(),
+        exclude_engine_class_id: first("exclude_engine_class_id").map(str::to_owned),
+        only: caller.key.agent_restriction(),
+        ordering,
+        offset: page.offset(),
+        limit: page.page_size,
+    };
+    let found = state
+        .storage
+        .list_agents(caller.organization_id(), &query)
+        .await?;
+    let results = found
+        .items
+        .iter()
+        .map(|agent| wire::base_agent(agent, &state.engines))
+        .collect();
+    Ok(Json(page.respond(found.total, results, &uri, &headers)?))
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Operation::Write)?;
+    let mut fields = FieldReader::new(&body);
+    caller.check_organization(fields.string("organization_id").as_deref())?;
+    let name = fields
+        .required_string("name")
+        .and_then(|raw| match AgentName::parse(&raw) {
+            Ok(name) => Some(name),
+            Err(message) => {
+                fields.errors.add("name", message);
+                None
+            }
+        });
+    let engine = fields.required_string("engine_class_id").and_then(|id| {
+        let engine = state.engines.get(&id);
+        if engine.is_none() {
+            fields.errors.add(
+                "engine_class_id",
+                format!(
+                    "Unknown engine '{id}'. Available: {}.",
+                    state.engines.class_ids().join(", ")
+                ),
+            );
+        }
+        engine
+    });
+    let version = engine
+        .as_ref()
+        .and_then(|engine| read_new_version(&mut fields, engine.as_ref(), &state, caller.key.id));
+    fields.finish()?;
+    let (Some(name), Some(engine), Some(first_version)) = (name, engine, version) else {
+        unreachable!("missing fields were reported as errors");
+    };
+    let (agent, _) = state
+        .storage
+        .create_agent(NewAgent {
+            organization_id: caller.organization_id(),
+            name,
+            engine_class_id: engine.class_id().to_owned(),
+            creator_key_id: Some(caller.key.id),
+            first_version,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::base_agent(&agent, &state.engines)),
+    ))
+}
+
+pub async fn retrieve(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::Read)?;
+    let agent = load_agent(&state, &caller, &agent_id).await?;
+    Ok(Json(wire::base_agent(&agent, &state.engines)))
+}
+
+/// PUT and PATCH: every field of `BaseAgentUpdateRequest` is optional.
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::Write)?;
+    let agent = load_agent(&state, &caller, &agent_id).await?;
+    let mut fields = FieldReader::new(&body);
+    let name = fields
+        .non_blank_string("name")
+        .and_then(|raw| match AgentName::parse(&raw) {
+            Ok(name) => Some(name.into_inner()),
+            Err(message) => {
+                fields.errors.add("name", message);
+                None
+            }
+        });
+    let update = AgentUpdate {
+        name,
+        disable_cache: fields.bool("disable_cache"),
+        cache_failed_jobs: fields.bool("cache_failed_jobs"),
+    };
+    fields.finish()?;
+    let updated = state
+        .storage
+        .update_agent(caller.organization_id(), agent.id, update)
+        .await?
+        .ok_or_else(ApiError::agent_not_found)?;
+    Ok(Json(wire::base_agent(&updated, &state.engines)))
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Operation::Write)?;
+    let agent = load_agent(&state, &caller, &agent_id).await?;
+    state
+        .storage
+        .delete_agent(caller.organization_id(), agent.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new agent with the current version's configuration.
+pub async fn duplicate(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Operation::Write)?;
+    let agent = load_agent(&state, &caller, &agent_id).await?;
+    let current = super::versions::load_version(&state, &agent, agent.current_version_id).await?;
+    let name = AgentName::parse(&format!("{} (copy)", agent.name))
+        .or_else(|_| AgentName::parse(&agent.name))
+        .map_err(ApiError::bad_request)?;
+    let (copy, version) = state
+        .storage
+        .create_agent(NewAgent {
+            organization_id: caller.organization_id(),
+            name,
+            engine_class_id: agent.engine_class_id.clone(),
+            creator_key_id: Some(caller.key.id),
+            first_version: NewAgentVersion {
+                version_name: Some(current.version_name.clone()),
+                description: current.description.clone(),
+                input_definitions: current.input_definitions.clone(),
+                engine_config: current.engine_config.clone(),
+                creator_key_id: Some(caller.key.id),
+            },
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::agent_version(&version, &copy, &state.engines)),
+    ))
+}

@@ -1,0 +1,89 @@
+//! The HTTP API: one module per resource, errors mapped in [`error`].
+
+pub mod agents;
+pub mod discovery;
+pub mod error;
+pub mod extract;
+pub mod pagination;
+pub mod run_body;
+pub mod runs;
+pub mod users;
+pub mod versions;
+pub mod wire;
+
+use std::sync::Arc;
+
+use agentd_domain::{Agent, AgentId};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Caller;
+use crate::startup::AppState;
+use error::ApiError;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.config.max_request_bytes;
+    Router::new()
+        .route("/v1/agents/", get(agents::list).post(agents::create))
+        .route("/v1/agents/types/", get(discovery::engine_types))
+        .route("/v1/agents/models/", get(discovery::models))
+        .route(
+            "/v1/agents/{agent_id}/",
+            get(agents::retrieve)
+                .put(agents::update)
+                .patch(agents::update)
+                .delete(agents::delete),
+        )
+        .route("/v1/agents/{agent_id}/duplicate/", post(agents::duplicate))
+        .route(
+            "/v1/agents/{agent_id}/versions/",
+            get(versions::list).post(versions::create),
+        )
+        .route(
+            "/v1/agents/{agent_id}/versions/current/",
+            get(versions::current),
+        )
+        .route(
+            "/v1/agents/{agent_id}/versions/{agent_version_id}/",
+            get(versions::retrieve)
+                .put(versions::update)
+                .patch(versions::update)
+                .delete(versions::delete),
+        )
+        .route("/v1/agents/run/{agent_id}/", post(runs::run_current))
+        .route(
+            "/v1/agents/run/{agent_id}/versions/{agent_version_id}/",
+            post(runs::run_version),
+        )
+        .route("/v1/users/current_user/", get(users::current_user))
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::NotFound("Not found.".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// An agent of the caller's organization: 404 for a malformed id, an
+/// unknown agent or another organization's; 403 for a key limited to
+/// other agents.
+pub async fn load_agent(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<Agent, ApiError> {
+    let id: AgentId = raw_id.parse().map_err(|_| ApiError::agent_not_found())?;
+    let agent = state
+        .storage
+        .get_agent(caller.organization_id(), id)
+        .await?
+        .ok_or_else(ApiError::agent_not_found)?;
+    if !caller.key.may_access_agent(&agent.id) {
+        return Err(ApiError::Forbidden(
+            "This API key does not have access to this agent.".into(),
+        ));
+    }
+    Ok(agent)
+}

@@ -1,0 +1,78 @@
+//! DRF-style page-number pagination: `count`, `next`, `previous`, `results`.
+
+use axum::http::{HeaderMap, Uri};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl PageRequest {
+    pub fn parse(page: Option<&str>, page_size: Option<&str>) -> Result<Self, ApiError> {
+        let number = |field: &str, text: Option<&str>, default: i64| -> Result<i64, ApiError> {
+            match text {
+                None | Some("") => Ok(default),
+                Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::bad_request_field(
+                        field,
+                        format!("'{text}' is not a positive integer."),
+                    )
+                }),
+            }
+        };
+        Ok(Self {
+            page: number("page", page, 1)?,
+            page_size: number("page_size", page_size, DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE),
+        })
+    }
+
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * self.page_size
+    }
+
+    /// The page body; a page past the end is a 404 as in DRF.
+    pub fn respond(
+        &self,
+        total: i64,
+        results: Vec<Value>,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Value, ApiError> {
+        let last_page = ((total + self.page_size - 1) / self.page_size).max(1);
+        if self.page > last_page {
+            return Err(ApiError::NotFound("Invalid page.".into()));
+        }
+        let link = |page: i64| page_url(uri, headers, page);
+        Ok(json!({
+            "count": total,
+            "next": (self.page < last_page).then(|| link(self.page + 1)),
+            "previous": (self.page > 1).then(|| link(self.page - 1)),
+            "results": results,
+        }))
+    }
+}
+
+fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let mut pairs: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            crate::auth::url_decoded_pairs(q)
+                .filter(|(k, _)| k != "page")
+                .collect()
+        })
+        .unwrap_or_default();
+    pairs.push(("page".into(), page.to_string()));
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    format!("http://{host}{}?{query}", uri.path())
+}

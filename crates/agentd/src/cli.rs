@@ -1,0 +1,96 @@
+//! Command line: `agentd serve` and `agentd admin ...`.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ServeConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentd",
+    version,
+    about = "Runs AI agents over unstructured data; speaks the Roe AI Agents API."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and run jobs.
+    Serve(ServeConfig),
+    /// Manage organizations, API keys and credits in DATABASE_URL.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[arg(long, env = "DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Credits of an organization.
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and print its id.
+    Create { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key and print it (it is shown only this once).
+    Create {
+        #[arg(long)]
+        org: String,
+        /// read, write, run or agent:<uuid>; repeatable. No scope: full access.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long, default_value = "api key")]
+        name: String,
+    },
+    /// Revoke an API key; later requests with it get 401.
+    Revoke {
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreditsCommand {
+    /// Set the balance: a number of dollars, or `unlimited`.
+    Set {
+        #[arg(long)]
+        org: String,
+        amount: String,
+    },
+    /// Print the balance and the total spent.
+    Show {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(config) => {
+            crate::telemetry::init(&config.log_format);
+            let application = crate::startup::Application::build(config).await?;
+            application.run_until_stopped().await
+        }
+        Command::Admin(args) => crate::admin::run(args).await,
+    }
+}

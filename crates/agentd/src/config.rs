@@ -1,0 +1,75 @@
+//! Server configuration: flags with environment fallbacks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/agentd.db";
+
+#[derive(Clone, Debug, Args)]
+pub struct ServeConfig {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long = "addr", env = "AGENTD_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Uploaded inputs and job references are stored here.
+    #[arg(long, env = "AGENTD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Organization to create at start-up when missing (with the key below).
+    #[arg(long, env = "AGENTD_BOOTSTRAP_ORG_ID")]
+    pub bootstrap_org_id: Option<String>,
+
+    #[arg(long, env = "AGENTD_BOOTSTRAP_API_KEY", hide_env_values = true)]
+    pub bootstrap_api_key: Option<String>,
+
+    /// Largest request body (and so largest file), in bytes.
+    #[arg(long, env = "AGENTD_MAX_REQUEST_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// A synchronous run that takes longer answers 504 with its job id.
+    #[arg(long, env = "AGENTD_SYNC_TIMEOUT_SECS", default_value_t = 300)]
+    pub sync_timeout_secs: u64,
+
+    /// Model used when an agent's engine_config names none.
+    #[arg(
+        long,
+        env = "AGENTD_DEFAULT_MODEL",
+        default_value = "gpt-4.1-2025-04-14"
+    )]
+    pub default_model: String,
+
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+
+    /// Any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio).
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// Time limit of one model call.
+    #[arg(long, env = "AGENTD_PROVIDER_TIMEOUT_SECS", default_value_t = 120)]
+    pub provider_timeout_secs: u64,
+
+    /// Retries of a model call after 429, 5xx or a timeout.
+    #[arg(long, env = "AGENTD_PROVIDER_MAX_RETRIES", default_value_t = 3)]
+    pub provider_max_retries: u32,
+
+    /// `text` or `json` (JSON lines).
+    #[arg(long, env = "AGENTD_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl ServeConfig {
+    pub fn sync_timeout(&self) -> Duration {
+        Duration::from_secs(self.sync_timeout_secs)
+    }
+
+    pub fn provider_timeout(&self) -> Duration {
+        Duration::from_secs(self.provider_timeout_secs)
+    }
+}

@@ -1,0 +1,79 @@
+//! Files under `AGENTD_DATA_DIR/files`: uploaded inputs, checked against the
+//! input's declared type, hashed, and recorded in storage.
+
+use std::path::PathBuf;
+
+use agentd_domain::input::check_file_content;
+use agentd_domain::{FileId, FileRef, OrganizationId, Upload};
+use agentd_storage::{Storage, StorageError};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The caller's fault: wrong content or an unknown id.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("file store I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    root: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(data_dir: &std::path::Path) -> std::io::Result<Self> {
+        let root = data_dir.join("files");
+        std::fs::create_dir_all(&root)?;
+        Ok(Self { root })
+    }
+
+    fn path(&self, id: FileId) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    /// Stores an upload for an input declared as `data_type`.
+    pub async fn save(
+        &self,
+        storage: &dyn Storage,
+        organization_id: OrganizationId,
+        upload: Upload,
+        data_type: &str,
+    ) -> Result<FileRef, FileError> {
+        check_file_content(data_type, &upload.bytes)
+            .map_err(|message| FileError::Rejected(format!("'{}': {message}", upload.file_name)))?;
+        let file = FileRef {
+            id: FileId::new(),
+            file_name: upload.file_name,
+            content_type: upload
+                .content_type
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| data_type.to_owned()),
+            size: upload.bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&upload.bytes)),
+        };
+        tokio::fs::write(self.path(file.id), &upload.bytes).await?;
+        storage.create_file(organization_id, &file).await?;
+        Ok(file)
+    }
+
+    /// A file stored earlier by the same organization.
+    pub async fn find(
+        &self,
+        storage: &dyn Storage,
+        organization_id: OrganizationId,
+        id: FileId,
+    ) -> Result<FileRef, FileError> {
+        storage
+            .get_file(organization_id, id)
+            .await?
+            .ok_or_else(|| FileError::Rejected(format!("File {id} not found.")))
+    }
+
+    pub async fn read(&self, id: FileId) -> Result<Vec<u8>, FileError> {
+        Ok(tokio::fs::read(self.path(id)).await?)
+    }
+}

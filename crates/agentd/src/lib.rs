@@ -1,0 +1,12 @@
+//! agentd: the HTTP API, job execution, admin CLI and start-up wiring.
+//! Domain rules, storage, engines and providers live in their own crates.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod files;
+pub mod startup;
+pub mod telemetry;
+pub mod worker;

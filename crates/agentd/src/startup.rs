@@ -1,0 +1,131 @@
+//! Wiring: storage, providers, engines and the HTTP server. `build` binds
+//! the listener, so tests can ask for port 0 and read the port back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use agentd_engines::EngineRegistry;
+use agentd_providers::openai::{OpenAiProvider, DEFAULT_BASE_URL};
+use agentd_providers::{ModelCatalog, ProviderRegistry, RetryPolicy, RetryingProvider};
+use agentd_storage::Storage;
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::ServeConfig;
+use crate::files::FileStore;
+use crate::worker::JobExecutor;
+
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub engines: EngineRegistry,
+    pub models: Arc<ProviderRegistry>,
+    pub files: FileStore,
+    pub executor: Arc<JobExecutor>,
+    pub config: ServeConfig,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+/// The providers whose credentials or endpoints are configured.
+pub fn provider_registry(config: &ServeConfig) -> ProviderRegistry {
+    let mut registry = ProviderRegistry::new(ModelCatalog::builtin());
+    let retry = RetryPolicy {
+        max_retries: config.provider_max_retries,
+        ..RetryPolicy::default()
+    };
+    // A custom base URL may point at a server that needs no key (vLLM, Ollama).
+    if config.openai_api_key.is_some() || config.openai_base_url.is_some() {
+        let openai = OpenAiProvider::new(
+            "openai",
+            config
+                .openai_base_url
+                .as_deref()
+                .unwrap_or(DEFAULT_BASE_URL),
+            config.openai_api_key.clone(),
+            config.provider_timeout(),
+        );
+        registry.register(Arc::new(RetryingProvider::new(Arc::new(openai), retry)));
+    }
+    registry
+}
+
+impl Application {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let storage = agentd_storage::connect(&config.database_url)
+            .await
+            .with_context(|| format!("opening {}", config.database_url))?;
+        crate::admin::bootstrap(
+            storage.as_ref(),
+            config.bootstrap_org_id.as_deref(),
+            config.bootstrap_api_key.as_deref(),
+        )
+        .await?;
+        let files = FileStore::new(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let engines = EngineRegistry::builtin();
+        let models = Arc::new(provider_registry(&config));
+        let executor = Arc::new(JobExecutor::new(
+            Arc::clone(&storage),
+            engines.clone(),
+            Arc::clone(&models),
+            files.clone(),
+            config.default_model.clone(),
+        ));
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let state = Arc::new(AppState {
+            storage,
+            engines,
+            models,
+            files,
+            executor,
+            config,
+        });
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        // Scripts and tests wait for this line to learn the port.
+        println!("agentd listening on http://{addr}");
+        tracing::info!(%addr, "listening");
+        axum::serve(self.listener, crate::api::router(self.state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

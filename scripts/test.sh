@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting and lint gates, Rust unit and integration
+# tests, then the end-to-end suite (real agentd binary driven by the official
+# roe-ai SDK and raw HTTP against loopback fake providers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
+echo "== end-to-end (tests/e2e)"
+cargo build -p agentd
+./scripts/test-e2e.sh "$@"
