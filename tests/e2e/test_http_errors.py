@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from fake_openai import Reply
-from helpers import TEXT_INPUT, agent_body, assert_error, expect, extraction_config, unique
+from helpers import agent_body, assert_error, expect, extraction_config, unique
 
 
 @pytest.fixture
@@ -310,5 +310,5 @@ def test_method_not_allowed_is_json(http, agent, method, path):
 def test_provider_failure_is_502(http, fake, agent, reply):
     fake.always(reply)
     resp = http.post(run_url(agent), json={"text": "fail " + unique()})
-    body = assert_error(resp, 502)
+    assert_error(resp, 502)
     assert "sk-test" not in resp.text  # the provider key never leaks

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from fake_openai import Reply
@@ -198,3 +200,56 @@ def test_metadata_invalid(http, fake, agent):
         resp = http.post(run_url(agent), json={"text": "x", "metadata": bad})
         assert_error(resp, 400, field="metadata")
     assert fake.completions == []
+
+
+def test_concurrent_runs_get_their_own_answers(server, api_key, fake, agent):
+    """Runs in flight together: each response carries the answer to its own input."""
+    fake.always(Reply.default(delay=0.3))  # keeps several provider calls open at once
+    texts = [f"parallel-{i}-{unique()}" for i in range(6)]
+
+    def run(text: str):
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {api_key}"},
+                          timeout=30) as c:
+            return text, c.post(run_url(agent), json={"text": text})
+
+    with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+        results = list(pool.map(run, texts))
+    for text, resp in results:
+        value = json.loads(only_output(expect(resp, 200))["value"])
+        assert text in value["title"], (text, value)  # the fake echoes the user text into strings
+    assert len(fake.completions) == len(texts)
+
+
+def test_job_count_and_most_recent_job(http, fake, agent):
+    assert agent["job_count"] == 0 and agent["most_recent_job"] is None
+    for i in range(2):
+        only_output(expect(http.post(run_url(agent), json={"text": f"count {i} " + unique()}), 200))
+    got = expect(http.get(f"/v1/agents/{agent['id']}/"), 200)
+    assert got["job_count"] == 2
+    assert got["most_recent_job"] is not None
+
+
+@pytest.mark.parametrize("shape", ["json-flat", "json-wrapped", "multipart", "urlencoded"])
+def test_unicode_text_survives_every_body_shape(http, fake, agent, shape):
+    text = f"Crème brûlée — 東京 🍮 {unique()}"
+    url = run_url(agent)
+    if shape == "json-flat":
+        resp = http.post(url, json={"text": text})
+    elif shape == "json-wrapped":
+        resp = http.post(url, json={"inputs": {"text": text}})
+    elif shape == "multipart":
+        resp = http.post(url, files={"text": (None, text.encode())})
+    else:
+        resp = http.post(url, data={"text": text})
+    only_output(expect(resp, 200))
+    assert fake.only().message_texts("user") and any(text in t for t in fake.only().message_texts("user"))
+
+
+def test_organization_id_body_field_is_not_an_input(http, fake, agent, org_id):
+    """SPEC: organization_id may come as a body field; it is checked, not taken as an agent input."""
+    ok = http.post(run_url(agent), json={"text": "org in body " + unique(), "organization_id": org_id})
+    only_output(expect(ok, 200))
+    ok = http.post(run_url(agent), data={"text": "org in form " + unique(), "organization_id": org_id})
+    only_output(expect(ok, 200))
+    assert_error(http.post(run_url(agent), json={"text": "x", "organization_id": "00000000-0000-4000-8000-000000000000"}), 403)
+    assert len(fake.completions) == 2

@@ -42,6 +42,16 @@ impl FieldErrors {
         }
     }
 
+    /// The same errors with every field under `prefix` (`inputs[3].text`).
+    pub fn prefixed(self, prefix: &str) -> Self {
+        Self(
+            self.0
+                .into_iter()
+                .map(|(field, messages)| (format!("{prefix}.{field}"), messages))
+                .collect(),
+        )
+    }
+
     /// One sentence naming every field, for `detail`/`message`.
     pub fn summary(&self) -> String {
         self.0

@@ -197,7 +197,7 @@ fn file_from_text(definition: &InputDefinition, text: &str) -> Result<CheckedInp
 }
 
 /// Decodes `data:[<mime>][;base64],<data>`; `Ok(None)` when not a data URL.
-fn decode_data_url(text: &str) -> Result<Option<Upload>, String> {
+pub fn decode_data_url(text: &str) -> Result<Option<Upload>, String> {
     let Some(rest) = text.strip_prefix("data:") else {
         return Ok(None);
     };
@@ -232,6 +232,11 @@ fn base64_decode(data: &str) -> Option<Vec<u8>> {
     LENIENT.decode(clean).ok()
 }
 
+/// The MIME type the leading bytes reveal, if any.
+pub fn sniff_mime_type(bytes: &[u8]) -> Option<&'static str> {
+    infer::get(bytes).map(|kind| kind.mime_type())
+}
+
 /// Checks that a file's bytes are of the declared `data_type`, by their
 /// leading magic bytes. Types that cannot be recognised that way (`*/*`,
 /// `application/octet-stream`, most text types) accept any content.
@@ -240,7 +245,7 @@ pub fn check_file_content(data_type: &str, bytes: &[u8]) -> Result<(), String> {
     if declared.is_empty() || declared == "*/*" || declared == "application/octet-stream" {
         return Ok(());
     }
-    let detected = infer::get(bytes).map(|kind| kind.mime_type());
+    let detected = sniff_mime_type(bytes);
     let matches = match declared.split_once('/') {
         Some((family, "*")) => detected.is_some_and(|mime| mime.starts_with(&format!("{family}/"))),
         _ if declared == "application/pdf" || declared.starts_with("image/") => {

@@ -97,6 +97,37 @@ impl std::ops::AddAssign for Usage {
     }
 }
 
+/// Who is to blame for a failed job; decides the HTTP status of a
+/// synchronous run (400, 502, 500).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The agent's config or the inputs cannot be run.
+    Invalid,
+    /// The model provider failed or answered badly.
+    Upstream,
+    /// agentd itself failed, or gave up after repeated lost workers.
+    Internal,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Upstream => "upstream",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "invalid" => Some(Self::Invalid),
+            "upstream" => Some(Self::Upstream),
+            "internal" => Some(Self::Internal),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
     pub id: JobId,
@@ -108,6 +139,7 @@ pub struct Job {
     pub metadata: Value,
     pub outputs: Option<Vec<AgentDatum>>,
     pub error_message: Option<String>,
+    pub error_kind: Option<FailureKind>,
     pub usage: Option<Usage>,
     pub cost: Option<f64>,
     pub attempts: i32,
@@ -115,6 +147,33 @@ pub struct Job {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub events: Vec<StatusEvent>,
+    /// Name of the version the job ran, when it still exists.
+    pub agent_version_name: Option<String>,
+    /// Inputs, outputs and files were erased (delete-data).
+    pub data_deleted: bool,
+}
+
+impl Job {
+    /// When the status last changed.
+    pub fn last_event_at(&self) -> crate::time::Timestamp {
+        self.events.last().map_or(self.updated_at, |e| e.timestamp)
+    }
+
+    /// Milliseconds from the first event to the last non-CACHED final
+    /// event; `None` while the job runs.
+    pub fn duration_ms(&self) -> Option<i64> {
+        if !self.status.is_final() {
+            return None;
+        }
+        let start = self.events.first()?.timestamp;
+        let end = self
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.status != JobStatus::Cached)
+            .map_or(start, |e| e.timestamp);
+        Some((end - start).num_milliseconds().max(0))
+    }
 }
 
 /// What a finished attempt produced.
@@ -127,6 +186,7 @@ pub enum JobOutcome {
     },
     Failure {
         error_message: String,
+        kind: FailureKind,
         usage: Usage,
         cost: f64,
     },

@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 pub type Timestamp = DateTime<Utc>;
+pub type Delta = chrono::TimeDelta;
 
 pub fn now() -> Timestamp {
     // Microsecond precision: what both SQLite text and PostgreSQL keep.

@@ -7,16 +7,23 @@ pub mod multimodal;
 use std::sync::Arc;
 
 use agentd_domain::output_schema::field_errors;
-use agentd_domain::{AgentDatum, FieldErrors, ResolvedInputs, Usage};
+use agentd_domain::{AgentDatum, FieldErrors, FileId, FileRef, ResolvedInputs, Usage};
 use agentd_providers::{ProviderError, ProviderRegistry, ResolveError};
 use async_trait::async_trait;
 use serde_json::Value;
+
+/// Reads files stored for the job's organization.
+#[async_trait]
+pub trait FileReader: Send + Sync {
+    async fn read(&self, id: FileId) -> Result<(FileRef, Vec<u8>), String>;
+}
 
 /// What an engine may use while it runs.
 pub struct EngineContext<'a> {
     pub models: &'a ProviderRegistry,
     /// Used when a config names no model.
     pub default_model: &'a str,
+    pub files: &'a dyn FileReader,
 }
 
 #[derive(Debug, thiserror::Error)]

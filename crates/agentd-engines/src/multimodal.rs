@@ -1,14 +1,18 @@
 //! `MultimodalExtractionEngine` ("Multimodal Insights"): text (and, later,
 //! images) plus an instruction in, JSON matching `output_schema` out.
 
-use agentd_domain::{AgentDatum, FieldErrors, OutputSchema, ResolvedInputs, Usage};
+use agentd_domain::input::decode_data_url;
+use agentd_domain::{AgentDatum, FieldErrors, FileId, OutputSchema, ResolvedInputs, Usage};
 use agentd_providers::{
-    CompletionRequest, Message, ProviderRegistry, ReasoningEffort, ResolvedModel, Role,
+    Capability, CompletionRequest, ContentPart, Message, ProviderRegistry, ReasoningEffort,
+    ResolvedModel, Role,
 };
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::{is_template, Engine, EngineContext, EngineError, EngineFailure, EngineOutput};
+use crate::{
+    is_template, Engine, EngineContext, EngineError, EngineFailure, EngineOutput, FileReader,
+};
 
 pub struct MultimodalExtractionEngine;
 
@@ -21,6 +25,7 @@ struct RunConfig {
     model: String,
     instruction: String,
     text: Option<String>,
+    images: Vec<String>,
     schema: OutputSchema,
     temperature: Option<f64>,
     reasoning: Option<ReasoningEffort>,
@@ -62,6 +67,7 @@ impl RunConfig {
                 .unwrap_or_default()
                 .to_owned(),
             text: non_empty_str(config, "text").map(str::to_owned),
+            images: image_refs(&config["images"]),
             schema,
             temperature: number(&config["temperature"]),
             reasoning,
@@ -69,18 +75,28 @@ impl RunConfig {
         })
     }
 
-    fn first_messages(&self) -> Result<Vec<Message>, EngineError> {
-        let Some(text) = &self.text else {
+    async fn first_messages(&self, files: &dyn FileReader) -> Result<Vec<Message>, EngineError> {
+        let mut parts = Vec::new();
+        if let Some(text) = &self.text {
+            parts.push(ContentPart::Text(text.clone()));
+        }
+        for reference in &self.images {
+            parts.push(load_image(files, reference).await?);
+        }
+        if parts.is_empty() {
             return Err(EngineError::Invalid(
-                "nothing to extract from: the rendered 'text' is empty".into(),
+                "nothing to extract from: the rendered 'text' and 'images' are empty".into(),
             ));
-        };
+        }
         Ok(vec![
             Message::text(
                 Role::System,
                 format!("{SYSTEM_PROMPT}\n\nInstruction: {}", self.instruction),
             ),
-            Message::text(Role::User, text.clone()),
+            Message {
+                role: Role::User,
+                parts,
+            },
         ])
     }
 }
@@ -172,11 +188,17 @@ impl Engine for MultimodalExtractionEngine {
                 errors.add("engine_config.reasoning", "Must be low, medium or high.");
             }
         }
-        if config.get("images").is_some_and(|v| !is_empty_images(v)) {
-            errors.add(
-                "engine_config.images",
-                "Image inputs are not supported by this server yet.",
-            );
+        let has_images = !image_refs(&config["images"]).is_empty();
+        if has_images {
+            let model = non_empty_str(config, "model").filter(|m| !m.starts_with('$'));
+            if let Some(spec) = model.and_then(|m| models.spec(m).ok()) {
+                if !spec.supports(Capability::Image) {
+                    errors.add(
+                        "engine_config.images",
+                        format!("Model '{}' does not take images.", spec.id),
+                    );
+                }
+            }
         }
         errors
     }
@@ -189,7 +211,14 @@ impl Engine for MultimodalExtractionEngine {
     ) -> Result<EngineOutput, EngineFailure> {
         let run = RunConfig::read(config, context.default_model)?;
         let model = context.models.resolve(&run.model)?;
-        let mut messages = run.first_messages()?;
+        if !run.images.is_empty() && !model.spec.supports(Capability::Image) {
+            return Err(EngineError::Invalid(format!(
+                "model '{}' does not take images",
+                model.spec.id
+            ))
+            .into());
+        }
+        let mut messages = run.first_messages(context.files).await?;
         let mut spend = Spend {
             model: &model,
             usage: Usage::default(),
@@ -245,11 +274,70 @@ impl Engine for MultimodalExtractionEngine {
     }
 }
 
-fn is_empty_images(value: &Value) -> bool {
+/// Image references: a list, or one string separated by commas, newlines
+/// or spaces. Each is a file id, a `data:` URL or an http(s) URL.
+fn image_refs(value: &Value) -> Vec<String> {
+    let split = |text: &str| -> Vec<String> {
+        text.split(|c: char| c == ',' || c.is_whitespace())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
     match value {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        Value::Array(items) => items.is_empty(),
-        _ => false,
+        Value::String(text) if text.trim_start().starts_with("data:") => {
+            vec![text.trim().to_owned()]
+        }
+        Value::String(text) => split(text),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(|text| {
+                if text.trim_start().starts_with("data:") {
+                    vec![text.trim().to_owned()]
+                } else {
+                    split(text)
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
     }
+}
+
+/// Reads one image reference into an image part.
+async fn load_image(files: &dyn FileReader, reference: &str) -> Result<ContentPart, EngineError> {
+    let (name, bytes) = if let Ok(id) = reference.parse::<FileId>() {
+        let (file, bytes) = files.read(id).await.map_err(EngineError::Invalid)?;
+        (file.file_name, bytes)
+    } else if reference.starts_with("data:") {
+        let upload = decode_data_url(reference)
+            .map_err(EngineError::Invalid)?
+            .ok_or_else(|| EngineError::Invalid("malformed data: URL".into()))?;
+        (upload.file_name, upload.bytes)
+    } else if reference.starts_with("http://") || reference.starts_with("https://") {
+        return Err(EngineError::Invalid(format!(
+            "fetching images from URLs ({reference}) is not supported by this server yet; upload the image or send a data: URL"
+        )));
+    } else {
+        return Err(EngineError::Invalid(format!(
+            "'{reference}' is not an image: expected a file input, a data: URL or a file id"
+        )));
+    };
+    let mime_type = image_mime_type(&bytes).ok_or_else(|| {
+        EngineError::Invalid(format!("'{name}' is not an image the model can read"))
+    })?;
+    Ok(ContentPart::Image {
+        mime_type: mime_type.to_owned(),
+        data: bytes,
+    })
+}
+
+fn image_mime_type(bytes: &[u8]) -> Option<&'static str> {
+    use agentd_domain::input::sniff_mime_type;
+    sniff_mime_type(bytes).filter(|mime| {
+        matches!(
+            *mime,
+            "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+        )
+    })
 }

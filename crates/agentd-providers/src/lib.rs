@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod openai;
 pub mod registry;
 pub mod retry;
+pub mod strict;
 
 use std::time::Duration;
 

@@ -46,7 +46,7 @@ impl OpenAiProvider {
                 "type": "json_schema",
                 "json_schema": {
                     "name": request.schema_name,
-                    "schema": request.schema,
+                    "schema": crate::strict::to_strict(&request.schema),
                     "strict": true,
                 },
             },
@@ -173,6 +173,15 @@ fn parse_answer(body: &str) -> Result<Completion, ProviderError> {
     Ok(Completion { text, usage })
 }
 
+/// Undoes the nullable optionals of strict mode (see [`crate::strict`]).
+fn without_forced_nulls(mut completion: Completion, schema: &Value) -> Completion {
+    if let Ok(mut value) = serde_json::from_str::<Value>(&completion.text) {
+        crate::strict::drop_optional_nulls(schema, &mut value);
+        completion.text = value.to_string();
+    }
+    completion
+}
+
 #[async_trait]
 impl ModelProvider for OpenAiProvider {
     fn name(&self) -> &str {
@@ -189,7 +198,8 @@ impl ModelProvider for OpenAiProvider {
         let retry_after = parse_retry_after(response.headers().get("retry-after"));
         let body = response.text().await.map_err(|e| self.transport_error(e))?;
         match status.as_u16() {
-            200..=299 => parse_answer(&body),
+            200..=299 => parse_answer(&body)
+                .map(|completion| without_forced_nulls(completion, &request.schema)),
             401 | 403 => Err(ProviderError::Unauthorized {
                 status: status.as_u16(),
                 message: error_message(&body),

@@ -9,6 +9,10 @@ use agentd_domain::{
     Agent, AgentId, AgentVersion, AgentVersionId, ApiKey, Credits, FileId, FileRef, Job, JobId,
     JobInput, JobOutcome, NewAgent, NewAgentVersion, Organization, OrganizationId, Scope,
 };
+use std::time::Duration;
+
+use agentd_domain::time::Timestamp;
+use agentd_domain::{AgentDatum, JobStatus};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -145,6 +149,87 @@ pub struct NewJob {
     pub inputs: Vec<JobInput>,
     pub metadata: Value,
     pub creator_key_id: Option<i64>,
+    /// Version + canonical inputs: jobs with the same key give the same result.
+    pub cache_key: Option<String>,
+    /// The same key for the same agent within 24 h returns the first job.
+    pub idempotency_key: Option<String>,
+    /// A cache hit: the job is created final (CACHED) with these results.
+    pub cached: Option<CachedResult>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CachedResult {
+    pub outputs: Option<Vec<AgentDatum>>,
+    pub error_message: Option<String>,
+}
+
+/// What `create_job` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    New(JobId),
+    /// An earlier job with the same idempotency key.
+    Existing(JobId),
+}
+
+impl Created {
+    pub fn job_id(self) -> JobId {
+        match self {
+            Created::New(id) | Created::Existing(id) => id,
+        }
+    }
+}
+
+/// A worker's request for work.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    pub owner: String,
+    pub limit: i64,
+    pub lease: Duration,
+    /// A job whose worker vanished this many times fails instead of retrying.
+    pub max_attempts: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    Held,
+    /// The job was cancelled: stop working on it.
+    Cancelled,
+    /// Another worker holds it, or it is final: stop without recording.
+    Lost,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOrderField {
+    Id,
+    StatusCode,
+    CreatedAt,
+    LastUpdatedAt,
+    Cost,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobQuery {
+    pub statuses: Vec<JobStatus>,
+    pub version_name: Option<String>,
+    /// Every pair must equal the job's metadata value.
+    pub metadata: Vec<(String, Value)>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    /// Substring of the job id, its inputs or its metadata.
+    pub search: Option<String>,
+    pub order_by: Option<(JobOrderField, bool)>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteData {
+    NotFound,
+    NotFinal,
+    /// The ids of the files the job referred to, whose records are gone.
+    Deleted {
+        files: Vec<FileId>,
+    },
 }
 
 #[async_trait]
@@ -197,14 +282,42 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete_version(&self, agent: AgentId, version: AgentVersionId) -> Result<bool>;
 
     // Jobs
-    /// Persists a PENDING job with its first status event.
-    async fn create_job(&self, job: NewJob) -> Result<Job>;
+    /// Persists a job (PENDING, or CACHED for a cache hit) with its first
+    /// status event; with an idempotency key seen in the last 24 h for the
+    /// same agent, returns that job instead.
+    async fn create_job(&self, job: NewJob) -> Result<Created>;
+    /// Persists many jobs in one transaction (no idempotency keys).
+    async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<()>;
     async fn get_job(&self, org: OrganizationId, id: JobId) -> Result<Option<Job>>;
-    /// Moves a job to STARTED and counts the attempt.
-    async fn start_job(&self, id: JobId) -> Result<()>;
+    /// The jobs of the organization among `ids`, in no particular order.
+    async fn get_jobs(&self, org: OrganizationId, ids: &[JobId]) -> Result<Vec<Job>>;
+    async fn list_jobs(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        query: &JobQuery,
+    ) -> Result<Page<Job>>;
+    /// Takes up to `limit` runnable jobs (PENDING, RETRY, or STARTED with an
+    /// expired lease, which first becomes RETRY) and leases them to `owner`.
+    async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>>;
+    async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState>;
     /// Records the outcome and charges its cost to the organization, in one
     /// transaction. A job that is already final is left as it is.
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()>;
+    /// Marks a job CANCELLED unless it is final; returns its status after,
+    /// or `None` when there is no such job.
+    async fn cancel_job(&self, org: OrganizationId, id: JobId) -> Result<Option<JobStatus>>;
+    /// Cancels every unfinished job of an agent; returns their ids.
+    async fn cancel_agent_jobs(&self, org: OrganizationId, agent: AgentId) -> Result<Vec<JobId>>;
+    /// Erases a final job's inputs, outputs and file records; keeps status and cost.
+    async fn delete_job_data(&self, org: OrganizationId, id: JobId) -> Result<DeleteData>;
+    /// The newest finished job of the version with this cache key.
+    async fn find_cached(
+        &self,
+        version: AgentVersionId,
+        cache_key: &str,
+        include_failed: bool,
+    ) -> Result<Option<Job>>;
 
     // Files
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()>;

@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API and run jobs.
     Serve(ServeConfig),
+    /// Run jobs only, sharing DATABASE_URL with `agentd serve` processes.
+    Worker(ServeConfig),
     /// Manage organizations, API keys and credits in DATABASE_URL.
     Admin(AdminArgs),
 }
@@ -90,6 +92,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init(&config.log_format);
             let application = crate::startup::Application::build(config).await?;
             application.run_until_stopped().await
+        }
+        Command::Worker(config) => {
+            crate::telemetry::init(&config.log_format);
+            let state = crate::startup::AppState::build(config).await?;
+            state.run_workers_until_stopped().await
         }
         Command::Admin(args) => crate::admin::run(args).await,
     }

@@ -59,12 +59,38 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_PROVIDER_MAX_RETRIES", default_value_t = 3)]
     pub provider_max_retries: u32,
 
+    /// Jobs run at once by this process (0: none, an API-only process).
+    #[arg(long, env = "AGENTD_WORKERS", default_value_t = 16)]
+    pub workers: usize,
+
+    /// A running job's lease; a job whose worker stops renewing it is
+    /// retried once it expires.
+    #[arg(long, env = "AGENTD_JOB_LEASE_SECS", default_value_t = 30)]
+    pub job_lease_secs: u64,
+
+    /// Attempts before a job whose worker keeps vanishing fails.
+    #[arg(long, env = "AGENTD_JOB_MAX_ATTEMPTS", default_value_t = 3)]
+    pub job_max_attempts: i32,
+
+    /// How often idle workers look for jobs they were not told about.
+    #[arg(long, env = "AGENTD_JOB_POLL_MS", default_value_t = 1000)]
+    pub job_poll_ms: u64,
+
     /// `text` or `json` (JSON lines).
     #[arg(long, env = "AGENTD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 }
 
 impl ServeConfig {
+    pub fn worker_config(&self) -> crate::worker::WorkerConfig {
+        crate::worker::WorkerConfig {
+            workers: self.workers,
+            lease: Duration::from_secs(self.job_lease_secs.max(3)),
+            max_attempts: self.job_max_attempts.max(1),
+            poll_interval: Duration::from_millis(self.job_poll_ms.max(10)),
+        }
+    }
+
     pub fn sync_timeout(&self) -> Duration {
         Duration::from_secs(self.sync_timeout_secs)
     }

@@ -73,6 +73,14 @@ impl FileStore {
             .ok_or_else(|| FileError::Rejected(format!("File {id} not found.")))
     }
 
+    /// Removes a file's bytes; a file already gone is not an error.
+    pub async fn delete(&self, id: FileId) -> std::io::Result<()> {
+        match tokio::fs::remove_file(self.path(id)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn read(&self, id: FileId) -> Result<Vec<u8>, FileError> {
         Ok(tokio::fs::read(self.path(id)).await?)
     }

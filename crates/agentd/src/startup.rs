@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
 use crate::files::FileStore;
-use crate::worker::JobExecutor;
+use crate::worker::{JobExecutor, JobSignals, WorkerPool};
+use tokio_util::sync::CancellationToken;
 
 pub struct AppState {
     pub storage: Arc<dyn Storage>,
@@ -21,6 +22,7 @@ pub struct AppState {
     pub models: Arc<ProviderRegistry>,
     pub files: FileStore,
     pub executor: Arc<JobExecutor>,
+    pub signals: Arc<JobSignals>,
     pub config: ServeConfig,
 }
 
@@ -52,8 +54,9 @@ pub fn provider_registry(config: &ServeConfig) -> ProviderRegistry {
     registry
 }
 
-impl Application {
-    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+impl AppState {
+    /// Opens storage (bootstrapping tenancy), providers, engines and files.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Arc<Self>> {
         let storage = agentd_storage::connect(&config.database_url)
             .await
             .with_context(|| format!("opening {}", config.database_url))?;
@@ -74,17 +77,47 @@ impl Application {
             files.clone(),
             config.default_model.clone(),
         ));
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("binding {}", config.addr))?;
-        let state = Arc::new(AppState {
+        Ok(Arc::new(Self {
             storage,
             engines,
             models,
             files,
             executor,
+            signals: Arc::new(JobSignals::default()),
             config,
-        });
+        }))
+    }
+
+    /// Starts the worker pool; it stops claiming when `shutdown` fires.
+    pub fn start_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        WorkerPool::new(
+            Arc::clone(&self.storage),
+            Arc::clone(&self.executor),
+            Arc::clone(&self.signals),
+            self.config.worker_config(),
+        )
+        .spawn(shutdown)
+    }
+
+    /// Runs workers only, without the HTTP API (`agentd worker`).
+    pub async fn run_workers_until_stopped(&self) -> anyhow::Result<()> {
+        let shutdown = CancellationToken::new();
+        let workers = self.start_workers(shutdown.clone());
+        println!("agentd worker running ({} workers)", self.config.workers);
+        shutdown_signal().await;
+        shutdown.cancel();
+        let _ = workers.await;
+        Ok(())
+    }
+}
+
+impl Application {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let addr = config.addr;
+        let state = AppState::build(config).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
         Ok(Self { listener, state })
     }
 
@@ -94,15 +127,29 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves the API and runs workers until SIGTERM or Ctrl-C, then lets
+    /// requests in flight finish. Jobs still running are left to their
+    /// leases: after a restart they are retried.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let addr = self.local_addr();
+        let shutdown = CancellationToken::new();
+        let workers = self.state.start_workers(shutdown.clone());
         // Scripts and tests wait for this line to learn the port.
         println!("agentd listening on http://{addr}");
         tracing::info!(%addr, "listening");
+        let stop = shutdown.clone();
         axum::serve(self.listener, crate::api::router(self.state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            })
             .await?;
+        shutdown.cancel();
+        let _ = workers.await;
         tracing::info!("stopped");
         Ok(())
     }

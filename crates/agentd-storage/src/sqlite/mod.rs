@@ -1,5 +1,6 @@
 //! SQLite: one file, WAL mode, migrations embedded in the binary.
 
+mod jobs;
 mod rows;
 
 use std::str::FromStr;
@@ -15,12 +16,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::{
-    AgentOrderField, AgentQuery, AgentUpdate, NewApiKey, NewJob, Page, Result, Storage,
-    StorageError, StoredApiKey, VersionUpdate,
+    AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, Created, DeleteData, JobQuery,
+    LeaseState, NewApiKey, NewJob, Page, Result, Storage, StorageError, StoredApiKey,
+    VersionUpdate,
 };
-use rows::{
-    agent_from_row, file_from_row, job_from_row, key_from_row, org_from_row, version_from_row,
-};
+use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -93,43 +93,6 @@ impl SqliteStorage {
         .await?;
         Ok(())
     }
-
-    async fn insert_event(
-        tx: &mut sqlx::SqliteConnection,
-        job: JobId,
-        status: JobStatus,
-        error_message: Option<&str>,
-        at: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO job_events (job_id, status, error_message, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(job.to_string())
-        .bind(status.code())
-        .bind(error_message)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn load_job(&self, filter: &str, binds: &[String]) -> Result<Option<Job>> {
-        let sql = format!("SELECT * FROM jobs WHERE {filter}");
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = query.bind(bind);
-        }
-        let Some(row) = query.fetch_optional(&self.pool).await? else {
-            return Ok(None);
-        };
-        let events = sqlx::query(
-            "SELECT status, error_message, created_at FROM job_events WHERE job_id = ? ORDER BY id",
-        )
-        .bind(&binds[0])
-        .fetch_all(&self.pool)
-        .await?;
-        job_from_row(&row, &events).map(Some)
-    }
 }
 
 fn now_text() -> (Timestamp, String) {
@@ -192,7 +155,7 @@ fn push_agent_filters<'q>(
 }
 
 /// SQLite's LIKE is case-insensitive for ASCII; `%` and `_` are escaped.
-fn escape_like(text: &str) -> String {
+pub(super) fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
@@ -489,105 +452,62 @@ impl Storage for SqliteStorage {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn create_job(&self, job: NewJob) -> Result<Job> {
-        let (_, now_text) = now_text();
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, \
-             metadata, attempts, creator_key_id, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-        )
-        .bind(job.id.to_string())
-        .bind(job.organization_id.to_string())
-        .bind(job.agent_id.to_string())
-        .bind(job.agent_version_id.to_string())
-        .bind(JobStatus::Pending.code())
-        .bind(serde_json::to_string(&job.inputs).expect("inputs serialize"))
-        .bind(job.metadata.to_string())
-        .bind(job.creator_key_id)
-        .bind(&now_text)
-        .bind(&now_text)
-        .execute(&mut *tx)
-        .await?;
-        Self::insert_event(&mut tx, job.id, JobStatus::Pending, None, &now_text).await?;
-        tx.commit().await?;
-        self.get_job(job.organization_id, job.id)
-            .await?
-            .ok_or_else(|| StorageError::Corrupt("job vanished after insert".into()))
+    async fn create_job(&self, job: NewJob) -> Result<Created> {
+        jobs::create_job(&self.pool, job).await
+    }
+
+    async fn create_jobs(&self, new_jobs: Vec<NewJob>) -> Result<()> {
+        jobs::create_jobs(&self.pool, new_jobs).await
     }
 
     async fn get_job(&self, org: OrganizationId, id: JobId) -> Result<Option<Job>> {
-        self.load_job(
-            "id = ? AND organization_id = ?",
-            &[id.to_string(), org.to_string()],
-        )
-        .await
+        Ok(jobs::get_jobs(&self.pool, Some(org), &[id]).await?.pop())
     }
 
-    async fn start_job(&self, id: JobId) -> Result<()> {
-        let (_, now_text) = now_text();
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = ?, attempts = attempts + 1, updated_at = ? \
-             WHERE id = ? AND status IN (0, 2)",
-        )
-        .bind(JobStatus::Started.code())
-        .bind(&now_text)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            Self::insert_event(&mut tx, id, JobStatus::Started, None, &now_text).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn get_jobs(&self, org: OrganizationId, ids: &[JobId]) -> Result<Vec<Job>> {
+        jobs::get_jobs(&self.pool, Some(org), ids).await
+    }
+
+    async fn list_jobs(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        query: &JobQuery,
+    ) -> Result<Page<Job>> {
+        jobs::list_jobs(&self.pool, org, agent, query).await
+    }
+
+    async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>> {
+        jobs::claim_jobs(&self.pool, request).await
+    }
+
+    async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState> {
+        jobs::renew_lease(&self.pool, id, owner, lease).await
     }
 
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()> {
-        let (_, now_text) = now_text();
-        let (outputs, error_message, usage) = match outcome {
-            JobOutcome::Success { outputs, usage, .. } => (
-                Some(serde_json::to_string(outputs).expect("outputs serialize")),
-                None,
-                usage,
-            ),
-            JobOutcome::Failure {
-                error_message,
-                usage,
-                ..
-            } => (None, Some(error_message.as_str()), usage),
-        };
-        let cost = outcome.cost();
-        let mut tx = self.begin_write().await?;
-        let organization: Option<String> = sqlx::query_scalar(
-            "UPDATE jobs SET status = ?, outputs = ?, error_message = ?, input_tokens = ?, \
-             output_tokens = ?, cached_input_tokens = ?, cost = ?, updated_at = ? \
-             WHERE id = ? AND status NOT IN (3, 4, 5, 6) RETURNING organization_id",
-        )
-        .bind(outcome.status().code())
-        .bind(outputs)
-        .bind(error_message)
-        .bind(usage.input_tokens)
-        .bind(usage.output_tokens)
-        .bind(usage.cached_input_tokens)
-        .bind(cost)
-        .bind(&now_text)
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(organization) = organization {
-            Self::insert_event(&mut tx, id, outcome.status(), error_message, &now_text).await?;
-            sqlx::query(
-                "UPDATE organizations SET spent = spent + ?, credits = credits - ? WHERE id = ?",
-            )
-            .bind(cost)
-            .bind(cost)
-            .bind(organization)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        jobs::finish_job(&self.pool, id, outcome).await
+    }
+
+    async fn cancel_job(&self, org: OrganizationId, id: JobId) -> Result<Option<JobStatus>> {
+        jobs::cancel_job(&self.pool, org, id).await
+    }
+
+    async fn cancel_agent_jobs(&self, org: OrganizationId, agent: AgentId) -> Result<Vec<JobId>> {
+        jobs::cancel_agent_jobs(&self.pool, org, agent).await
+    }
+
+    async fn delete_job_data(&self, org: OrganizationId, id: JobId) -> Result<DeleteData> {
+        jobs::delete_job_data(&self.pool, org, id).await
+    }
+
+    async fn find_cached(
+        &self,
+        version: AgentVersionId,
+        cache_key: &str,
+        include_failed: bool,
+    ) -> Result<Option<Job>> {
+        jobs::find_cached(&self.pool, version, cache_key, include_failed).await
     }
 
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()> {

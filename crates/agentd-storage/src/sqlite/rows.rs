@@ -4,8 +4,8 @@ use std::str::FromStr;
 
 use agentd_domain::time::{self, Timestamp};
 use agentd_domain::{
-    Agent, AgentVersion, ApiKey, Credits, FileRef, Job, JobStatus, Organization, Scope,
-    StatusEvent, Usage,
+    Agent, AgentVersion, ApiKey, Credits, FailureKind, FileRef, Job, JobStatus, Organization,
+    Scope, StatusEvent, Usage,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -102,7 +102,15 @@ fn status(code: i64) -> Result<JobStatus> {
     JobStatus::from_code(code).ok_or_else(|| corrupt("status", code))
 }
 
-pub(super) fn job_from_row(row: &SqliteRow, events: &[SqliteRow]) -> Result<Job> {
+pub(super) fn event_from_row(row: &SqliteRow) -> Result<StatusEvent> {
+    Ok(StatusEvent {
+        status: status(row.try_get("status")?)?,
+        timestamp: timestamp(row, "created_at")?,
+        error_message: row.try_get("error_message")?,
+    })
+}
+
+pub(super) fn job_from_row(row: &SqliteRow, events: Vec<StatusEvent>) -> Result<Job> {
     let outputs: Option<String> = row.try_get("outputs")?;
     let input_tokens: Option<i64> = row.try_get("input_tokens")?;
     let usage = match input_tokens {
@@ -115,16 +123,7 @@ pub(super) fn job_from_row(row: &SqliteRow, events: &[SqliteRow]) -> Result<Job>
         }),
         None => None,
     };
-    let events = events
-        .iter()
-        .map(|event| {
-            Ok(StatusEvent {
-                status: status(event.try_get("status")?)?,
-                timestamp: timestamp(event, "created_at")?,
-                error_message: event.try_get("error_message")?,
-            })
-        })
-        .collect::<Result<_>>()?;
+    let error_kind: Option<String> = row.try_get("error_kind")?;
     Ok(Job {
         id: id(row, "id")?,
         organization_id: id(row, "organization_id")?,
@@ -137,6 +136,7 @@ pub(super) fn job_from_row(row: &SqliteRow, events: &[SqliteRow]) -> Result<Job>
             .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("outputs", e)))
             .transpose()?,
         error_message: row.try_get("error_message")?,
+        error_kind: error_kind.as_deref().and_then(FailureKind::parse),
         usage,
         cost: row.try_get("cost")?,
         attempts: row.try_get("attempts")?,
@@ -144,6 +144,8 @@ pub(super) fn job_from_row(row: &SqliteRow, events: &[SqliteRow]) -> Result<Job>
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
         events,
+        agent_version_name: row.try_get("agent_version_name")?,
+        data_deleted: row.try_get("data_deleted")?,
     })
 }
 

@@ -4,9 +4,11 @@ pub mod agents;
 pub mod discovery;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod pagination;
 pub mod run_body;
 pub mod runs;
+pub mod submit;
 pub mod users;
 pub mod versions;
 pub mod wire;
@@ -52,10 +54,33 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(versions::update)
                 .delete(versions::delete),
         )
-        .route("/v1/agents/run/{agent_id}/", post(runs::run_current))
+        .route("/v1/agents/{agent_id}/jobs/", get(jobs::list))
+        .route(
+            "/v1/agents/{agent_id}/jobs/cancel-all/",
+            post(jobs::cancel_all),
+        )
+        .route("/v1/agents/jobs/statuses/", post(jobs::statuses))
+        .route("/v1/agents/jobs/results/", post(jobs::results))
+        .route("/v1/agents/jobs/{job_id}/status/", get(jobs::status))
+        .route("/v1/agents/jobs/{job_id}/result/", get(jobs::result))
+        .route("/v1/agents/jobs/{job_id}/cancel/", post(jobs::cancel))
+        .route(
+            "/v1/agents/jobs/{job_id}/delete-data/",
+            post(jobs::delete_data),
+        )
+        .route("/v1/agents/run/{agent_id}/", post(runs::run_sync))
+        .route("/v1/agents/run/{agent_id}/async/", post(runs::run_async))
+        .route(
+            "/v1/agents/run/{agent_id}/async/many/",
+            post(runs::run_async_many),
+        )
         .route(
             "/v1/agents/run/{agent_id}/versions/{agent_version_id}/",
-            post(runs::run_version),
+            post(runs::run_version_sync),
+        )
+        .route(
+            "/v1/agents/run/{agent_id}/versions/{agent_version_id}/async/",
+            post(runs::run_version_async),
         )
         .route("/v1/users/current_user/", get(users::current_user))
         .route("/health", get(|| async { "ok" }))

@@ -1,163 +1,266 @@
-//! `/v1/agents/run/{agent_id}/` and `.../versions/{agent_version_id}/`:
-//! synchronous runs. Each run is stored as a job first, then executed.
+//! Run endpoints. Every run is stored as a job and executed by the worker
+//! pool; synchronous runs wait for the job, asynchronous ones return its id.
+//!
+//! - `POST /v1/agents/run/{agent_id}/` (and `.../versions/{agent_version_id}/`): sync
+//! - `.../async/`: the job id
+//! - `/v1/agents/run/{agent_id}/async/many/`: up to 1000 job ids, in order
 
 use std::sync::Arc;
 
-use agentd_domain::input::check_inputs;
 use agentd_domain::{
-    Agent, AgentDatum, AgentVersion, CheckedInput, FileSource, JobId, JobInput, Operation,
+    Agent, AgentDatum, AgentVersion, AgentVersionId, FailureKind, Job, JobId, JobStatus, Operation,
 };
-use agentd_storage::NewJob;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::Json;
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::extract::{FieldReader, JsonObject};
 use super::load_agent;
-use super::run_body::RunBody;
+use super::run_body::{RunBody, RunRequest};
+use super::submit::{check_credits, prepare_job, RunOptions};
 use super::versions::{load_version, parse_version_id};
 use crate::auth::Caller;
-use crate::files::FileError;
 use crate::startup::AppState;
-use crate::worker::FailureClass;
+use crate::worker::wait_until_final;
 
-pub async fn run_current(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(agent_id): Path<String>,
-    body: RunBody,
-) -> Result<Json<Vec<AgentDatum>>, ApiError> {
+pub const MAX_BATCH: usize = 1000;
+
+/// The agent and the version a run path names.
+async fn target(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: &str,
+    version_id: Option<&str>,
+) -> Result<(Agent, AgentVersion), ApiError> {
     caller.require(Operation::Run)?;
-    let agent = load_agent(&state, &caller, &agent_id).await?;
-    let version = load_version(&state, &agent, agent.current_version_id).await?;
-    run_and_wait(&state, &caller, &agent, &version, body).await
+    let agent = load_agent(state, caller, agent_id).await?;
+    let version_id: AgentVersionId = match version_id {
+        Some(raw) => parse_version_id(raw)?,
+        None => agent.current_version_id,
+    };
+    let version = load_version(state, &agent, version_id).await?;
+    Ok((agent, version))
 }
 
-pub async fn run_version(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((agent_id, version_id)): Path<(String, String)>,
-    body: RunBody,
-) -> Result<Json<Vec<AgentDatum>>, ApiError> {
-    caller.require(Operation::Run)?;
-    let agent = load_agent(&state, &caller, &agent_id).await?;
-    let version = load_version(&state, &agent, parse_version_id(&version_id)?).await?;
-    run_and_wait(&state, &caller, &agent, &version, body).await
-}
-
-async fn run_and_wait(
-    state: &Arc<AppState>,
+async fn submit_one(
+    state: &AppState,
     caller: &Caller,
     agent: &Agent,
     version: &AgentVersion,
+    request: RunRequest,
+    options: &RunOptions,
+) -> Result<JobId, ApiError> {
+    check_credits(state, caller).await?;
+    let mut job = prepare_job(state, caller, agent, version, request, options).await?;
+    job.idempotency_key = options.idempotency_key.clone();
+    let queued = job.cached.is_none();
+    let created = state.storage.create_job(job).await?;
+    if queued {
+        state.signals.job_enqueued();
+    }
+    Ok(created.job_id())
+}
+
+pub async fn run_sync(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
     body: RunBody,
 ) -> Result<Json<Vec<AgentDatum>>, ApiError> {
-    let job_id = submit(state, caller, agent, version, body).await?;
-    // The job runs in its own task: a client that hangs up does not stop it.
-    let executor = Arc::clone(&state.executor);
-    let organization_id = caller.organization_id();
-    let task = tokio::spawn(async move { executor.execute(organization_id, job_id).await });
-    let report = match tokio::time::timeout(state.config.sync_timeout(), task).await {
-        Err(_) => {
-            return Err(ApiError::GatewayTimeout {
-                job_id,
-                message: format!(
-                    "The run takes longer than {} s; it continues as job {job_id}.",
-                    state.config.sync_timeout_secs
-                ),
-            })
-        }
-        Ok(joined) => joined.map_err(anyhow::Error::from)??,
-    };
-    match report {
-        Ok(outputs) => Ok(Json(outputs)),
-        Err(failure) => Err(match failure.class {
-            FailureClass::Invalid => ApiError::bad_request(failure.message),
-            FailureClass::Upstream => {
-                ApiError::BadGateway(format!("Model provider failed: {}", failure.message))
-            }
-            FailureClass::Internal => ApiError::Internal(anyhow::anyhow!(failure.message)),
+    sync(&state, &caller, &agent_id, None, &headers, body).await
+}
+
+pub async fn run_version_sync(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((agent_id, version_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: RunBody,
+) -> Result<Json<Vec<AgentDatum>>, ApiError> {
+    sync(
+        &state,
+        &caller,
+        &agent_id,
+        Some(&version_id),
+        &headers,
+        body,
+    )
+    .await
+}
+
+async fn sync(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: &str,
+    version_id: Option<&str>,
+    headers: &HeaderMap,
+    body: RunBody,
+) -> Result<Json<Vec<AgentDatum>>, ApiError> {
+    let (agent, version) = target(state, caller, agent_id, version_id).await?;
+    let request = body.into_request(&version.input_definitions)?;
+    let options = RunOptions::from_headers(headers, false)?;
+    let job_id = submit_one(state, caller, &agent, &version, request, &options).await?;
+    let timeout = state.config.sync_timeout();
+    match wait_until_final(
+        state.storage.as_ref(),
+        &state.signals,
+        caller.organization_id(),
+        job_id,
+        timeout,
+    )
+    .await?
+    {
+        Some(job) => sync_response(job),
+        None => Err(ApiError::GatewayTimeout {
+            job_id,
+            message: format!(
+                "The run takes longer than {} s; it continues as job {job_id}.",
+                timeout.as_secs()
+            ),
         }),
     }
 }
 
-/// Checks credits and inputs, stores uploaded files and the PENDING job.
-async fn submit(
-    state: &AppState,
-    caller: &Caller,
-    agent: &Agent,
-    version: &AgentVersion,
-    body: RunBody,
-) -> Result<JobId, ApiError> {
-    let request = body.into_request(&version.input_definitions)?;
-    caller.check_organization(request.organization_id.as_deref())?;
-    let organization = state
-        .storage
-        .get_organization(caller.organization_id())
-        .await?
-        .ok_or_else(|| {
-            ApiError::Unauthorized("The API key's organization no longer exists.".into())
-        })?;
-    if organization.credits.exhausted() {
-        return Err(ApiError::PaymentRequired(format!(
-            "Insufficient credits: the organization's balance is {}.",
-            organization.credits
-        )));
-    }
-    let checked = check_inputs(&version.input_definitions, request.inputs)
-        .map_err(|e| ApiError::from(e.0))?;
-    let mut inputs = Vec::with_capacity(checked.len());
-    for (definition, input) in checked {
-        let (value, file_name) = match input {
-            CheckedInput::Text(text) => (text, None),
-            CheckedInput::File(source) => {
-                let file = store_file(state, caller, &definition.data_type, source)
-                    .await
-                    .map_err(|e| match e {
-                        FileError::Rejected(message) => {
-                            ApiError::bad_request_field(&definition.key, message)
-                        }
-                        other => ApiError::Internal(other.into()),
-                    })?;
-                (file.id.to_string(), Some(file.file_name))
+fn sync_response(job: Job) -> Result<Json<Vec<AgentDatum>>, ApiError> {
+    let message = job.error_message.clone().unwrap_or_default();
+    match (job.status, job.outputs) {
+        (JobStatus::Success | JobStatus::Cached, Some(outputs)) => Ok(Json(outputs)),
+        (JobStatus::Cancelled, _) => {
+            Err(ApiError::Conflict(format!("Job {} was cancelled.", job.id)))
+        }
+        _ => Err(match job.error_kind {
+            Some(FailureKind::Invalid) => ApiError::bad_request(message),
+            Some(FailureKind::Upstream) => {
+                ApiError::BadGateway(format!("Model provider failed: {message}"))
             }
-        };
-        inputs.push(JobInput {
-            key: definition.key,
-            description: definition.description,
-            data_type: definition.data_type,
-            value,
-            file_name,
-        });
+            _ => ApiError::Internal(anyhow::anyhow!("job {} failed: {message}", job.id)),
+        }),
     }
-    let job = state
-        .storage
-        .create_job(NewJob {
-            id: JobId::new(),
-            organization_id: caller.organization_id(),
-            agent_id: agent.id,
-            agent_version_id: version.id,
-            inputs,
-            metadata: request.metadata,
-            creator_key_id: Some(caller.key.id),
-        })
-        .await?;
-    Ok(job.id)
 }
 
-async fn store_file(
+pub async fn run_async(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    body: RunBody,
+) -> Result<Json<JobId>, ApiError> {
+    run_async_inner(&state, &caller, &agent_id, None, &headers, body).await
+}
+
+pub async fn run_version_async(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((agent_id, version_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: RunBody,
+) -> Result<Json<JobId>, ApiError> {
+    run_async_inner(
+        &state,
+        &caller,
+        &agent_id,
+        Some(&version_id),
+        &headers,
+        body,
+    )
+    .await
+}
+
+async fn run_async_inner(
     state: &AppState,
     caller: &Caller,
-    data_type: &str,
-    source: FileSource,
-) -> Result<agentd_domain::FileRef, FileError> {
-    let storage = state.storage.as_ref();
-    match source {
-        FileSource::Upload(upload) => {
-            state.files.save(storage, caller.organization_id(), upload, data_type).await
+    agent_id: &str,
+    version_id: Option<&str>,
+    headers: &HeaderMap,
+    body: RunBody,
+) -> Result<Json<JobId>, ApiError> {
+    let (agent, version) = target(state, caller, agent_id, version_id).await?;
+    let request = body.into_request(&version.input_definitions)?;
+    let options = RunOptions::from_headers(headers, true)?;
+    let job_id = submit_one(state, caller, &agent, &version, request, &options).await?;
+    Ok(Json(job_id))
+}
+
+/// `{"inputs": [{...}, ...], "metadata": {...}}`: the top-level metadata
+/// applies to every job; per-item metadata is ignored, as in Roe.
+pub async fn run_async_many(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Vec<JobId>>, ApiError> {
+    let (agent, version) = target(&state, &caller, &agent_id, None).await?;
+    let mut fields = FieldReader::new(&body);
+    caller.check_organization(fields.string("organization_id").as_deref())?;
+    let metadata = fields.json("metadata");
+    fields.finish()?;
+    let items = match body.get("inputs") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_BATCH => items,
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(ApiError::bad_request_field(
+                "inputs",
+                "At least one input set is required.",
+            ))
         }
-        FileSource::StoredFile(id) => state.files.find(storage, caller.organization_id(), id).await,
-        FileSource::Url(url) => Err(FileError::Rejected(format!(
-            "Fetching file inputs from URLs ({url}) is not supported by this server yet; upload the file or send a data: URL."
-        ))),
+        Some(Value::Array(items)) => {
+            return Err(ApiError::bad_request_field(
+                "inputs",
+                format!(
+                    "At most {MAX_BATCH} input sets per request, got {}.",
+                    items.len()
+                ),
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad_request_field(
+                "inputs",
+                "Must be a list of input objects.",
+            ))
+        }
+    };
+    let options = RunOptions::from_headers(&headers, false)?;
+    check_credits(&state, &caller).await?;
+    let mut jobs = Vec::with_capacity(items.len());
+    let mut errors = agentd_domain::FieldErrors::default();
+    for (index, item) in items.iter().enumerate() {
+        let Value::Object(item) = item else {
+            errors.add(
+                format!("inputs[{index}]"),
+                "Must be an object of input values.",
+            );
+            continue;
+        };
+        let mut item: Map<String, Value> = item.clone();
+        item.remove("metadata");
+        if let Some(metadata) = &metadata {
+            item.insert("metadata".into(), metadata.clone());
+        }
+        let prepared = match RunBody::Json(item).into_request(&version.input_definitions) {
+            Ok(request) => prepare_job(&state, &caller, &agent, &version, request, &options).await,
+            Err(error) => Err(error),
+        };
+        match prepared {
+            Ok(job) => jobs.push(job),
+            Err(ApiError::BadRequest {
+                errors: Some(item_errors),
+                ..
+            }) => errors.merge(item_errors.prefixed(&format!("inputs[{index}]"))),
+            Err(ApiError::BadRequest { message, .. }) => {
+                errors.add(format!("inputs[{index}]"), message)
+            }
+            Err(other) => return Err(other),
+        }
     }
+    errors.into_result().map_err(ApiError::from)?;
+    let ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
+    let queued = jobs.iter().any(|job| job.cached.is_none());
+    state.storage.create_jobs(jobs).await?;
+    if queued {
+        state.signals.job_enqueued();
+    }
+    Ok(Json(ids))
 }

@@ -1,7 +1,7 @@
 //! The JSON shapes of the Roe API, built from domain values.
 
-use agentd_domain::time::format;
-use agentd_domain::{Agent, AgentVersion, ApiKey};
+use agentd_domain::time::{format, unix_seconds};
+use agentd_domain::{Agent, AgentVersion, ApiKey, Job};
 use agentd_engines::EngineRegistry;
 use serde_json::{json, Value};
 
@@ -19,6 +19,10 @@ pub fn user_info(key_id: i64, name: Option<&str>) -> Value {
 
 pub fn current_user(key: &ApiKey) -> Value {
     let mut user = user_info(key.id, Some(&key.name));
+    user["date_joined"] = json!(format(&key.created_at));
+    user["is_active"] = json!(true);
+    user["is_staff"] = json!(false);
+    user["is_superuser"] = json!(false);
     user["organization_id"] = json!(key.organization_id);
     user["scopes"] = json!(key
         .scopes
@@ -71,5 +75,138 @@ pub fn agent_version(version: &AgentVersion, agent: &Agent, engines: &EngineRegi
         "organization_id": agent.organization_id,
         "readonly": false,
         "base_agent": base_agent(agent, engines),
+    })
+}
+
+/// Seconds since the epoch of the job's last status change.
+fn job_timestamp(job: &Job) -> f64 {
+    unix_seconds(&job.last_event_at())
+}
+
+/// `AgentJobSingleStatus`.
+pub fn job_status(job: &Job) -> Value {
+    let mut body = json!({"status": job.status.code(), "timestamp": job_timestamp(job)});
+    if let Some(message) = &job.error_message {
+        body["error_message"] = json!(message);
+    }
+    body
+}
+
+/// `AgentJobStatus` (bulk statuses).
+pub fn job_status_item(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "status": job.status.code(),
+        "created_at": format(&job.created_at),
+        "last_updated_at": format(&job.updated_at),
+        "timestamp": job_timestamp(job),
+        "error_message": job.error_message,
+    })
+}
+
+pub fn missing_job_status(id: &str) -> Value {
+    json!({
+        "id": id,
+        "status": null,
+        "created_at": null,
+        "last_updated_at": null,
+        "timestamp": null,
+        "error_message": "Job not found.",
+    })
+}
+
+fn tokens(job: &Job) -> (Option<i64>, Option<i64>) {
+    job.usage.map_or((None, None), |u| {
+        (Some(u.input_tokens), Some(u.output_tokens))
+    })
+}
+
+/// `AgentJobResultResponse`.
+pub fn job_result(job: &Job) -> Value {
+    let (input_tokens, output_tokens) = tokens(job);
+    json!({
+        "agent_id": job.agent_id,
+        "agent_version_id": job.agent_version_id,
+        "inputs": job.inputs,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "outputs": job.outputs.clone().unwrap_or_default(),
+        "status": job.status.code(),
+        "error_message": job.error_message,
+        "cost": job.cost,
+        "metadata": job.metadata,
+    })
+}
+
+/// `AgentJobResultItem` (bulk results).
+pub fn job_result_item(job: &Job) -> Value {
+    let (input_tokens, output_tokens) = tokens(job);
+    json!({
+        "id": job.id,
+        "status": job.status.code(),
+        "result": job.outputs,
+        "corrected_outputs": null,
+        "agent_id": job.agent_id,
+        "agent_version_id": job.agent_version_id,
+        "cost": job.cost,
+        "inputs": job.inputs,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "error_message": job.error_message,
+    })
+}
+
+pub fn missing_job_result(id: &str) -> Value {
+    json!({
+        "id": id,
+        "status": null,
+        "result": null,
+        "corrected_outputs": null,
+        "agent_id": null,
+        "agent_version_id": null,
+        "cost": null,
+        "inputs": null,
+        "input_tokens": null,
+        "output_tokens": null,
+        "error_message": "Job not found.",
+    })
+}
+
+/// `ListAgentJob`.
+pub fn list_agent_job(job: &Job) -> Value {
+    let (input_tokens, output_tokens) = tokens(job);
+    let events: Vec<Value> = job
+        .events
+        .iter()
+        .map(|event| {
+            let mut body =
+                json!({"timestamp": format(&event.timestamp), "status_code": event.status.code()});
+            if let Some(message) = &event.error_message {
+                body["error_message"] = json!(message);
+            }
+            body
+        })
+        .collect();
+    json!({
+        "id": job.id,
+        "agent_version_name": job.agent_version_name,
+        "agent_version_id": job.agent_version_id,
+        "status_events": events,
+        "status_code": job.status.code(),
+        "created_at": format(&job.created_at),
+        "last_updated_at": format(&job.updated_at),
+        "duration_ms": job.duration_ms(),
+        "job_inputs": job.inputs,
+        "metadata": job.metadata,
+        "ui_fields": {},
+        "evaluation": null,
+        "feedback_review": null,
+        "review_state": "unreviewed",
+        "creator": job.creator_key_id.map(|id| user_info(id, None)),
+        "cost": job.cost,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "attempts": job.attempts,
+        "error_message": job.error_message,
     })
 }

@@ -1,214 +1,166 @@
-//! Job execution: a stored job is loaded, run by its engine, and its outcome
-//! stored, whoever asked for it (a synchronous request today, a worker pool
-//! later). Everything needed is read back from storage, so a job can be run
-//! again after a crash.
+//! The worker pool: jobs are rows in storage; a dispatcher claims them with
+//! a lease, runs each in its own task with a heartbeat that renews the lease,
+//! and records the outcome. A job whose worker died is claimed again when its
+//! lease expires (RETRY), so nothing accepted is lost to a crash.
+
+mod execute;
+mod signals;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use agentd_domain::template::{self, TemplateError};
-use agentd_domain::{
-    AgentDatum, InputKind, InputValue, Job, JobId, JobOutcome, OrganizationId, ResolvedInputs,
-    Usage,
-};
-use agentd_engines::{EngineContext, EngineError, EngineRegistry};
-use agentd_providers::ProviderRegistry;
-use agentd_storage::Storage;
-use anyhow::Context as _;
+use agentd_domain::{Job, JobId, OrganizationId};
+use agentd_storage::{ClaimRequest, LeaseState, Storage};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::files::{FileError, FileStore};
-
-/// Who is to blame for a failed job, which decides the HTTP status of a
-/// synchronous run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureClass {
-    /// The agent's config or the inputs cannot be run (400).
-    Invalid,
-    /// The model provider failed or answered badly (502).
-    Upstream,
-    /// agentd itself failed (500).
-    Internal,
-}
+pub use execute::{Failure, JobExecutor};
+pub use signals::JobSignals;
 
 #[derive(Clone, Debug)]
-pub struct Failure {
-    pub class: FailureClass,
-    pub message: String,
+pub struct WorkerConfig {
+    /// Jobs run at once by this process; 0 runs none (an API-only process).
+    pub workers: usize,
+    pub lease: Duration,
+    pub max_attempts: i32,
+    /// How often an idle dispatcher looks for work it was not told about
+    /// (other processes' jobs, expired leases).
+    pub poll_interval: Duration,
 }
 
-pub type RunReport = Result<Vec<AgentDatum>, Failure>;
-
-pub struct JobExecutor {
+pub struct WorkerPool {
     storage: Arc<dyn Storage>,
-    engines: EngineRegistry,
-    models: Arc<ProviderRegistry>,
-    files: FileStore,
-    default_model: String,
+    executor: Arc<JobExecutor>,
+    signals: Arc<JobSignals>,
+    config: WorkerConfig,
+    owner: String,
 }
 
-struct AttemptError {
-    failure: Failure,
-    usage: Usage,
-    cost: f64,
-}
-
-impl From<Failure> for AttemptError {
-    fn from(failure: Failure) -> Self {
-        Self {
-            failure,
-            usage: Usage::default(),
-            cost: 0.0,
-        }
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Failure {
-    Failure {
-        class: FailureClass::Invalid,
-        message: message.into(),
-    }
-}
-
-impl JobExecutor {
+impl WorkerPool {
     pub fn new(
         storage: Arc<dyn Storage>,
-        engines: EngineRegistry,
-        models: Arc<ProviderRegistry>,
-        files: FileStore,
-        default_model: String,
+        executor: Arc<JobExecutor>,
+        signals: Arc<JobSignals>,
+        config: WorkerConfig,
     ) -> Self {
+        let owner = format!("{}-{}", std::process::id(), JobId::new());
         Self {
             storage,
-            engines,
-            models,
-            files,
-            default_model,
+            executor,
+            signals,
+            config,
+            owner,
         }
     }
 
-    /// Runs a stored job to its end and records the outcome.
-    pub async fn execute(
-        &self,
-        organization_id: OrganizationId,
-        job_id: JobId,
-    ) -> anyhow::Result<RunReport> {
-        let job = self
-            .storage
-            .get_job(organization_id, job_id)
-            .await?
-            .context("job not found")?;
-        self.storage.start_job(job_id).await?;
-        let (outcome, report) = match self.attempt(&job).await {
-            Ok(output) => (
-                JobOutcome::Success {
-                    outputs: output.outputs.clone(),
-                    usage: output.usage,
-                    cost: output.cost,
-                },
-                Ok(output.outputs),
-            ),
-            Err(error) => {
-                if error.failure.class == FailureClass::Internal {
-                    tracing::error!(job = %job_id, error = %error.failure.message, "job failed inside agentd");
+    /// Starts the dispatcher; it stops claiming work when `shutdown` fires.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let pool = Arc::new(self);
+        tokio::spawn(async move { pool.dispatch(shutdown).await })
+    }
+
+    async fn dispatch(self: Arc<Self>, shutdown: CancellationToken) {
+        if self.config.workers == 0 {
+            return;
+        }
+        tracing::info!(workers = self.config.workers, owner = %self.owner, "worker pool started");
+        let slots = Arc::new(Semaphore::new(self.config.workers));
+        loop {
+            let first = tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+                _ = shutdown.cancelled() => break,
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                permits.push(permit);
+            }
+            let jobs = match self.claim(permits.len()).await {
+                Ok(jobs) => jobs,
+                Err(error) => {
+                    tracing::error!(%error, "claiming jobs failed");
+                    Vec::new()
                 }
-                (
-                    JobOutcome::Failure {
-                        error_message: error.failure.message.clone(),
-                        usage: error.usage,
-                        cost: error.cost,
-                    },
-                    Err(error.failure),
-                )
+            };
+            let idle = jobs.is_empty();
+            for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                tokio::spawn(Arc::clone(&self).run(job, permit));
+            }
+            drop(permits);
+            if idle {
+                tokio::select! {
+                    _ = self.signals.enqueued() => {},
+                    _ = tokio::time::sleep(self.config.poll_interval) => {},
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        }
+        tracing::info!("worker pool stopped claiming jobs");
+    }
+
+    async fn claim(&self, limit: usize) -> agentd_storage::Result<Vec<Job>> {
+        self.storage
+            .claim_jobs(&ClaimRequest {
+                owner: self.owner.clone(),
+                limit: limit as i64,
+                lease: self.config.lease,
+                max_attempts: self.config.max_attempts,
+            })
+            .await
+    }
+
+    /// Runs one claimed job, renewing its lease until it ends.
+    async fn run(self: Arc<Self>, job: Job, _slot: OwnedSemaphorePermit) {
+        let cancel = self.signals.running(job.id);
+        let work = self.executor.execute(&job);
+        tokio::pin!(work);
+        let mut heartbeat = tokio::time::interval(self.config.lease / 3);
+        heartbeat.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut work => break Some(outcome),
+                _ = cancel.cancelled() => break None,
+                _ = heartbeat.tick() => {
+                    match self.storage.renew_lease(job.id, &self.owner, self.config.lease).await {
+                        Ok(LeaseState::Held) => {}
+                        Ok(LeaseState::Cancelled | LeaseState::Lost) => break None,
+                        Err(error) => tracing::warn!(job = %job.id, %error, "renewing a lease failed"),
+                    }
+                }
             }
         };
-        self.storage.finish_job(job_id, &outcome).await?;
-        Ok(report)
-    }
-
-    async fn attempt(&self, job: &Job) -> Result<agentd_engines::EngineOutput, AttemptError> {
-        let internal = |message: String| Failure {
-            class: FailureClass::Internal,
-            message,
-        };
-        let agent = self
-            .storage
-            .get_agent(job.organization_id, job.agent_id)
-            .await
-            .map_err(|e| internal(e.to_string()))?
-            .ok_or_else(|| invalid("The agent was deleted before the job ran."))?;
-        let version = self
-            .storage
-            .get_version(job.agent_id, job.agent_version_id)
-            .await
-            .map_err(|e| internal(e.to_string()))?
-            .ok_or_else(|| invalid("The agent version was deleted before the job ran."))?;
-        let engine = self.engines.get(&agent.engine_class_id).ok_or_else(|| {
-            invalid(format!(
-                "Engine '{}' is not available.",
-                agent.engine_class_id
-            ))
-        })?;
-        let inputs = self.resolve_inputs(job, &version.input_definitions).await?;
-        let config = template::render(&version.engine_config, &inputs)
-            .map_err(|e: TemplateError| invalid(e.to_string()))?;
-        let context = EngineContext {
-            models: &self.models,
-            default_model: &self.default_model,
-        };
-        engine
-            .run(&context, &config, &inputs)
-            .await
-            .map_err(|failure| {
-                let class = match failure.error {
-                    EngineError::Invalid(_) | EngineError::Model(_) => FailureClass::Invalid,
-                    EngineError::Provider(_) | EngineError::InvalidAnswer(_) => {
-                        FailureClass::Upstream
-                    }
-                };
-                AttemptError {
-                    failure: Failure {
-                        class,
-                        message: failure.error.to_string(),
-                    },
-                    usage: failure.usage,
-                    cost: failure.cost,
-                }
-            })
-    }
-
-    /// Turns the job's stored input records back into engine inputs.
-    async fn resolve_inputs(
-        &self,
-        job: &Job,
-        definitions: &[agentd_domain::InputDefinition],
-    ) -> Result<ResolvedInputs, Failure> {
-        let mut inputs = ResolvedInputs::default();
-        for record in &job.inputs {
-            let is_file = definitions
-                .iter()
-                .find(|d| d.key == record.key)
-                .map_or(record.file_name.is_some(), |d| d.kind() == InputKind::File);
-            let value = if is_file {
-                let id = record
-                    .value
-                    .parse()
-                    .map_err(|_| invalid(format!("Input '{}' has no stored file.", record.key)))?;
-                let file = self
-                    .files
-                    .find(self.storage.as_ref(), job.organization_id, id)
-                    .await
-                    .map_err(|e| match e {
-                        FileError::Rejected(message) => invalid(message),
-                        other => Failure {
-                            class: FailureClass::Internal,
-                            message: other.to_string(),
-                        },
-                    })?;
-                InputValue::File(file)
-            } else {
-                InputValue::Text(record.value.clone())
-            };
-            inputs.insert(record.key.clone(), value);
+        if let Some(outcome) = outcome {
+            if let Err(error) = self.storage.finish_job(job.id, &outcome).await {
+                // The lease expires and another attempt records the result.
+                tracing::error!(job = %job.id, %error, "recording a job outcome failed");
+            }
         }
-        Ok(inputs)
+        self.signals.done(job.id);
+    }
+}
+
+/// Waits until a job is final, up to `timeout`; `None` when it is not.
+pub async fn wait_until_final(
+    storage: &dyn Storage,
+    signals: &JobSignals,
+    organization_id: OrganizationId,
+    job_id: JobId,
+    timeout: Duration,
+) -> agentd_storage::Result<Option<Job>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Subscribe first, so that an end between the read and the wait is seen.
+        let finished = signals.subscribe(job_id);
+        if let Some(job) = storage.get_job(organization_id, job_id).await? {
+            if job.status.is_final() {
+                return Ok(Some(job));
+            }
+        }
+        tokio::select! {
+            _ = finished => {},
+            // Another process may run the job: look again now and then.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+            _ = tokio::time::sleep_until(deadline) => return Ok(None),
+        }
     }
 }

@@ -1,0 +1,566 @@
+//! The jobs table as a durable queue.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use agentd_domain::time;
+use agentd_domain::{FileId, Job, JobId, JobOutcome, JobStatus, OrganizationId, StatusEvent};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use super::rows::job_from_row;
+use crate::{
+    ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
+};
+
+const SELECT_JOBS: &str = "SELECT j.*, v.version_name AS agent_version_name FROM jobs j \
+    LEFT JOIN agent_versions v ON v.id = j.agent_version_id";
+
+const UNFINISHED: &str = "(0, 1, 2)";
+
+pub(super) fn now() -> String {
+    time::format(&time::now())
+}
+
+fn later(lease: Duration) -> String {
+    let until = time::now() + chrono_duration(lease);
+    time::format(&until)
+}
+
+fn chrono_duration(d: Duration) -> agentd_domain::time::Delta {
+    agentd_domain::time::Delta::from_std(d).unwrap_or(agentd_domain::time::Delta::MAX)
+}
+
+pub(super) async fn insert_event(
+    conn: &mut SqliteConnection,
+    job: &str,
+    status: JobStatus,
+    error_message: Option<&str>,
+    at: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO job_events (job_id, status, error_message, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(job)
+    .bind(status.code())
+    .bind(error_message)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Result<()> {
+    let id = job.id.to_string();
+    let (status, outputs, error_message, tokens, cost) = match &job.cached {
+        None => (JobStatus::Pending, None, None, None, None),
+        Some(cached) => (
+            JobStatus::Cached,
+            cached
+                .outputs
+                .as_ref()
+                .map(|o| serde_json::to_string(o).expect("outputs serialize")),
+            cached.error_message.clone(),
+            Some(0i64),
+            Some(0.0f64),
+        ),
+    };
+    sqlx::query(
+        "INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, metadata, \
+         outputs, error_message, input_tokens, output_tokens, cached_input_tokens, cost, attempts, \
+         creator_key_id, cache_key, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(job.organization_id.to_string())
+    .bind(job.agent_id.to_string())
+    .bind(job.agent_version_id.to_string())
+    .bind(status.code())
+    .bind(serde_json::to_string(&job.inputs).expect("inputs serialize"))
+    .bind(job.metadata.to_string())
+    .bind(outputs)
+    .bind(&error_message)
+    .bind(tokens)
+    .bind(tokens)
+    .bind(tokens)
+    .bind(cost)
+    .bind(job.creator_key_id)
+    .bind(&job.cache_key)
+    .bind(at)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    insert_event(conn, &id, JobStatus::Pending, None, at).await?;
+    if status == JobStatus::Cached {
+        insert_event(conn, &id, JobStatus::Cached, None, at).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn create_job(pool: &SqlitePool, job: NewJob) -> Result<Created> {
+    let at = now();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(key) = &job.idempotency_key {
+        let agent = job.agent_id.to_string();
+        let existing: Option<(String, String)> = sqlx::query_as(
+            "SELECT job_id, created_at FROM idempotency_keys WHERE agent_id = ? AND key = ?",
+        )
+        .bind(&agent)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let window_start = time::format(&(time::now() - agentd_domain::time::Delta::hours(24)));
+        if let Some((job_id, created_at)) = existing {
+            if created_at > window_start {
+                tx.commit().await?;
+                return Ok(Created::Existing(parse_id(&job_id)?));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (agent_id, key, job_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (agent_id, key) DO UPDATE SET job_id = excluded.job_id, created_at = excluded.created_at",
+        )
+        .bind(&agent)
+        .bind(key)
+        .bind(job.id.to_string())
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    insert_job(&mut tx, &job, &at).await?;
+    tx.commit().await?;
+    Ok(Created::New(job.id))
+}
+
+pub(super) async fn create_jobs(pool: &SqlitePool, jobs: Vec<NewJob>) -> Result<()> {
+    let at = now();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for job in &jobs {
+        insert_job(&mut tx, job, &at).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T> {
+    text.parse()
+        .map_err(|_| crate::StorageError::Corrupt(format!("bad id {text}")))
+}
+
+/// Loads jobs matching a filter, with their events.
+async fn load_jobs(pool: &SqlitePool, rows: Vec<SqliteRow>) -> Result<Vec<Job>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut events: HashMap<String, Vec<StatusEvent>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT job_id, status, error_message, created_at FROM job_events WHERE job_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id);
+        }
+        query.push(") ORDER BY id");
+        for row in query.build().fetch_all(pool).await? {
+            let job_id: String = row.try_get("job_id")?;
+            events
+                .entry(job_id)
+                .or_default()
+                .push(super::rows::event_from_row(&row)?);
+        }
+    }
+    rows.iter()
+        .zip(ids)
+        .map(|(row, id)| job_from_row(row, events.remove(&id).unwrap_or_default()))
+        .collect()
+}
+
+pub(super) async fn get_jobs(
+    pool: &SqlitePool,
+    org: Option<OrganizationId>,
+    ids: &[JobId],
+) -> Result<Vec<Job>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut query = QueryBuilder::<Sqlite>::new(format!("{SELECT_JOBS} WHERE j.id IN ("));
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id.to_string());
+        }
+        query.push(")");
+        if let Some(org) = org {
+            query
+                .push(" AND j.organization_id = ")
+                .push_bind(org.to_string());
+        }
+        rows.extend(query.build().fetch_all(pool).await?);
+    }
+    load_jobs(pool, rows).await
+}
+
+fn push_job_filters<'q>(
+    query: &mut QueryBuilder<'q, Sqlite>,
+    org: OrganizationId,
+    agent: agentd_domain::AgentId,
+    filter: &'q JobQuery,
+) {
+    query
+        .push(" WHERE j.organization_id = ")
+        .push_bind(org.to_string())
+        .push(" AND j.agent_id = ")
+        .push_bind(agent.to_string());
+    if !filter.statuses.is_empty() {
+        query.push(" AND j.status IN (");
+        let mut list = query.separated(", ");
+        for status in &filter.statuses {
+            list.push_bind(status.code());
+        }
+        query.push(")");
+    }
+    if let Some(name) = &filter.version_name {
+        query
+            .push(" AND v.version_name = ")
+            .push_bind(name.as_str());
+    }
+    for (key, value) in &filter.metadata {
+        query
+            .push(" AND json_extract(j.metadata, '$.\"' || ")
+            .push_bind(key.replace('"', ""))
+            .push(" || '\"') = ");
+        match value {
+            serde_json::Value::String(s) => query.push_bind(s.as_str()),
+            serde_json::Value::Bool(b) => query.push_bind(*b as i64),
+            serde_json::Value::Number(n) => query.push_bind(n.as_f64().unwrap_or_default()),
+            other => query.push_bind(other.to_string()),
+        };
+    }
+    if let Some(from) = &filter.created_from {
+        query
+            .push(" AND j.created_at >= ")
+            .push_bind(time::format(from));
+    }
+    if let Some(to) = &filter.created_to {
+        query
+            .push(" AND j.created_at <= ")
+            .push_bind(time::format(to));
+    }
+    if let Some(search) = &filter.search {
+        let pattern = format!("%{}%", super::escape_like(search));
+        query
+            .push(" AND (j.id LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR j.inputs LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR j.metadata LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
+    }
+}
+
+pub(super) async fn list_jobs(
+    pool: &SqlitePool,
+    org: OrganizationId,
+    agent: agentd_domain::AgentId,
+    filter: &JobQuery,
+) -> Result<Page<Job>> {
+    let mut count = QueryBuilder::<Sqlite>::new(
+        "SELECT COUNT(*) FROM jobs j LEFT JOIN agent_versions v ON v.id = j.agent_version_id",
+    );
+    push_job_filters(&mut count, org, agent, filter);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+
+    let mut select = QueryBuilder::<Sqlite>::new(SELECT_JOBS);
+    push_job_filters(&mut select, org, agent, filter);
+    let (field, descending) = filter.order_by.unwrap_or((JobOrderField::CreatedAt, true));
+    let column = match field {
+        JobOrderField::Id => "j.id",
+        JobOrderField::StatusCode => "j.status",
+        JobOrderField::CreatedAt => "j.created_at",
+        JobOrderField::LastUpdatedAt => "j.updated_at",
+        JobOrderField::Cost => "j.cost",
+    };
+    let direction = if descending { "DESC" } else { "ASC" };
+    select.push(format!(
+        " ORDER BY {column} {direction}, j.created_at {direction}, j.rowid {direction} LIMIT "
+    ));
+    select
+        .push_bind(filter.limit)
+        .push(" OFFSET ")
+        .push_bind(filter.offset);
+    let rows = select.build().fetch_all(pool).await?;
+    Ok(Page {
+        items: load_jobs(pool, rows).await?,
+        total,
+    })
+}
+
+const ABANDONED: &str = "The job was abandoned: its worker stopped responding too many times.";
+const RETRYING: &str = "The worker running this job stopped responding; the job is retried.";
+
+pub(super) async fn claim_jobs(pool: &SqlitePool, request: &ClaimRequest) -> Result<Vec<Job>> {
+    let at = now();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // Jobs whose worker vanished: retry, or give up after max_attempts.
+    let expired: Vec<(String, i64)> = sqlx::query_as(
+        "UPDATE jobs SET status = CASE WHEN attempts >= ?1 THEN 4 ELSE 2 END, \
+         error_message = CASE WHEN attempts >= ?1 THEN ?2 ELSE error_message END, \
+         error_kind = CASE WHEN attempts >= ?1 THEN 'internal' ELSE error_kind END, \
+         lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3 \
+         WHERE status = 1 AND lease_expires_at < ?3 RETURNING id, status",
+    )
+    .bind(request.max_attempts)
+    .bind(ABANDONED)
+    .bind(&at)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, status) in &expired {
+        let failed = *status == JobStatus::Failure.code() as i64;
+        let (status, message) = if failed {
+            (JobStatus::Failure, ABANDONED)
+        } else {
+            (JobStatus::Retry, RETRYING)
+        };
+        insert_event(&mut tx, id, status, Some(message), &at).await?;
+    }
+    let claimed: Vec<(String,)> = sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 1, attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, \
+         updated_at = ? WHERE id IN (SELECT id FROM jobs WHERE status IN (0, 2) \
+         ORDER BY created_at, rowid LIMIT ?) AND status IN {UNFINISHED} RETURNING id"
+    ))
+    .bind(&request.owner)
+    .bind(later(request.lease))
+    .bind(&at)
+    .bind(request.limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id,) in &claimed {
+        insert_event(&mut tx, id, JobStatus::Started, None, &at).await?;
+    }
+    tx.commit().await?;
+    let ids = claimed
+        .iter()
+        .map(|(id,)| parse_id(id))
+        .collect::<Result<Vec<JobId>>>()?;
+    get_jobs(pool, None, &ids).await
+}
+
+pub(super) async fn renew_lease(
+    pool: &SqlitePool,
+    id: JobId,
+    owner: &str,
+    lease: Duration,
+) -> Result<LeaseState> {
+    let renewed = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 1",
+    )
+    .bind(later(lease))
+    .bind(id.to_string())
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    if renewed.rows_affected() == 1 {
+        return Ok(LeaseState::Held);
+    }
+    let status: Option<i64> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    Ok(if status == Some(JobStatus::Cancelled.code() as i64) {
+        LeaseState::Cancelled
+    } else {
+        LeaseState::Lost
+    })
+}
+
+pub(super) async fn finish_job(pool: &SqlitePool, id: JobId, outcome: &JobOutcome) -> Result<()> {
+    let at = now();
+    let (outputs, error_message, kind, usage) = match outcome {
+        JobOutcome::Success { outputs, usage, .. } => (
+            Some(serde_json::to_string(outputs).expect("outputs serialize")),
+            None,
+            None,
+            usage,
+        ),
+        JobOutcome::Failure {
+            error_message,
+            kind,
+            usage,
+            ..
+        } => (
+            None,
+            Some(error_message.as_str()),
+            Some(kind.as_str()),
+            usage,
+        ),
+    };
+    let cost = outcome.cost();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let organization: Option<String> = sqlx::query_scalar(&format!(
+        "UPDATE jobs SET status = ?, outputs = ?, error_message = ?, error_kind = ?, input_tokens = ?, \
+         output_tokens = ?, cached_input_tokens = ?, cost = ?, lease_owner = NULL, \
+         lease_expires_at = NULL, updated_at = ? WHERE id = ? AND status IN {UNFINISHED} \
+         RETURNING organization_id"
+    ))
+    .bind(outcome.status().code())
+    .bind(outputs)
+    .bind(error_message)
+    .bind(kind)
+    .bind(usage.input_tokens)
+    .bind(usage.output_tokens)
+    .bind(usage.cached_input_tokens)
+    .bind(cost)
+    .bind(&at)
+    .bind(id.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(organization) = organization {
+        insert_event(
+            &mut tx,
+            &id.to_string(),
+            outcome.status(),
+            error_message,
+            &at,
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE organizations SET spent = spent + ?, credits = credits - ? WHERE id = ?",
+        )
+        .bind(cost)
+        .bind(cost)
+        .bind(organization)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Cancels the unfinished jobs matching `filter`; returns their ids.
+async fn cancel_where(pool: &SqlitePool, filter: &str, binds: &[String]) -> Result<Vec<String>> {
+    let at = now();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let sql = format!(
+        "UPDATE jobs SET status = 5, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+         WHERE {filter} AND status IN {UNFINISHED} RETURNING id"
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql).bind(&at);
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let ids = query.fetch_all(&mut *tx).await?;
+    for id in &ids {
+        insert_event(&mut tx, id, JobStatus::Cancelled, None, &at).await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+pub(super) async fn cancel_job(
+    pool: &SqlitePool,
+    org: OrganizationId,
+    id: JobId,
+) -> Result<Option<JobStatus>> {
+    cancel_where(
+        pool,
+        "id = ? AND organization_id = ?",
+        &[id.to_string(), org.to_string()],
+    )
+    .await?;
+    let status: Option<i64> =
+        sqlx::query_scalar("SELECT status FROM jobs WHERE id = ? AND organization_id = ?")
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .fetch_optional(pool)
+            .await?;
+    status
+        .map(|code| {
+            JobStatus::from_code(code)
+                .ok_or_else(|| crate::StorageError::Corrupt(format!("status {code}")))
+        })
+        .transpose()
+}
+
+pub(super) async fn cancel_agent_jobs(
+    pool: &SqlitePool,
+    org: OrganizationId,
+    agent: agentd_domain::AgentId,
+) -> Result<Vec<JobId>> {
+    let ids = cancel_where(
+        pool,
+        "agent_id = ? AND organization_id = ?",
+        &[agent.to_string(), org.to_string()],
+    )
+    .await?;
+    ids.iter().map(|id| parse_id(id)).collect()
+}
+
+pub(super) async fn delete_job_data(
+    pool: &SqlitePool,
+    org: OrganizationId,
+    id: JobId,
+) -> Result<DeleteData> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT status, inputs FROM jobs WHERE id = ? AND organization_id = ?")
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((status, inputs)) = row else {
+        return Ok(DeleteData::NotFound);
+    };
+    if !JobStatus::from_code(status).is_some_and(JobStatus::is_final) {
+        return Ok(DeleteData::NotFinal);
+    }
+    let mut inputs: Vec<agentd_domain::JobInput> =
+        serde_json::from_str(&inputs).map_err(|e| crate::StorageError::Corrupt(e.to_string()))?;
+    let files: Vec<FileId> = inputs
+        .iter()
+        .filter(|input| input.file_name.is_some())
+        .filter_map(|input| input.value.parse().ok())
+        .collect();
+    for input in &mut inputs {
+        input.value.clear();
+        input.file_name = None;
+    }
+    sqlx::query(
+        "UPDATE jobs SET inputs = ?, outputs = NULL, data_deleted = 1, updated_at = ? WHERE id = ?",
+    )
+    .bind(serde_json::to_string(&inputs).expect("inputs serialize"))
+    .bind(now())
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    for file in &files {
+        sqlx::query("DELETE FROM files WHERE id = ? AND organization_id = ?")
+            .bind(file.to_string())
+            .bind(org.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(DeleteData::Deleted { files })
+}
+
+pub(super) async fn find_cached(
+    pool: &SqlitePool,
+    version: agentd_domain::AgentVersionId,
+    cache_key: &str,
+    include_failed: bool,
+) -> Result<Option<Job>> {
+    let statuses = if include_failed { "(3, 4)" } else { "(3)" };
+    let row = sqlx::query(&format!(
+        "{SELECT_JOBS} WHERE j.agent_version_id = ? AND j.cache_key = ? AND j.status IN {statuses} \
+         AND j.data_deleted = 0 ORDER BY j.created_at DESC, j.rowid DESC LIMIT 1"
+    ))
+    .bind(version.to_string())
+    .bind(cache_key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(load_jobs(pool, row.into_iter().collect()).await?.pop())
+}

@@ -1,0 +1,348 @@
+//! The jobs half of the API: status and result of one job, bulk statuses
+//! and results, an agent's job list, cancellation and data deletion.
+
+use std::sync::Arc;
+
+use agentd_domain::time::Timestamp;
+use agentd_domain::{Job, JobId, JobStatus, Operation};
+use agentd_storage::{DeleteData, JobOrderField, JobQuery};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::JsonObject;
+use super::pagination::PageRequest;
+use super::runs::MAX_BATCH;
+use super::{load_agent, wire};
+use crate::auth::{url_decoded_pairs, Caller};
+use crate::startup::AppState;
+
+fn job_not_found() -> ApiError {
+    ApiError::NotFound("Agent job not found.".into())
+}
+
+/// A job of the caller's organization that the key may see.
+async fn load_job(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Job, ApiError> {
+    let id: JobId = raw_id.parse().map_err(|_| job_not_found())?;
+    let job = state
+        .storage
+        .get_job(caller.organization_id(), id)
+        .await?
+        .ok_or_else(job_not_found)?;
+    if !caller.key.may_access_agent(&job.agent_id) {
+        return Err(ApiError::Forbidden(
+            "This API key does not have access to this agent job.".into(),
+        ));
+    }
+    Ok(job)
+}
+
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::ReadJobs)?;
+    let job = load_job(&state, &caller, &job_id).await?;
+    Ok(Json(wire::job_status(&job)))
+}
+
+/// The result of a finished job; 404 while it runs, as in Roe.
+pub async fn result(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::ReadJobs)?;
+    let job = load_job(&state, &caller, &job_id).await?;
+    if !job.status.is_final() {
+        return Err(ApiError::NotFound(format!(
+            "Agent job {} has not finished yet (status {}).",
+            job.id,
+            job.status.name()
+        )));
+    }
+    Ok(Json(wire::job_result(&job)))
+}
+
+/// `{"job_ids": [...]}`, at most 1000; answers in the order asked.
+fn read_job_ids(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let invalid = || ApiError::bad_request_field("job_ids", "Must be a non-empty list of job ids.");
+    let Some(Value::Array(items)) = body.get("job_ids") else {
+        return Err(invalid());
+    };
+    if items.is_empty() {
+        return Err(invalid());
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::bad_request_field(
+            "job_ids",
+            format!(
+                "At most {MAX_BATCH} job ids per request, got {}.",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .iter()
+        .map(|item| item.as_str().map(str::to_owned).ok_or_else(invalid))
+        .collect()
+}
+
+/// Looks up many jobs; unknown, foreign or malformed ids come back as `None`.
+async fn lookup_many(
+    state: &AppState,
+    caller: &Caller,
+    ids: &[String],
+) -> Result<Vec<(String, Option<Job>)>, ApiError> {
+    let parsed: Vec<JobId> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+    let mut found = state
+        .storage
+        .get_jobs(caller.organization_id(), &parsed)
+        .await?;
+    found.retain(|job| caller.key.may_access_agent(&job.agent_id));
+    Ok(ids
+        .iter()
+        .map(|raw| {
+            let job = raw
+                .parse::<JobId>()
+                .ok()
+                .and_then(|id| found.iter().find(|job| job.id == id).cloned());
+            (raw.clone(), job)
+        })
+        .collect())
+}
+
+pub async fn statuses(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::ReadJobs)?;
+    let ids = read_job_ids(&body)?;
+    let jobs = lookup_many(&state, &caller, &ids).await?;
+    Ok(Json(Value::Array(
+        jobs.iter()
+            .map(|(id, job)| {
+                job.as_ref()
+                    .map_or_else(|| wire::missing_job_status(id), wire::job_status_item)
+            })
+            .collect(),
+    )))
+}
+
+pub async fn results(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::ReadJobs)?;
+    let ids = read_job_ids(&body)?;
+    let jobs = lookup_many(&state, &caller, &ids).await?;
+    Ok(Json(Value::Array(
+        jobs.iter()
+            .map(|(id, job)| {
+                job.as_ref()
+                    .map_or_else(|| wire::missing_job_result(id), wire::job_result_item)
+            })
+            .collect(),
+    )))
+}
+
+fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    agentd_domain::time::parse(text)
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request_field(field, format!("'{text}' is not an ISO 8601 date-time."))
+        })
+}
+
+fn parse_ordering(text: &str) -> Result<(JobOrderField, bool), ApiError> {
+    let (descending, name) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let field = match name {
+        "id" => JobOrderField::Id,
+        "status_code" => JobOrderField::StatusCode,
+        "created_at" => JobOrderField::CreatedAt,
+        "last_updated_at" => JobOrderField::LastUpdatedAt,
+        "cost" => JobOrderField::Cost,
+        _ => {
+            return Err(ApiError::bad_request_field(
+                "ordering",
+                format!("'{text}' is not supported. Options: id, status_code, created_at, last_updated_at, cost (prefix '-' for descending)."),
+            ))
+        }
+    };
+    Ok((field, descending))
+}
+
+fn parse_statuses(text: &str) -> Result<Vec<JobStatus>, ApiError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|code| {
+            code.parse::<i64>()
+                .ok()
+                .and_then(JobStatus::from_code)
+                .ok_or_else(|| {
+                    ApiError::bad_request_field(
+                        "status_code",
+                        format!("'{code}' is not a status code (0-6)."),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn parse_metadata_filter(text: &str) -> Result<Vec<(String, Value)>, ApiError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map.into_iter().collect()),
+        _ => Err(ApiError::bad_request_field(
+            "metadata",
+            "Must be a JSON object, e.g. {\"batch\": \"7\"}.",
+        )),
+    }
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::ReadJobs)?;
+    let agent = load_agent(&state, &caller, &agent_id).await?;
+    let pairs: Vec<(String, String)> = uri
+        .query()
+        .map(|q| url_decoded_pairs(q).collect())
+        .unwrap_or_default();
+    let first = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let page = PageRequest::parse(first("page"), first("page_size"))?;
+    let query = JobQuery {
+        statuses: first("status_code")
+            .map(parse_statuses)
+            .transpose()?
+            .unwrap_or_default(),
+        version_name: first("version_name").map(str::to_owned),
+        metadata: first("metadata")
+            .map(parse_metadata_filter)
+            .transpose()?
+            .unwrap_or_default(),
+        created_from: first("created_from")
+            .map(|t| parse_time("created_from", t))
+            .transpose()?,
+        created_to: first("created_to")
+            .map(|t| parse_time("created_to", t))
+            .transpose()?,
+        search: first("search").map(str::to_owned),
+        order_by: first("ordering")
+            .map(|o| parse_ordering(o.split(',').next().unwrap_or(o)))
+            .transpose()?,
+        offset: page.offset(),
+        limit: page.page_size,
+    };
+    let found = state
+        .storage
+        .list_jobs(caller.organization_id(), agent.id, &query)
+        .await?;
+    let results = found.items.iter().map(wire::list_agent_job).collect();
+    Ok(Json(page.respond(found.total, results, &uri, &headers)?))
+}
+
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Operation::Run)?;
+    let job = load_job(&state, &caller, &job_id).await?;
+    state
+        .storage
+        .cancel_job(caller.organization_id(), job.id)
+        .await?
+        .ok_or_else(job_not_found)?;
+    state.signals.cancel(job.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn cancel_all(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::Run)?;
+    let agent = load_agent(&state, &caller, &agent_id).await?;
+    let cancelled = state
+        .storage
+        .cancel_agent_jobs(caller.organization_id(), agent.id)
+        .await?;
+    for id in &cancelled {
+        state.signals.cancel(*id);
+    }
+    Ok(Json(json!({
+        "task_id": null,
+        "targeted_count": cancelled.len(),
+        "note": format!("Cancelled {} unfinished job(s) of agent {}.", cancelled.len(), agent.id),
+    })))
+}
+
+/// Erases inputs, outputs and stored files of a finished job; its status,
+/// tokens and cost remain.
+pub async fn delete_data(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::Write)?;
+    let job = load_job(&state, &caller, &job_id).await?;
+    let files = match state
+        .storage
+        .delete_job_data(caller.organization_id(), job.id)
+        .await?
+    {
+        DeleteData::NotFound => return Err(job_not_found()),
+        DeleteData::NotFinal => {
+            return Err(ApiError::bad_request(
+                "The job has not finished; cancel it or wait before deleting its data.",
+            ))
+        }
+        DeleteData::Deleted { files } => files,
+    };
+    let mut errors = Vec::new();
+    for file in &files {
+        if let Err(error) = state.files.delete(*file).await {
+            errors.push(format!("file {file}: {error}"));
+        }
+    }
+    Ok(Json(json!({
+        "status": if errors.is_empty() { "success" } else { "partial_success" },
+        "deleted_count": files.len() - errors.len(),
+        "failed_count": errors.len(),
+        "blob_sanitized": true,
+        "artifacts_deleted_count": 0,
+        "artifacts_failed_count": 0,
+        "errors": if errors.is_empty() { Value::Null } else { json!(errors) },
+    })))
+}

@@ -1,0 +1,175 @@
+//! Turning a run request into a job: credits, input checks, stored files,
+//! the result cache.
+
+use agentd_domain::input::check_inputs;
+use agentd_domain::{
+    Agent, AgentDatum, AgentVersion, CheckedInput, FileRef, FileSource, JobId, JobInput,
+};
+use agentd_storage::{CachedResult, NewJob};
+use axum::http::HeaderMap;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::run_body::RunRequest;
+use crate::auth::Caller;
+use crate::files::FileError;
+use crate::startup::AppState;
+
+/// Per-request options carried in headers.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `X-Skip-Cache: true`: run even if a cached result exists.
+    pub skip_cache: bool,
+    /// `Idempotency-Key` (async runs only).
+    pub idempotency_key: Option<String>,
+}
+
+impl RunOptions {
+    pub fn from_headers(headers: &HeaderMap, idempotent: bool) -> Result<Self, ApiError> {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let skip_cache = text("x-skip-cache")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+        let idempotency_key = match text("idempotency-key").filter(|_| idempotent) {
+            Some(key) if key.len() > 255 => {
+                return Err(ApiError::bad_request(
+                    "Idempotency-Key must be at most 255 characters.",
+                ))
+            }
+            other => other.map(str::to_owned),
+        };
+        Ok(Self {
+            skip_cache,
+            idempotency_key,
+        })
+    }
+}
+
+/// 402 once a limited balance is spent.
+pub async fn check_credits(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let organization = state
+        .storage
+        .get_organization(caller.organization_id())
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unauthorized("The API key's organization no longer exists.".into())
+        })?;
+    if organization.credits.exhausted() {
+        return Err(ApiError::PaymentRequired(format!(
+            "Insufficient credits: the organization's balance is {}.",
+            organization.credits
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the inputs, stores uploaded files, and looks up the result cache.
+pub async fn prepare_job(
+    state: &AppState,
+    caller: &Caller,
+    agent: &Agent,
+    version: &AgentVersion,
+    request: RunRequest,
+    options: &RunOptions,
+) -> Result<NewJob, ApiError> {
+    caller.check_organization(request.organization_id.as_deref())?;
+    let checked = check_inputs(&version.input_definitions, request.inputs)
+        .map_err(|e| ApiError::from(e.0))?;
+    let mut inputs = Vec::with_capacity(checked.len());
+    let mut fingerprint = Vec::with_capacity(checked.len());
+    for (definition, input) in checked {
+        let (value, file_name, content) = match input {
+            CheckedInput::Text(text) => (text.clone(), None, text),
+            CheckedInput::File(source) => {
+                let file = store_file(state, caller, &definition.data_type, source)
+                    .await
+                    .map_err(|e| match e {
+                        FileError::Rejected(message) => {
+                            ApiError::bad_request_field(&definition.key, message)
+                        }
+                        other => ApiError::Internal(other.into()),
+                    })?;
+                let content = format!("sha256:{}", file.sha256);
+                (file.id.to_string(), Some(file.file_name), content)
+            }
+        };
+        fingerprint.push(json!([definition.key, content]));
+        inputs.push(JobInput {
+            key: definition.key,
+            description: definition.description,
+            data_type: definition.data_type,
+            value,
+            file_name,
+        });
+    }
+    let cache_key = hex::encode(Sha256::digest(
+        json!({"version": version.id, "inputs": fingerprint}).to_string(),
+    ));
+    let cached = if agent.disable_cache || options.skip_cache {
+        None
+    } else {
+        state
+            .storage
+            .find_cached(version.id, &cache_key, agent.cache_failed_jobs)
+            .await?
+            .map(|hit| CachedResult {
+                outputs: hit.outputs.map(free_of_charge),
+                error_message: hit.error_message,
+            })
+    };
+    Ok(NewJob {
+        id: JobId::new(),
+        organization_id: caller.organization_id(),
+        agent_id: agent.id,
+        agent_version_id: version.id,
+        inputs,
+        metadata: request.metadata,
+        creator_key_id: Some(caller.key.id),
+        cache_key: Some(cache_key),
+        idempotency_key: None,
+        cached,
+    })
+}
+
+/// A cache hit costs nothing.
+fn free_of_charge(outputs: Vec<AgentDatum>) -> Vec<AgentDatum> {
+    outputs
+        .into_iter()
+        .map(|datum| AgentDatum {
+            cost: Some(0.0),
+            ..datum
+        })
+        .collect()
+}
+
+async fn store_file(
+    state: &AppState,
+    caller: &Caller,
+    data_type: &str,
+    source: FileSource,
+) -> Result<FileRef, FileError> {
+    let storage = state.storage.as_ref();
+    match source {
+        FileSource::Upload(upload) => {
+            state
+                .files
+                .save(storage, caller.organization_id(), upload, data_type)
+                .await
+        }
+        FileSource::StoredFile(id) => {
+            state
+                .files
+                .find(storage, caller.organization_id(), id)
+                .await
+        }
+        FileSource::Url(url) => Err(FileError::Rejected(format!(
+            "Fetching file inputs from URLs ({url}) is not supported by this server yet; upload the file or send a data: URL."
+        ))),
+    }
+}

@@ -1,0 +1,207 @@
+//! One attempt at a job: everything is read back from storage (agent,
+//! version, input files), so any worker can run any job, also after a crash.
+
+use std::sync::Arc;
+
+use agentd_domain::template::{self, TemplateError};
+use agentd_domain::{
+    FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobOutcome, OrganizationId,
+    ResolvedInputs, Usage,
+};
+use agentd_engines::{EngineContext, EngineError, EngineRegistry, FileReader};
+use agentd_providers::ProviderRegistry;
+use agentd_storage::Storage;
+use async_trait::async_trait;
+
+use crate::files::{FileError, FileStore};
+
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+pub struct JobExecutor {
+    storage: Arc<dyn Storage>,
+    engines: EngineRegistry,
+    models: Arc<ProviderRegistry>,
+    files: FileStore,
+    default_model: String,
+}
+
+struct AttemptError {
+    failure: Failure,
+    usage: Usage,
+    cost: f64,
+}
+
+impl From<Failure> for AttemptError {
+    fn from(failure: Failure) -> Self {
+        Self {
+            failure,
+            usage: Usage::default(),
+            cost: 0.0,
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure {
+        kind: FailureKind::Invalid,
+        message: message.into(),
+    }
+}
+
+impl JobExecutor {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        engines: EngineRegistry,
+        models: Arc<ProviderRegistry>,
+        files: FileStore,
+        default_model: String,
+    ) -> Self {
+        Self {
+            storage,
+            engines,
+            models,
+            files,
+            default_model,
+        }
+    }
+
+    /// Runs a claimed job once; the caller records the outcome.
+    pub async fn execute(&self, job: &Job) -> JobOutcome {
+        match self.attempt(job).await {
+            Ok(output) => JobOutcome::Success {
+                outputs: output.outputs,
+                usage: output.usage,
+                cost: output.cost,
+            },
+            Err(error) => {
+                if error.failure.kind == FailureKind::Internal {
+                    tracing::error!(job = %job.id, error = %error.failure.message, "job failed inside agentd");
+                }
+                JobOutcome::Failure {
+                    error_message: error.failure.message,
+                    kind: error.failure.kind,
+                    usage: error.usage,
+                    cost: error.cost,
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, job: &Job) -> Result<agentd_engines::EngineOutput, AttemptError> {
+        let internal = |message: String| Failure {
+            kind: FailureKind::Internal,
+            message,
+        };
+        let agent = self
+            .storage
+            .get_agent(job.organization_id, job.agent_id)
+            .await
+            .map_err(|e| internal(e.to_string()))?
+            .ok_or_else(|| invalid("The agent was deleted before the job ran."))?;
+        let version = self
+            .storage
+            .get_version(job.agent_id, job.agent_version_id)
+            .await
+            .map_err(|e| internal(e.to_string()))?
+            .ok_or_else(|| invalid("The agent version was deleted before the job ran."))?;
+        let engine = self.engines.get(&agent.engine_class_id).ok_or_else(|| {
+            invalid(format!(
+                "Engine '{}' is not available.",
+                agent.engine_class_id
+            ))
+        })?;
+        let inputs = self.resolve_inputs(job, &version.input_definitions).await?;
+        let config = template::render(&version.engine_config, &inputs)
+            .map_err(|e: TemplateError| invalid(e.to_string()))?;
+        let files = JobFiles {
+            store: &self.files,
+            storage: self.storage.as_ref(),
+            organization_id: job.organization_id,
+        };
+        let context = EngineContext {
+            models: &self.models,
+            default_model: &self.default_model,
+            files: &files,
+        };
+        engine
+            .run(&context, &config, &inputs)
+            .await
+            .map_err(|failure| {
+                let kind = match failure.error {
+                    EngineError::Invalid(_) | EngineError::Model(_) => FailureKind::Invalid,
+                    EngineError::Provider(_) | EngineError::InvalidAnswer(_) => {
+                        FailureKind::Upstream
+                    }
+                };
+                AttemptError {
+                    failure: Failure {
+                        kind,
+                        message: failure.error.to_string(),
+                    },
+                    usage: failure.usage,
+                    cost: failure.cost,
+                }
+            })
+    }
+
+    /// Turns the job's stored input records back into engine inputs.
+    async fn resolve_inputs(
+        &self,
+        job: &Job,
+        definitions: &[agentd_domain::InputDefinition],
+    ) -> Result<ResolvedInputs, Failure> {
+        let mut inputs = ResolvedInputs::default();
+        for record in &job.inputs {
+            let is_file = definitions
+                .iter()
+                .find(|d| d.key == record.key)
+                .map_or(record.file_name.is_some(), |d| d.kind() == InputKind::File);
+            let value = if is_file {
+                let id = record
+                    .value
+                    .parse()
+                    .map_err(|_| invalid(format!("Input '{}' has no stored file.", record.key)))?;
+                let file = self
+                    .files
+                    .find(self.storage.as_ref(), job.organization_id, id)
+                    .await
+                    .map_err(|e| match e {
+                        FileError::Rejected(message) => invalid(message),
+                        other => Failure {
+                            kind: FailureKind::Internal,
+                            message: other.to_string(),
+                        },
+                    })?;
+                InputValue::File(file)
+            } else {
+                InputValue::Text(record.value.clone())
+            };
+            inputs.insert(record.key.clone(), value);
+        }
+        Ok(inputs)
+    }
+}
+
+/// The files of one job's organization, for engines.
+struct JobFiles<'a> {
+    store: &'a FileStore,
+    storage: &'a dyn Storage,
+    organization_id: OrganizationId,
+}
+
+#[async_trait]
+impl FileReader for JobFiles<'_> {
+    async fn read(&self, id: FileId) -> Result<(FileRef, Vec<u8>), String> {
+        let file = self
+            .store
+            .find(self.storage, self.organization_id, id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let bytes = self.store.read(id).await.map_err(|e| e.to_string())?;
+        Ok((file, bytes))
+    }
+}
