@@ -240,6 +240,22 @@ def start_server(fake_openai: FakeOpenAI, session_dir: Path) -> Iterator[Callabl
         srv.stop()
 
 
+@pytest.fixture(scope="module")
+def start_module_server(fake_openai: FakeOpenAI, session_dir: Path) -> Iterator[Callable[..., AgentdServer]]:
+    """Like ``start_server``, for module-scoped fixtures: the servers stop after the module."""
+    started: list[AgentdServer] = []
+
+    def start(extra_env: dict[str, str] | None = None, workdir: Path | None = None, **kw: Any) -> AgentdServer:
+        wd = workdir or session_dir / ("module-" + uuid.uuid4().hex[:8])
+        srv = AgentdServer(wd, fake_openai.base_url, extra_env, **kw).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
 @pytest.fixture(autouse=True)
 def fake(request: pytest.FixtureRequest, fake_openai: FakeOpenAI) -> FakeOpenAI:
     """The fake provider, reset for this test (no queued replies, no recorded requests)."""

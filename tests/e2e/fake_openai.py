@@ -12,7 +12,10 @@ answers ``POST /v1/chat/completions`` the way the real service does.
   ``response_format.json_schema.schema``.
 * Failure modes: ``Reply.error(500)``, ``Reply.rate_limited(retry_after="1")``,
   ``Reply.invalid_api_key()``, ``Reply.malformed()``, ``Reply.content("not json")``,
-  and a ``delay`` on any reply.
+  and a ``delay`` on any reply. While a reply is delayed the fake watches the
+  connection: when the client hangs up (a cancelled job, a client-side
+  timeout, a killed server) the request's ``disconnected`` event is set and no
+  answer is sent; ``answered`` tells whether a response was written.
 
 Only the standard library is used.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import copy
 import json
+import select
+import socket
 import threading
 import time
 import uuid
@@ -141,6 +146,12 @@ class RecordedRequest:
     raw: bytes
     json: Any
     at: float  # time.monotonic() on arrival
+    # Set when the client closed the connection before the (delayed) answer was sent.
+    disconnected: threading.Event = field(default_factory=threading.Event, repr=False)
+    disconnected_at: float | None = None
+    # Set once a response was written (or the request was given up); ``answered`` says which.
+    finished: threading.Event = field(default_factory=threading.Event, repr=False)
+    answered: bool = False
 
     # ---- helpers for assertions ---------------------------------------
     @property
@@ -313,10 +324,14 @@ def instance_for(schema: Any, root: Any = None, text: str = "", depth: int = 0) 
     return value
 
 
-def _snippet(req: RecordedRequest) -> str:
-    texts = req.message_texts("user")
-    words = " ".join(texts).split()
+def echo_value(user_text: str) -> str:
+    """The string the default responder puts in every string field for this user text."""
+    words = user_text.split()
     return ("answer: " + " ".join(words[:8])).strip() if words else "answer"
+
+
+def _snippet(req: RecordedRequest) -> str:
+    return echo_value(" ".join(req.message_texts("user")))
 
 
 def default_answer(req: RecordedRequest, prompt_tokens: int, completion_tokens: int) -> Reply:
@@ -341,6 +356,12 @@ def default_answer(req: RecordedRequest, prompt_tokens: int, completion_tokens: 
 # ---------------------------------------------------------------------------
 # The server
 # ---------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Many workers connect at once; the default backlog of 5 would drop SYNs (1 s retransmits).
+    request_queue_size = 256
 
 
 class FakeOpenAI:
@@ -381,14 +402,46 @@ class FakeOpenAI:
                     at=time.monotonic(),
                 )
                 reply = fake._record_and_pick(req)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                if reply.build is not None:
-                    built = reply.build(req)
-                    reply = Reply(built.status, built.body, {**reply.headers, **built.headers})
-                self._send(reply)
+                try:
+                    if reply.delay and not self._wait(reply.delay, req):
+                        self.close_connection = True
+                        return
+                    if reply.build is not None:
+                        built = reply.build(req)
+                        reply = Reply(built.status, built.body, {**reply.headers, **built.headers})
+                    req.answered = self._send(reply)
+                finally:
+                    req.finished.set()
 
-            def _send(self, reply: Reply) -> None:
+            def _wait(self, delay: float, req: RecordedRequest) -> bool:
+                """Sleeps ``delay`` seconds; False (early) when the client hangs up meanwhile."""
+                end = time.monotonic() + delay
+                sock = self.connection
+                while True:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return True
+                    try:
+                        readable, _, _ = select.select([sock], [], [], min(left, 0.05))
+                    except (OSError, ValueError):
+                        readable = [sock]
+                    if not readable:
+                        continue
+                    try:
+                        peek = sock.recv(1, socket.MSG_PEEK)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        peek = b""
+                    if not peek:
+                        req.disconnected_at = time.monotonic()
+                        req.disconnected.set()
+                        return False
+                    # The client sent more bytes (not expected): just finish the delay.
+                    time.sleep(max(0.0, end - time.monotonic()))
+                    return True
+
+            def _send(self, reply: Reply) -> bool:
                 body = reply.body
                 if isinstance(body, (dict, list)):
                     data = json.dumps(body).encode()
@@ -407,16 +460,16 @@ class FakeOpenAI:
                     self.send_header("x-request-id", "req_" + uuid.uuid4().hex[:16])
                     self.end_headers()
                     self.wfile.write(data)
+                    return True
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    return False
 
             do_POST = _handle
             do_GET = _handle
             do_PUT = _handle
             do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
         self._thread.start()
         return self
@@ -480,6 +533,17 @@ class FakeOpenAI:
         """Recorded requests to the chat-completions endpoint."""
         with self._lock:
             return [r for r in self.requests if r.path.split("?")[0].rstrip("/") == "/v1/chat/completions"]
+
+    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Waits until at least ``n`` chat-completions requests arrived; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reqs = self.completions
+            if len(reqs) >= n:
+                return reqs
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the fake provider got {len(reqs)} requests in {timeout} s, expected {n}")
+            time.sleep(0.02)
 
     def last(self) -> RecordedRequest:
         reqs = self.completions

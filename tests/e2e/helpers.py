@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 import uuid
 import zlib
 from typing import Any
@@ -216,3 +217,66 @@ def parse_credits(text: str) -> dict[str, float | str]:
         except (ValueError, IndexError):
             values[key.strip()] = value
     return values
+
+
+# ---------------------------------------------------------------------------
+# Jobs
+# ---------------------------------------------------------------------------
+
+PENDING, STARTED, RETRY, SUCCESS, FAILURE, CANCELLED, CACHED = range(7)
+FINAL_STATUSES = (SUCCESS, FAILURE, CANCELLED, CACHED)
+
+
+def job_statuses(client: httpx.Client, ids: list[str]) -> list[dict[str, Any]]:
+    """``POST /v1/agents/jobs/statuses/``; checks that the answer follows the order asked."""
+    got = expect(client.post("/v1/agents/jobs/statuses/", json={"job_ids": ids}), 200)
+    assert isinstance(got, list) and [s.get("id") for s in got] == ids, got
+    return got
+
+
+def wait_for_jobs(
+    client: httpx.Client,
+    ids: list[str],
+    timeout: float = 30.0,
+    statuses: tuple[int, ...] = FINAL_STATUSES,
+    interval: float = 0.1,
+) -> list[dict[str, Any]]:
+    """Polls the bulk statuses endpoint until every job has one of ``statuses``; returns the statuses."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got: list[dict[str, Any]] = []
+        for i in range(0, len(ids), 1000):
+            got += job_statuses(client, ids[i : i + 1000])
+        if all(s.get("status") in statuses for s in got):
+            return got
+        if time.monotonic() > deadline:
+            waiting = {s["id"]: s.get("status") for s in got if s.get("status") not in statuses}
+            raise AssertionError(
+                f"{len(waiting)} of {len(ids)} jobs did not reach {statuses} in {timeout} s: "
+                f"{dict(list(waiting.items())[:10])}"
+            )
+        time.sleep(interval)
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 30.0,
+                 statuses: tuple[int, ...] = FINAL_STATUSES) -> dict[str, Any]:
+    """Polls ``GET /v1/agents/jobs/{id}/status/`` until the status is one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = expect(client.get(f"/v1/agents/jobs/{job_id}/status/"), 200)
+        if got.get("status") in statuses:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still has status {got} after {timeout} s")
+        time.sleep(0.05)
+
+
+def list_jobs(client: httpx.Client, agent_id: str, **params: Any) -> dict[str, Any]:
+    """``GET /v1/agents/{agent_id}/jobs/`` with query parameters (page_size 100 unless given)."""
+    params.setdefault("page_size", 100)
+    return expect(client.get(f"/v1/agents/{agent_id}/jobs/", params=params), 200)
+
+
+def event_codes(job: dict[str, Any]) -> list[int]:
+    """The status codes of a ListAgentJob's status_events, in order."""
+    return [e["status_code"] for e in job["status_events"]]

@@ -16,6 +16,9 @@ use serde_json::Value;
 #[async_trait]
 pub trait FileReader: Send + Sync {
     async fn read(&self, id: FileId) -> Result<(FileRef, Vec<u8>), String>;
+    /// Downloads an http(s) URL within the server's size and time limits;
+    /// returns a file name and the bytes.
+    async fn fetch(&self, url: &str) -> Result<(String, Vec<u8>), String>;
 }
 
 /// What an engine may use while it runs.

@@ -315,9 +315,7 @@ async fn load_image(files: &dyn FileReader, reference: &str) -> Result<ContentPa
             .ok_or_else(|| EngineError::Invalid("malformed data: URL".into()))?;
         (upload.file_name, upload.bytes)
     } else if reference.starts_with("http://") || reference.starts_with("https://") {
-        return Err(EngineError::Invalid(format!(
-            "fetching images from URLs ({reference}) is not supported by this server yet; upload the image or send a data: URL"
-        )));
+        files.fetch(reference).await.map_err(EngineError::Invalid)?
     } else {
         return Err(EngineError::Invalid(format!(
             "'{reference}' is not an image: expected a file input, a data: URL or a file id"

@@ -2,7 +2,10 @@
 //! id; the [`ModelCatalog`] says which provider serves it at what price, and
 //! the provider speaks its own wire protocol.
 
+pub mod anthropic;
 pub mod catalog;
+pub mod gemini;
+pub mod limits;
 pub mod openai;
 pub mod registry;
 pub mod retry;

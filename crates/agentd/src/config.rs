@@ -51,6 +51,11 @@ pub struct ServeConfig {
     #[arg(long, env = "OPENAI_BASE_URL")]
     pub openai_base_url: Option<String>,
 
+    /// TOML file adding models, OpenAI-compatible endpoints and provider
+    /// limits (see README, "Models").
+    #[arg(long, env = "AGENTD_MODELS_FILE")]
+    pub models_file: Option<PathBuf>,
+
     /// Time limit of one model call.
     #[arg(long, env = "AGENTD_PROVIDER_TIMEOUT_SECS", default_value_t = 120)]
     pub provider_timeout_secs: u64,

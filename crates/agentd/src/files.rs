@@ -22,13 +22,69 @@ pub enum FileError {
 #[derive(Clone, Debug)]
 pub struct FileStore {
     root: PathBuf,
+    http: reqwest::Client,
+    max_bytes: usize,
 }
 
+/// Time limit of fetching one file from a URL.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl FileStore {
-    pub fn new(data_dir: &std::path::Path) -> std::io::Result<Self> {
+    /// `max_bytes` bounds files fetched from URLs, like uploads.
+    pub fn new(data_dir: &std::path::Path, max_bytes: usize) -> std::io::Result<Self> {
         let root = data_dir.join("files");
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root })
+        let http = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Self {
+            root,
+            http,
+            max_bytes,
+        })
+    }
+
+    /// Downloads an http(s) URL, refusing bodies over the size limit.
+    pub async fn fetch(&self, url: &str) -> Result<Upload, FileError> {
+        let rejected = |why: String| FileError::Rejected(format!("Could not fetch {url}: {why}"));
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| rejected(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(rejected(format!("HTTP {}", response.status())));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| rejected(e.without_url().to_string()))?
+        {
+            if bytes.len() + chunk.len() > self.max_bytes {
+                return Err(rejected(format!("larger than {} bytes", self.max_bytes)));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let file_name = url
+            .rsplit('/')
+            .next()
+            .map(|name| name.split(['?', '#']).next().unwrap_or(name))
+            .filter(|name| !name.is_empty())
+            .unwrap_or("download")
+            .to_owned();
+        Ok(Upload {
+            file_name,
+            content_type,
+            bytes,
+        })
     }
 
     fn path(&self, id: FileId) -> PathBuf {

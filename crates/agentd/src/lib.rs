@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod files;
+pub mod models_file;
 pub mod startup;
 pub mod telemetry;
 pub mod worker;

@@ -5,14 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agentd_engines::EngineRegistry;
+use agentd_providers::limits::{LimitedProvider, Limits};
 use agentd_providers::openai::{OpenAiProvider, DEFAULT_BASE_URL};
-use agentd_providers::{ModelCatalog, ProviderRegistry, RetryPolicy, RetryingProvider};
+use agentd_providers::{
+    ModelCatalog, ModelProvider, ProviderRegistry, RetryPolicy, RetryingProvider,
+};
 use agentd_storage::Storage;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
 use crate::files::FileStore;
+use crate::models_file::ModelsFile;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
 use tokio_util::sync::CancellationToken;
 
@@ -31,12 +35,27 @@ pub struct Application {
     state: Arc<AppState>,
 }
 
-/// The providers whose credentials or endpoints are configured.
-pub fn provider_registry(config: &ServeConfig) -> ProviderRegistry {
-    let mut registry = ProviderRegistry::new(ModelCatalog::builtin());
+/// The model table and the providers whose credentials or endpoints are
+/// configured, each behind its limits and retries.
+pub fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistry> {
+    let file = match &config.models_file {
+        Some(path) => ModelsFile::load(path)?,
+        None => ModelsFile::default(),
+    };
+    let mut catalog = ModelCatalog::builtin();
+    file.apply_to(&mut catalog)?;
+    let mut registry = ProviderRegistry::new(catalog);
     let retry = RetryPolicy {
         max_retries: config.provider_max_retries,
         ..RetryPolicy::default()
+    };
+    let mut register = |provider: Arc<dyn ModelProvider>, limits: Limits| {
+        let limited: Arc<dyn ModelProvider> = if limits.is_unlimited() {
+            provider
+        } else {
+            Arc::new(LimitedProvider::new(provider, limits))
+        };
+        registry.register(Arc::new(RetryingProvider::new(limited, retry)));
     };
     // A custom base URL may point at a server that needs no key (vLLM, Ollama).
     if config.openai_api_key.is_some() || config.openai_base_url.is_some() {
@@ -49,9 +68,30 @@ pub fn provider_registry(config: &ServeConfig) -> ProviderRegistry {
             config.openai_api_key.clone(),
             config.provider_timeout(),
         );
-        registry.register(Arc::new(RetryingProvider::new(Arc::new(openai), retry)));
+        register(Arc::new(openai), file.limits("openai"));
     }
-    registry
+    for endpoint in &file.endpoints {
+        let key = match &endpoint.api_key_env {
+            Some(variable) => Some(std::env::var(variable).with_context(|| {
+                format!(
+                    "endpoint '{}' reads its key from {variable}, which is not set",
+                    endpoint.name
+                )
+            })?),
+            None => None,
+        };
+        let provider = OpenAiProvider::new(
+            &endpoint.name,
+            &endpoint.base_url,
+            key,
+            config.provider_timeout(),
+        );
+        let mut limits = file.limits(&endpoint.name);
+        limits.max_concurrency = endpoint.max_concurrency.or(limits.max_concurrency);
+        limits.requests_per_minute = endpoint.requests_per_minute.or(limits.requests_per_minute);
+        register(Arc::new(provider), limits);
+    }
+    Ok(registry)
 }
 
 impl AppState {
@@ -66,10 +106,10 @@ impl AppState {
             config.bootstrap_api_key.as_deref(),
         )
         .await?;
-        let files = FileStore::new(&config.data_dir)
+        let files = FileStore::new(&config.data_dir, config.max_request_bytes)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let engines = EngineRegistry::builtin();
-        let models = Arc::new(provider_registry(&config));
+        let models = Arc::new(provider_registry(&config)?);
         let executor = Arc::new(JobExecutor::new(
             Arc::clone(&storage),
             engines.clone(),

@@ -168,8 +168,12 @@ async fn store_file(
                 .find(storage, caller.organization_id(), id)
                 .await
         }
-        FileSource::Url(url) => Err(FileError::Rejected(format!(
-            "Fetching file inputs from URLs ({url}) is not supported by this server yet; upload the file or send a data: URL."
-        ))),
+        FileSource::Url(url) => {
+            let upload = state.files.fetch(&url).await?;
+            state
+                .files
+                .save(storage, caller.organization_id(), upload, data_type)
+                .await
+        }
     }
 }

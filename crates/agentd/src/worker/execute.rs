@@ -96,6 +96,21 @@ impl JobExecutor {
             kind: FailureKind::Internal,
             message,
         };
+        // Checked again here, so that queued jobs cannot overspend a balance
+        // by more than the jobs already running.
+        let organization = self
+            .storage
+            .get_organization(job.organization_id)
+            .await
+            .map_err(|e| internal(e.to_string()))?
+            .ok_or_else(|| invalid("The organization no longer exists."))?;
+        if organization.credits.exhausted() {
+            return Err(invalid(format!(
+                "Insufficient credits: the organization's balance is {}.",
+                organization.credits
+            ))
+            .into());
+        }
         let agent = self
             .storage
             .get_agent(job.organization_id, job.agent_id)
@@ -203,5 +218,10 @@ impl FileReader for JobFiles<'_> {
             .map_err(|e| e.to_string())?;
         let bytes = self.store.read(id).await.map_err(|e| e.to_string())?;
         Ok((file, bytes))
+    }
+
+    async fn fetch(&self, url: &str) -> Result<(String, Vec<u8>), String> {
+        let upload = self.store.fetch(url).await.map_err(|e| e.to_string())?;
+        Ok((upload.file_name, upload.bytes))
     }
 }

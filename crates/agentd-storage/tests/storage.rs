@@ -1,0 +1,349 @@
+//! Behaviour every storage backend must have, run against SQLite files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_domain::{
+    AgentDatum, AgentName, Credits, FailureKind, JobId, JobInput, JobOutcome, JobStatus, NewAgent,
+    NewAgentVersion, OrganizationId, Usage,
+};
+use agentd_storage::{
+    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, JobQuery,
+    LeaseState, NewJob, Storage,
+};
+use serde_json::json;
+
+struct TempDb {
+    storage: Arc<dyn Storage>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn storage() -> TempDb {
+    let dir = std::env::temp_dir().join(format!("agentd-storage-test-{}", JobId::new()));
+    let url = format!("sqlite://{}/agentd.db", dir.display());
+    TempDb {
+        storage: agentd_storage::connect(&url).await.unwrap(),
+        dir,
+    }
+}
+
+async fn agent(storage: &dyn Storage, org: OrganizationId, name: &str) -> agentd_domain::Agent {
+    storage
+        .create_agent(NewAgent {
+            organization_id: org,
+            name: AgentName::parse(name).unwrap(),
+            engine_class_id: "MultimodalExtractionEngine".into(),
+            creator_key_id: None,
+            first_version: NewAgentVersion {
+                version_name: None,
+                description: None,
+                input_definitions: vec![],
+                engine_config: json!({"instruction": "x"}),
+                creator_key_id: None,
+            },
+        })
+        .await
+        .unwrap()
+        .0
+}
+
+fn new_job(agent: &agentd_domain::Agent) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        organization_id: agent.organization_id,
+        agent_id: agent.id,
+        agent_version_id: agent.current_version_id,
+        inputs: vec![JobInput {
+            key: "text".into(),
+            description: String::new(),
+            data_type: "text/plain".into(),
+            value: "hello".into(),
+            file_name: None,
+        }],
+        metadata: json!({"batch": "7"}),
+        creator_key_id: None,
+        cache_key: Some("k1".into()),
+        idempotency_key: None,
+        cached: None,
+    }
+}
+
+fn claim(owner: &str, lease: Duration) -> ClaimRequest {
+    ClaimRequest {
+        owner: owner.into(),
+        limit: 10,
+        lease,
+        max_attempts: 2,
+    }
+}
+
+fn success(cost: f64) -> JobOutcome {
+    JobOutcome::Success {
+        outputs: vec![AgentDatum {
+            key: "output".into(),
+            description: String::new(),
+            data_type: "application/json".into(),
+            value: "{}".into(),
+            cost: Some(cost),
+        }],
+        usage: Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cached_input_tokens: 0,
+        },
+        cost,
+    }
+}
+
+async fn setup() -> (TempDb, agentd_domain::Agent) {
+    let db = storage().await;
+    let org = db
+        .storage
+        .create_organization(OrganizationId::new(), "org")
+        .await
+        .unwrap();
+    let agent = agent(db.storage.as_ref(), org.id, "a").await;
+    (db, agent)
+}
+
+#[tokio::test]
+async fn a_job_is_claimed_once_and_finishing_charges_credits() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    s.set_credits(agent.organization_id, Credits(Some(1.0)))
+        .await
+        .unwrap();
+    let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
+
+    let claimed = s
+        .claim_jobs(&claim("w1", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].status, JobStatus::Started);
+    assert_eq!(claimed[0].attempts, 1);
+    assert!(s
+        .claim_jobs(&claim("w2", Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .is_empty());
+
+    s.finish_job(id, &success(0.25)).await.unwrap();
+    // A second finish (a late duplicate) changes nothing.
+    s.finish_job(id, &success(0.25)).await.unwrap();
+    let job = s.get_job(agent.organization_id, id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Success);
+    let codes: Vec<i16> = job.events.iter().map(|e| e.status.code()).collect();
+    assert_eq!(codes, vec![0, 1, 3]);
+    let org = s
+        .get_organization(agent.organization_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(org.credits, Credits(Some(0.75)));
+    assert!((org.spent - 0.25).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_retried_then_abandoned() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    let short = Duration::from_millis(1);
+    assert_eq!(s.claim_jobs(&claim("dead", short)).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // The lease expired: the job is retried by another worker.
+    let again = s.claim_jobs(&claim("w2", short)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    assert!(again[0]
+        .events
+        .iter()
+        .any(|e| e.status == JobStatus::Retry && e.error_message.is_some()));
+    assert_eq!(
+        s.renew_lease(id, "dead", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        LeaseState::Lost
+    );
+
+    // Its second worker dies too: with max_attempts 2 it fails.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(s.claim_jobs(&claim("w3", short)).await.unwrap().is_empty());
+    let job = s.get_job(agent.organization_id, id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failure);
+    assert_eq!(job.error_kind, Some(FailureKind::Internal));
+}
+
+#[tokio::test]
+async fn cancelling_stops_leases_and_is_final() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    s.claim_jobs(&claim("w1", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cancel_job(agent.organization_id, id).await.unwrap(),
+        Some(JobStatus::Cancelled)
+    );
+    assert_eq!(
+        s.renew_lease(id, "w1", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        LeaseState::Cancelled
+    );
+    s.finish_job(id, &success(1.0)).await.unwrap();
+    let job = s.get_job(agent.organization_id, id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(s.cancel_job(OrganizationId::new(), id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn idempotency_keys_return_the_first_job() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let mut first = new_job(&agent);
+    first.idempotency_key = Some("key-1".into());
+    let first_id = first.id;
+    let mut second = new_job(&agent);
+    second.idempotency_key = Some("key-1".into());
+    assert_eq!(s.create_job(first).await.unwrap(), Created::New(first_id));
+    assert_eq!(
+        s.create_job(second).await.unwrap(),
+        Created::Existing(first_id)
+    );
+}
+
+#[tokio::test]
+async fn the_cache_finds_the_newest_finished_job_of_the_version() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    assert!(s
+        .find_cached(agent.current_version_id, "k1", false)
+        .await
+        .unwrap()
+        .is_none());
+    s.claim_jobs(&claim("w", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    s.finish_job(id, &success(0.1)).await.unwrap();
+    let hit = s
+        .find_cached(agent.current_version_id, "k1", false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hit.id, id);
+
+    let mut cached = new_job(&agent);
+    cached.cached = Some(CachedResult {
+        outputs: hit.outputs.clone(),
+        error_message: None,
+    });
+    let cached_id = s.create_job(cached).await.unwrap().job_id();
+    let job = s
+        .get_job(agent.organization_id, cached_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Cached);
+    assert_eq!(job.cost, Some(0.0));
+    // Cached jobs are not claimed.
+    assert!(s
+        .claim_jobs(&claim("w", Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Erased data is not served from the cache.
+    assert!(matches!(
+        s.delete_job_data(agent.organization_id, id).await.unwrap(),
+        DeleteData::Deleted { .. }
+    ));
+    assert!(s
+        .find_cached(agent.current_version_id, "k1", false)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn jobs_are_listed_with_filters() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let mut other = new_job(&agent);
+    other.metadata = json!({"batch": "8"});
+    s.create_jobs(vec![new_job(&agent), other]).await.unwrap();
+    let query = |metadata: Vec<(String, serde_json::Value)>| JobQuery {
+        metadata,
+        limit: 10,
+        ..JobQuery::default()
+    };
+    let all = s
+        .list_jobs(agent.organization_id, agent.id, &query(vec![]))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 2);
+    let batch = s
+        .list_jobs(
+            agent.organization_id,
+            agent.id,
+            &query(vec![("batch".into(), json!("8"))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.total, 1);
+    assert_eq!(batch.items[0].metadata, json!({"batch": "8"}));
+    let pending = JobQuery {
+        statuses: vec![JobStatus::Success],
+        limit: 10,
+        ..JobQuery::default()
+    };
+    assert_eq!(
+        s.list_jobs(agent.organization_id, agent.id, &pending)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+}
+
+#[tokio::test]
+async fn agents_are_scoped_to_their_organization_and_ordered() {
+    let (db, first) = setup().await;
+    let s = db.storage.as_ref();
+    let second = agent(s, first.organization_id, "B agent").await;
+    let stranger = s
+        .create_organization(OrganizationId::new(), "other")
+        .await
+        .unwrap();
+    assert!(s.get_agent(stranger.id, first.id).await.unwrap().is_none());
+    let query = AgentQuery {
+        ordering: AgentOrdering::parse("name").unwrap(),
+        limit: 10,
+        ..AgentQuery::default()
+    };
+    let page = s.list_agents(first.organization_id, &query).await.unwrap();
+    let names: Vec<&str> = page.items.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, vec!["a", "B agent"]);
+    let only = AgentQuery {
+        only: Some(vec![second.id]),
+        limit: 10,
+        ..AgentQuery::default()
+    };
+    assert_eq!(
+        s.list_agents(first.organization_id, &only)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+}
