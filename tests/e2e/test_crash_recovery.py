@@ -129,3 +129,37 @@ def test_sigterm_while_jobs_run_then_restart_completes_them(start_server, fake):
     # A graceful stop may hand its running jobs back at once or leave them to their leases;
     # either way the next server finishes them.
     check_all_recovered(again, agent, ids, texts, [], require_retry=False)
+
+
+def test_job_fails_after_max_attempts(start_server, fake):
+    """AGENTD_JOB_MAX_ATTEMPTS=1: a job whose only worker died is not run again but fails with a message;
+    a job that was only queued still runs after the restart."""
+    env = {**CRASH_ENV, "AGENTD_WORKERS": "1", "AGENTD_JOB_MAX_ATTEMPTS": "1"}
+    fake.enqueue(Reply.default(delay=30))
+    srv = start_server(dict(env))
+    with client_for(srv) as c:
+        agent = expect(c.post("/v1/agents/", json=agent_body()), 201)
+        doomed = expect(c.post(f"/v1/agents/run/{agent['id']}/async/", json={"text": "doomed " + unique()}), 200)
+        (first,) = fake.wait_for_requests(1)
+        queued_text = "queued " + unique()
+        queued = expect(c.post(f"/v1/agents/run/{agent['id']}/async/", json={"text": queued_text}), 200)
+        assert [s["status"] for s in job_statuses(c, [doomed, queued])] == [STARTED, PENDING]
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(10)
+    srv.stop()
+    assert first.disconnected.wait(3)
+
+    again = start_server(dict(env), workdir=srv.workdir, org_id=srv.org_id, api_key=srv.api_key)
+    with client_for(again) as c:
+        statuses = wait_for_jobs(c, [doomed, queued], timeout=30, interval=0.2)
+        assert statuses[1]["status"] == SUCCESS
+        assert statuses[0]["status"] == FAILURE, statuses[0]
+        assert isinstance(statuses[0].get("error_message"), str) and statuses[0]["error_message"]
+        jobs = {j["id"]: j for j in list_jobs(c, agent["id"])["results"]}
+        assert jobs[doomed]["attempts"] == 1
+        assert event_codes(jobs[doomed]) == [PENDING, STARTED, FAILURE]
+        res = expect(c.get(f"/v1/agents/jobs/{doomed}/result/"), 200)
+        assert res["outputs"] == [] and res["error_message"] == statuses[0]["error_message"]
+    # The doomed job was not sent to the model again.
+    assert len(fake.completions) == 2
+    assert any(queued_text in t for t in fake.completions[1].message_texts("user"))

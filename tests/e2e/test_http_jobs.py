@@ -154,6 +154,30 @@ def test_jobs_of_another_organization_are_invisible(http, fresh_org, fake, agent
     assert expect(http.get(f"/v1/agents/jobs/{job}/status/"), 200)["status"] == SUCCESS
 
 
+def test_cancel_pending_job_never_runs(start_server, fake):
+    """With one worker busy, a queued job is PENDING; cancelled, it never reaches the model."""
+    srv = start_server({"AGENTD_WORKERS": "1", "AGENTD_JOB_POLL_MS": "100"})
+    with httpx.Client(base_url=srv.base_url, headers={"Authorization": f"Bearer {srv.api_key}"}, timeout=30) as c:
+        agent = expect(c.post("/v1/agents/", json=agent_body()), 201)
+        fake.always(Reply.default(delay=30))
+        busy = async_run(c, agent["id"], {"text": "busy " + unique()})
+        (first,) = fake.wait_for_requests(1)
+        queued = async_run(c, agent["id"], {"text": "queued " + unique()})
+        time.sleep(0.3)
+        assert expect(c.get(f"/v1/agents/jobs/{queued}/status/"), 200)["status"] == PENDING
+        expect(c.post(f"/v1/agents/jobs/{queued}/cancel/"), 204)
+        assert expect(c.get(f"/v1/agents/jobs/{queued}/status/"), 200)["status"] == CANCELLED
+        expect(c.post(f"/v1/agents/jobs/{busy}/cancel/"), 204)
+        wait_for_job(c, busy, timeout=3)
+        assert first.disconnected.wait(3)
+        time.sleep(0.5)  # the worker is free now: it must not pick up the cancelled job
+        assert len(fake.completions) == 1
+        (job,) = list_jobs(c, agent["id"], search=queued)["results"]
+        assert job["id"] == queued
+        assert event_codes(job) == [PENDING, CANCELLED]
+        assert job["attempts"] == 0
+
+
 # ---------------------------------------------------------------------------
 # async/many
 # ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 import roe
+from roe import FileUpload
 from roe.exceptions import BadRequestError, NotFoundError
 
 from fake_openai import Reply, echo_value
@@ -28,6 +29,7 @@ from helpers import (
     TEXT_INPUT,
     cost_of,
     extraction_config,
+    png_bytes,
     unique,
 )
 
@@ -415,7 +417,7 @@ def test_idempotency_key(client, fake):
     assert len(fake.completions) == 4
 
 
-def test_cache_hit(client, fake, server, admin):
+def test_cache_hit(client, fake):
     agent = make_agent(client)
     text = "cache me " + unique()
     fake.enqueue(Reply.answer({"title": "cached", "sentiment": "neutral", "score": 5, "tags": ["c"]}, 500, 50))
@@ -443,6 +445,39 @@ def test_cache_hit(client, fake, server, admin):
     cached_jobs = client.agents.jobs.list(str(agent.id), status_code="6")
     assert cached_jobs.count == 2
     assert [e.status_code for e in cached_jobs.results[0].status_events][-1] == CACHED
+
+
+def test_cache_hit_with_different_metadata_keeps_its_own_metadata(client, fake):
+    agent = make_agent(client)
+    text = "meta cache " + unique()
+    client.agents.run(str(agent.id), metadata={"run": "first"}, text=text).wait(interval=0.1, timeout=30)
+    job = client.agents.run(str(agent.id), metadata={"run": "second"}, text=text)
+    res = job.wait(interval=0.1, timeout=30)
+    assert res["status"] == CACHED
+    assert res["metadata"] == {"run": "second"}
+    assert len(fake.completions) == 1
+
+
+def test_file_inputs_are_cached_by_content(client, fake, tmp_path):
+    defs = [TEXT_INPUT, {"key": "photo", "data_type": "image/png", "description": "A photo"}]
+    agent = client.agents.create(name=unique("file-cache-"), engine_class_id=ENGINE, input_definitions=defs,
+                                 engine_config=extraction_config("Describe.", images="${photo}"))
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    a.write_bytes(png_bytes(2, 2))
+    b.write_bytes(png_bytes(2, 2))  # same bytes, another name
+    c.write_bytes(png_bytes(3, 3))
+    text = "photo " + unique()
+
+    def run(path, name):
+        job = client.agents.run(str(agent.id), text=text,
+                                photo=FileUpload(path=str(path), filename=name, mime_type="image/png"))
+        return job.wait(interval=0.1, timeout=30)
+
+    assert run(a, "a.png")["status"] == SUCCESS
+    assert run(b, "other-name.png")["status"] == CACHED
+    assert len(fake.completions) == 1
+    assert run(c, "c.png")["status"] == SUCCESS
+    assert len(fake.completions) == 2
 
 
 def test_cache_is_per_version(client, fake):

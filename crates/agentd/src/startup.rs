@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agentd_engines::EngineRegistry;
+use agentd_providers::anthropic::{self, AnthropicProvider};
+use agentd_providers::gemini::{self, GeminiProvider};
 use agentd_providers::limits::{LimitedProvider, Limits};
-use agentd_providers::openai::{OpenAiProvider, DEFAULT_BASE_URL};
+use agentd_providers::openai::{self, OpenAiProvider};
 use agentd_providers::{
     ModelCatalog, ModelProvider, ProviderRegistry, RetryPolicy, RetryingProvider,
 };
@@ -35,6 +37,19 @@ pub struct Application {
     state: Arc<AppState>,
 }
 
+/// Builds a provider from its name, base URL, key and timeout.
+type ProviderFactory =
+    fn(&str, &str, Option<String>, std::time::Duration) -> Arc<dyn ModelProvider>;
+
+/// A hosted provider: name, key, base URL, default base URL, factory.
+type HostedProvider<'a> = (
+    &'static str,
+    &'a Option<String>,
+    &'a Option<String>,
+    &'static str,
+    ProviderFactory,
+);
+
 /// The model table and the providers whose credentials or endpoints are
 /// configured, each behind its limits and retries.
 pub fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistry> {
@@ -57,18 +72,39 @@ pub fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistr
         };
         registry.register(Arc::new(RetryingProvider::new(limited, retry)));
     };
-    // A custom base URL may point at a server that needs no key (vLLM, Ollama).
-    if config.openai_api_key.is_some() || config.openai_base_url.is_some() {
-        let openai = OpenAiProvider::new(
+    let timeout = config.provider_timeout();
+    let hosted: [HostedProvider; 3] = [
+        (
             "openai",
-            config
-                .openai_base_url
-                .as_deref()
-                .unwrap_or(DEFAULT_BASE_URL),
-            config.openai_api_key.clone(),
-            config.provider_timeout(),
-        );
-        register(Arc::new(openai), file.limits("openai"));
+            &config.openai_api_key,
+            &config.openai_base_url,
+            openai::DEFAULT_BASE_URL,
+            |n, b, k, t| Arc::new(OpenAiProvider::new(n, b, k, t)),
+        ),
+        (
+            "anthropic",
+            &config.anthropic_api_key,
+            &config.anthropic_base_url,
+            anthropic::DEFAULT_BASE_URL,
+            |n, b, k, t| Arc::new(AnthropicProvider::new(n, b, k, t)),
+        ),
+        (
+            "gemini",
+            &config.gemini_api_key,
+            &config.gemini_base_url,
+            gemini::DEFAULT_BASE_URL,
+            |n, b, k, t| Arc::new(GeminiProvider::new(n, b, k, t)),
+        ),
+    ];
+    for (name, key, base_url, default_base_url, build) in hosted {
+        // A custom base URL may point at a server that needs no key (vLLM, Ollama).
+        if key.is_some() || base_url.is_some() {
+            let base_url = base_url.as_deref().unwrap_or(default_base_url);
+            register(
+                build(name, base_url, key.clone(), timeout),
+                file.limits(name),
+            );
+        }
     }
     for endpoint in &file.endpoints {
         let key = match &endpoint.api_key_env {
@@ -80,12 +116,7 @@ pub fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistr
             })?),
             None => None,
         };
-        let provider = OpenAiProvider::new(
-            &endpoint.name,
-            &endpoint.base_url,
-            key,
-            config.provider_timeout(),
-        );
+        let provider = OpenAiProvider::new(&endpoint.name, &endpoint.base_url, key, timeout);
         let mut limits = file.limits(&endpoint.name);
         limits.max_concurrency = endpoint.max_concurrency.or(limits.max_concurrency);
         limits.requests_per_minute = endpoint.requests_per_minute.or(limits.requests_per_minute);

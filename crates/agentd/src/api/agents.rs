@@ -11,11 +11,11 @@ use axum::Json;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::extract::{FieldReader, JsonObject};
+use super::extract::{FieldReader, JsonObject, QueryParams};
 use super::pagination::PageRequest;
 use super::versions::read_new_version;
 use super::{load_agent, wire};
-use crate::auth::{url_decoded_pairs, Caller};
+use crate::auth::Caller;
 use crate::startup::AppState;
 
 pub async fn list(
@@ -25,17 +25,8 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::Read)?;
-    let pairs: Vec<(String, String)> = uri
-        .query()
-        .map(|q| url_decoded_pairs(q).collect())
-        .unwrap_or_default();
-    let first = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let params = QueryParams::from_uri(&uri);
+    let first = |name: &str| params.first(name);
     let page = PageRequest::parse(first("page"), first("page_size"))?;
     let ordering = match first("ordering") {
         None => AgentOrdering::default(),
@@ -52,11 +43,7 @@ pub async fn list(
     let query = AgentQuery {
         name: first("name").map(str::to_owned),
         search: first("search").map(str::to_owned),
-        engine_class_ids: pairs
-            .iter()
-            .filter(|(k, v)| k == "engine_class_id" && !v.is_empty())
-            .map(|(_, v)| v.clone())
-            .collect(),
+        engine_class_ids: params.all("engine_class_id"),
         exclude_engine_class_id: first("exclude_engine_class_id").map(str::to_owned),
         only: caller.key.agent_restriction(),
         ordering,

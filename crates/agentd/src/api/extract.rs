@@ -132,3 +132,33 @@ impl<'a> FieldReader<'a> {
         self.errors.into_result().map_err(ApiError::from)
     }
 }
+
+/// The query string's pairs, for filters that may repeat.
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn from_uri(uri: &axum::http::Uri) -> Self {
+        Self(
+            uri.query()
+                .map(|q| crate::auth::url_decoded_pairs(q).collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The first non-empty value of `name`.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every non-empty value of `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}

@@ -12,11 +12,11 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::JsonObject;
+use super::extract::{JsonObject, QueryParams};
 use super::pagination::PageRequest;
 use super::runs::MAX_BATCH;
 use super::{load_agent, wire};
-use crate::auth::{url_decoded_pairs, Caller};
+use crate::auth::Caller;
 use crate::startup::AppState;
 
 fn job_not_found() -> ApiError {
@@ -115,22 +115,38 @@ async fn lookup_many(
         .collect())
 }
 
+/// Answers a bulk request in the order asked, with `missing` for ids that
+/// are unknown, malformed or not visible to the key.
+async fn bulk(
+    state: &AppState,
+    caller: &Caller,
+    body: &serde_json::Map<String, Value>,
+    found: fn(&Job) -> Value,
+    missing: fn(&str) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Operation::ReadJobs)?;
+    let ids = read_job_ids(body)?;
+    let jobs = lookup_many(state, caller, &ids).await?;
+    Ok(Json(Value::Array(
+        jobs.iter()
+            .map(|(id, job)| job.as_ref().map_or_else(|| missing(id), found))
+            .collect(),
+    )))
+}
+
 pub async fn statuses(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Operation::ReadJobs)?;
-    let ids = read_job_ids(&body)?;
-    let jobs = lookup_many(&state, &caller, &ids).await?;
-    Ok(Json(Value::Array(
-        jobs.iter()
-            .map(|(id, job)| {
-                job.as_ref()
-                    .map_or_else(|| wire::missing_job_status(id), wire::job_status_item)
-            })
-            .collect(),
-    )))
+    bulk(
+        &state,
+        &caller,
+        &body,
+        wire::job_status_item,
+        wire::missing_job_status,
+    )
+    .await
 }
 
 pub async fn results(
@@ -138,17 +154,14 @@ pub async fn results(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Operation::ReadJobs)?;
-    let ids = read_job_ids(&body)?;
-    let jobs = lookup_many(&state, &caller, &ids).await?;
-    Ok(Json(Value::Array(
-        jobs.iter()
-            .map(|(id, job)| {
-                job.as_ref()
-                    .map_or_else(|| wire::missing_job_result(id), wire::job_result_item)
-            })
-            .collect(),
-    )))
+    bulk(
+        &state,
+        &caller,
+        &body,
+        wire::job_result_item,
+        wire::missing_job_result,
+    )
+    .await
 }
 
 fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
@@ -228,17 +241,8 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
-    let pairs: Vec<(String, String)> = uri
-        .query()
-        .map(|q| url_decoded_pairs(q).collect())
-        .unwrap_or_default();
-    let first = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let params = QueryParams::from_uri(&uri);
+    let first = |name: &str| params.first(name);
     let page = PageRequest::parse(first("page"), first("page_size"))?;
     let query = JobQuery {
         statuses: first("status_code")

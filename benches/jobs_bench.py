@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Job throughput of agentd against a fake model with a fixed latency.
+
+Not a test (pytest does not collect it); run it with scripts/bench-jobs.sh, which builds
+target/release/agentd first. For each worker count (default 1, 16, 64) it starts the
+release agentd on a fresh SQLite database, submits N jobs (default 1000) in one
+``POST /v1/agents/run/{id}/async/many/``, polls ``POST /v1/agents/jobs/statuses/`` until
+every job is final, and prints:
+
+  workers | wall s | jobs/s | ideal jobs/s | % of ideal | server CPU ms/job | not SUCCESS
+
+* wall: from sending the batch to seeing every job final (includes the batch insert).
+* ideal jobs/s: N / (ceil(N / workers) * latency): workers/latency, capped by the batch
+  (every model call takes exactly ``latency`` and nothing else costs time).
+* server CPU ms/job: utime+stime of the agentd process (from /proc/PID/stat, in clock
+  ticks of 1/SC_CLK_TCK s, usually 10 ms) over the same interval, divided by N. It includes
+  serving the status polls (one 1000-id request every --poll seconds).
+
+The fake model: a ThreadingHTTPServer (a thread per connection, HTTP/1.1 keep-alive, a
+large listen backlog) that reads the request, sleeps ``latency`` seconds, and answers a
+fixed, schema-valid chat completion. It does not parse the request body.
+
+Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL = "gpt-4.1-2025-04-14"
+SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"type": "string"}},
+    "required": ["label"],
+    "additionalProperties": False,
+}
+FINAL = {3, 4, 5, 6}
+
+
+# ---------------------------------------------------------------------------
+# The fake model
+# ---------------------------------------------------------------------------
+
+
+class FakeModel:
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        body = json.dumps({
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": MODEL,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": json.dumps({"label": "ok"})},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55},
+        }).encode()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with fake._lock:
+                    fake.count += 1
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                time.sleep(fake.latency)
+                with fake._lock:
+                    fake.in_flight -= 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 1024
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> "FakeModel":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.count = 0
+            self.max_in_flight = 0
+
+
+# ---------------------------------------------------------------------------
+# agentd
+# ---------------------------------------------------------------------------
+
+
+class Agentd:
+    def __init__(self, binary: Path, workdir: Path, fake_url: str, workers: int) -> None:
+        self.api_key = "bench-" + uuid.uuid4().hex
+        self.org_id = str(uuid.uuid4())
+        env = {
+            **os.environ,
+            "AGENTD_ADDR": "127.0.0.1:0",
+            "DATABASE_URL": f"sqlite://{workdir / 'agentd.db'}",
+            "AGENTD_DATA_DIR": str(workdir),
+            "AGENTD_BOOTSTRAP_ORG_ID": self.org_id,
+            "AGENTD_BOOTSTRAP_API_KEY": self.api_key,
+            "OPENAI_BASE_URL": fake_url,
+            "OPENAI_API_KEY": "sk-bench",
+            "AGENTD_WORKERS": str(workers),
+            "AGENTD_PROVIDER_MAX_RETRIES": "0",
+            "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
+            "NO_COLOR": "1",
+        }
+        for var in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AGENTD_LOG_FORMAT"):
+            env.pop(var, None)
+        self.log = open(workdir / "agentd.log", "wb")
+        self.proc = subprocess.Popen([str(binary), "serve"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.log)
+        self.base_url = self._read_address()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _read_address(self) -> str:
+        deadline = time.monotonic() + 30
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline().decode(errors="replace")
+            if not line:
+                break
+            m = re.search(r"agentd listening on (http://\S+)", line)
+            if m:
+                return m.group(1).rstrip("/")
+        self.stop()
+        raise SystemExit(f"agentd did not start; see {self.log.name}")
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for _ in iter(self.proc.stdout.readline, b""):
+            pass
+
+    def cpu_ticks(self) -> int:
+        with open(f"/proc/{self.proc.pid}/stat") as fh:
+            stat = fh.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+        return int(fields[11]) + int(fields[12])
+
+    def request(self, method: str, path: str, body=None, timeout: float = 120):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.api_key}",
+            "Content-Type": "application/json",
+        })
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"{method} {path} -> {e.code} {e.read()[:500]!r}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+# ---------------------------------------------------------------------------
+# One measurement
+# ---------------------------------------------------------------------------
+
+
+def measure(binary: Path, fake: FakeModel, workers: int, n_jobs: int, poll: float, keep: bool) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"agentd-bench-{workers}-"))
+    srv = Agentd(binary, workdir, fake.base_url, workers)
+    try:
+        agent = srv.request("POST", "/v1/agents/", {
+            "name": "bench",
+            "engine_class_id": "MultimodalExtractionEngine",
+            "input_definitions": [{"key": "text", "data_type": "text/plain", "description": "Text"}],
+            "engine_config": {"model": MODEL, "text": "${text}", "instruction": "Label it.", "output_schema": SCHEMA},
+        })
+        # Warm-up: one job (connection pool, prepared statements), not measured.
+        warm = srv.request("POST", f"/v1/agents/run/{agent['id']}/", {"text": "warm-up"})
+        assert isinstance(warm, list), warm
+        fake.reset()
+        inputs = [{"text": f"bench item {i} {uuid.uuid4().hex[:8]}"} for i in range(n_jobs)]
+
+        cpu0 = srv.cpu_ticks()
+        t0 = time.monotonic()
+        ids = srv.request("POST", f"/v1/agents/run/{agent['id']}/async/many/", {"inputs": inputs})
+        t_submitted = time.monotonic()
+        assert isinstance(ids, list) and len(ids) == n_jobs, ids
+        polls = 0
+        while True:
+            statuses = srv.request("POST", "/v1/agents/jobs/statuses/", {"job_ids": ids})
+            polls += 1
+            if all(s.get("status") in FINAL for s in statuses):
+                break
+            if time.monotonic() - t0 > max(600.0, 3 * n_jobs * fake.latency):
+                raise SystemExit(f"workers={workers}: jobs did not finish in time")
+            time.sleep(poll)
+        wall = time.monotonic() - t0
+        cpu1 = srv.cpu_ticks()
+        not_ok = sum(1 for s in statuses if s.get("status") != 3)
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu_ms = (cpu1 - cpu0) * 1000.0 / ticks
+        ideal_wall = math.ceil(n_jobs / workers) * fake.latency
+        ideal = n_jobs / ideal_wall
+        return {
+            "workers": workers,
+            "wall_s": wall,
+            "submit_s": t_submitted - t0,
+            "jobs_per_s": n_jobs / wall,
+            "ideal_jobs_per_s": ideal,
+            "pct_of_ideal": 100.0 * (n_jobs / wall) / ideal,
+            "cpu_ms_per_job": cpu_ms / n_jobs,
+            "not_success": not_ok,
+            "model_calls": fake.count,
+            "max_concurrent_calls": fake.max_in_flight,
+            "polls": polls,
+        }
+    finally:
+        srv.stop()
+        if keep:
+            print(f"  (kept {workdir})", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.environ.get("AGENTD_BIN", str(REPO_ROOT / "target" / "release" / "agentd")))
+    ap.add_argument("--workers", default="1,16,64", help="comma-separated worker counts")
+    ap.add_argument("--jobs", type=int, default=1000, help="jobs per run (1..1000: one async/many request)")
+    ap.add_argument("--latency", type=float, default=0.1, help="fake model latency in seconds")
+    ap.add_argument("--poll", type=float, default=0.05, help="seconds between status polls")
+    ap.add_argument("--json", action="store_true", help="also print the rows as JSON lines")
+    ap.add_argument("--keep", action="store_true", help="keep the data directories")
+    args = ap.parse_args()
+
+    binary = Path(args.bin).resolve()
+    if not binary.exists():
+        raise SystemExit(f"agentd binary not found at {binary} (cargo build --release -p agentd)")
+    if not 1 <= args.jobs <= 1000:
+        raise SystemExit("--jobs must be 1..1000")
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+
+    fake = FakeModel(args.latency).start()
+    print(f"agentd: {binary}")
+    print(f"{args.jobs} jobs per run, model latency {args.latency * 1000:.0f} ms, {os.cpu_count()} CPUs, "
+          f"clock tick {1000 / os.sysconf('SC_CLK_TCK'):.0f} ms, load average {os.getloadavg()[0]:.2f}")
+    rows = []
+    try:
+        for w in workers:
+            row = measure(binary, fake, w, args.jobs, args.poll, args.keep)
+            rows.append(row)
+            print(f"  workers={w}: {row['wall_s']:.2f} s", file=sys.stderr, flush=True)
+    finally:
+        fake.stop()
+
+    header = (f"{'workers':>7} | {'wall s':>7} | {'jobs/s':>7} | {'ideal jobs/s':>12} | {'% of ideal':>10} | "
+              f"{'CPU ms/job':>10} | {'max calls':>9} | {'not OK':>6}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['workers']:>7} | {r['wall_s']:>7.2f} | {r['jobs_per_s']:>7.1f} | {r['ideal_jobs_per_s']:>12.1f} | "
+              f"{r['pct_of_ideal']:>9.1f}% | {r['cpu_ms_per_job']:>10.2f} | {r['max_concurrent_calls']:>9} | "
+              f"{r['not_success']:>6}")
+    print()
+    print("max calls: most model calls in flight at once; CPU ms/job: agentd utime+stime / jobs "
+          "(includes the status polls).")
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
