@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use agentd_domain::Operation;
 use agentd_providers::{Capability, ModelSpec};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::http::Uri;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::extract::QueryParams;
 use crate::auth::Caller;
 use crate::startup::AppState;
 
@@ -39,13 +40,6 @@ pub async fn engine_types(
     })))
 }
 
-#[derive(Deserialize)]
-pub struct ModelsQuery {
-    capability: Option<String>,
-    /// `true`: also models whose provider is not configured here.
-    all: Option<bool>,
-}
-
 fn model_json(model: &ModelSpec, usable: bool) -> Value {
     json!({
         "id": model.id,
@@ -68,11 +62,12 @@ fn model_json(model: &ModelSpec, usable: bool) -> Value {
 pub async fn models(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Query(query): Query<ModelsQuery>,
+    uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::Read)?;
-    let capability = match query.capability.as_deref() {
-        None | Some("") => None,
+    let params = QueryParams::from_uri(&uri);
+    let capability = match params.first("capability") {
+        None => None,
         Some(text) => Some(
             serde_json::from_value::<Capability>(json!(text)).map_err(|_| {
                 ApiError::bad_request_field(
@@ -82,7 +77,8 @@ pub async fn models(
             })?,
         ),
     };
-    let show_all = query.all.unwrap_or(false);
+    // `all=true`: also models whose provider is not configured here.
+    let show_all = params.flag("all")?.unwrap_or(false);
     let models: Vec<Value> = state
         .models
         .catalog()

@@ -153,6 +153,20 @@ impl QueryParams {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A boolean flag, spelled as Django REST accepts it.
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        self.first(name)
+            .map(|text| match text.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(ApiError::bad_request_field(
+                    name,
+                    format!("'{text}' is not a boolean."),
+                )),
+            })
+            .transpose()
+    }
+
     /// Every non-empty value of `name`.
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0
