@@ -39,6 +39,9 @@ fetch_llama_cpp_source() {
     mkdir -p "$ROOT/src.tmp"
     tar -xzf "$sdist" -C "$ROOT/src.tmp" --strip-components=3 \
         --wildcards '*/vendor/llama.cpp/*'
+    # A submodule pointer to a repository that is not there: cmake would
+    # warn about it on every configure.
+    rm -f "$ROOT/src.tmp/.git"
     mv "$ROOT/src.tmp" "$ROOT/src"
 }
 

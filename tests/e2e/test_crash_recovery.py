@@ -9,7 +9,6 @@ import signal
 import time
 
 import httpx
-import pytest
 
 from fake_openai import Reply, echo_value
 from helpers import (

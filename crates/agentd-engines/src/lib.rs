@@ -24,8 +24,6 @@ pub trait FileReader: Send + Sync {
 /// What an engine may use while it runs.
 pub struct EngineContext<'a> {
     pub models: &'a ProviderRegistry,
-    /// Used when a config names no model.
-    pub default_model: &'a str,
     pub files: &'a dyn FileReader,
 }
 

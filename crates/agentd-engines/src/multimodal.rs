@@ -22,7 +22,8 @@ required JSON Schema.";
 
 /// The config of one run, read from the rendered `engine_config`.
 struct RunConfig {
-    model: String,
+    /// `None`: the server's default model.
+    model: Option<String>,
     instruction: String,
     text: Option<String>,
     images: Vec<String>,
@@ -49,7 +50,7 @@ fn non_empty_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 impl RunConfig {
-    fn read(config: &Value, default_model: &str) -> Result<Self, EngineError> {
+    fn read(config: &Value) -> Result<Self, EngineError> {
         let schema = OutputSchema::parse(&config["output_schema"]).map_err(EngineError::Invalid)?;
         let reasoning = match non_empty_str(config, "reasoning") {
             Some(text) => Some(ReasoningEffort::parse(text).ok_or_else(|| {
@@ -60,9 +61,7 @@ impl RunConfig {
             None => None,
         };
         Ok(Self {
-            model: non_empty_str(config, "model")
-                .unwrap_or(default_model)
-                .to_owned(),
+            model: non_empty_str(config, "model").map(str::to_owned),
             instruction: non_empty_str(config, "instruction")
                 .unwrap_or_default()
                 .to_owned(),
@@ -172,14 +171,28 @@ impl Engine for MultimodalExtractionEngine {
 
     fn check_config_rules(&self, config: &Value, models: &ProviderRegistry) -> FieldErrors {
         let mut errors = FieldErrors::default();
-        if !is_template(&config["output_schema"]) {
-            if let Err(message) = OutputSchema::parse(&config["output_schema"]) {
-                errors.add("engine_config.output_schema", message);
-            }
-        }
-        if let Some(model) = non_empty_str(config, "model").filter(|m| !m.starts_with('$')) {
+        // A templated model is only known at run time.
+        let named = non_empty_str(config, "model");
+        let model = match named {
+            Some(model) if model.starts_with('$') => None,
+            other => Some(models.model_or_default(other)),
+        };
+        let spec = model.and_then(|m| models.spec(m).ok());
+        if let (Some(model), None) = (named.filter(|m| !m.starts_with('$')), spec) {
             if let Err(error) = models.spec(model) {
                 errors.add("engine_config.model", error.to_string());
+            }
+        }
+        if !is_template(&config["output_schema"]) {
+            match OutputSchema::parse(&config["output_schema"]) {
+                Err(message) => errors.add("engine_config.output_schema", message),
+                Ok(schema) => {
+                    if let Some(Err(message)) =
+                        model.map(|m| models.check_schema(m, schema.as_value()))
+                    {
+                        errors.add("engine_config.output_schema", message);
+                    }
+                }
             }
         }
         if let Some(reasoning) = non_empty_str(config, "reasoning").filter(|r| !r.starts_with('$'))
@@ -189,16 +202,11 @@ impl Engine for MultimodalExtractionEngine {
             }
         }
         let has_images = !image_refs(&config["images"]).is_empty();
-        if has_images {
-            let model = non_empty_str(config, "model").filter(|m| !m.starts_with('$'));
-            if let Some(spec) = model.and_then(|m| models.spec(m).ok()) {
-                if !spec.supports(Capability::Image) {
-                    errors.add(
-                        "engine_config.images",
-                        format!("Model '{}' does not take images.", spec.id),
-                    );
-                }
-            }
+        if let Some(spec) = spec.filter(|s| has_images && !s.supports(Capability::Image)) {
+            errors.add(
+                "engine_config.images",
+                format!("Model '{}' does not take images.", spec.id),
+            );
         }
         errors
     }
@@ -209,8 +217,10 @@ impl Engine for MultimodalExtractionEngine {
         config: &Value,
         _inputs: &ResolvedInputs,
     ) -> Result<EngineOutput, EngineFailure> {
-        let run = RunConfig::read(config, context.default_model)?;
-        let model = context.models.resolve(&run.model)?;
+        let run = RunConfig::read(config)?;
+        let model = context
+            .models
+            .resolve(context.models.model_or_default(run.model.as_deref()))?;
         if !run.images.is_empty() && !model.spec.supports(Capability::Image) {
             return Err(EngineError::Invalid(format!(
                 "model '{}' does not take images",

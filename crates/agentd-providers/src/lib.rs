@@ -156,6 +156,12 @@ pub trait ModelProvider: Send + Sync {
     fn name(&self) -> &str;
 
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError>;
+
+    /// Whether this provider can enforce `schema`; checked when an agent is
+    /// created, so that an unsupported schema is a 400 then, not a failed job.
+    fn check_schema(&self, _schema: &Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Parses `Retry-After` (seconds; HTTP dates are not worth honouring here).

@@ -73,6 +73,10 @@ impl ModelProvider for LimitedProvider {
         self.inner.name()
     }
 
+    fn check_schema(&self, schema: &serde_json::Value) -> Result<(), String> {
+        self.inner.check_schema(schema)
+    }
+
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
         let _permit = match &self.in_flight {
             Some(semaphore) => Some(semaphore.acquire().await.expect("never closed")),

@@ -34,13 +34,19 @@ pub struct ResolvedModel {
 pub struct ProviderRegistry {
     catalog: ModelCatalog,
     providers: HashMap<String, Arc<dyn ModelProvider>>,
+    default_model: String,
+    /// Runs models whose provider is not configured (the local model).
+    fallback_model: Option<String>,
 }
 
 impl ProviderRegistry {
-    pub fn new(catalog: ModelCatalog) -> Self {
+    /// `default_model` serves configs that name no model.
+    pub fn new(catalog: ModelCatalog, default_model: impl Into<String>) -> Self {
         Self {
             catalog,
             providers: HashMap::new(),
+            default_model: default_model.into(),
+            fallback_model: None,
         }
     }
 
@@ -48,8 +54,37 @@ impl ProviderRegistry {
         self.providers.insert(provider.name().to_owned(), provider);
     }
 
+    /// Adds a model to the table and the provider that serves it.
+    pub fn register_model(&mut self, spec: ModelSpec, provider: Arc<dyn ModelProvider>) {
+        self.catalog.upsert(spec);
+        self.register(provider);
+    }
+
+    pub fn set_default_model(&mut self, model: impl Into<String>) {
+        self.default_model = model.into();
+    }
+
+    /// Models whose provider is not configured run on `model` instead.
+    pub fn set_fallback_model(&mut self, model: Option<String>) {
+        self.fallback_model = model;
+    }
+
+    pub fn default_model(&self) -> &str {
+        &self.default_model
+    }
+
     pub fn catalog(&self) -> &ModelCatalog {
         &self.catalog
+    }
+
+    /// Whether a model can run here now (its provider, or the fallback).
+    pub fn is_usable(&self, spec: &ModelSpec) -> bool {
+        self.is_configured(&spec.provider) || self.fallback_model.is_some()
+    }
+
+    /// The model a config's `model` names; the default when it names none.
+    pub fn model_or_default<'a>(&'a self, model: Option<&'a str>) -> &'a str {
+        model.unwrap_or(&self.default_model)
     }
 
     pub fn is_configured(&self, provider: &str) -> bool {
@@ -71,17 +106,30 @@ impl ProviderRegistry {
             })
     }
 
+    /// The model and provider that run `model`: its own provider, else the
+    /// fallback model when one is set.
     pub fn resolve(&self, model: &str) -> Result<ResolvedModel, ResolveError> {
         let spec = self.spec(model)?;
-        let provider = self.providers.get(&spec.provider).ok_or_else(|| {
-            ResolveError::ProviderNotConfigured {
+        if let Some(provider) = self.providers.get(&spec.provider) {
+            return Ok(ResolvedModel {
+                spec: spec.clone(),
+                provider: Arc::clone(provider),
+            });
+        }
+        match &self.fallback_model {
+            Some(fallback) if fallback != model => self.resolve(fallback),
+            _ => Err(ResolveError::ProviderNotConfigured {
                 model: model.to_owned(),
                 provider: spec.provider.clone(),
-            }
-        })?;
-        Ok(ResolvedModel {
-            spec: spec.clone(),
-            provider: Arc::clone(provider),
-        })
+            }),
+        }
+    }
+
+    /// Checks that the provider running `model` can enforce `schema`.
+    pub fn check_schema(&self, model: &str, schema: &serde_json::Value) -> Result<(), String> {
+        match self.resolve(model) {
+            Ok(resolved) => resolved.provider.check_schema(schema),
+            Err(_) => Ok(()),
+        }
     }
 }

@@ -60,6 +60,10 @@ impl ModelProvider for RetryingProvider {
         self.inner.name()
     }
 
+    fn check_schema(&self, schema: &serde_json::Value) -> Result<(), String> {
+        self.inner.check_schema(schema)
+    }
+
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
         let started = Instant::now();
         let mut attempt = 0;

@@ -59,7 +59,7 @@ pub fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistr
     };
     let mut catalog = ModelCatalog::builtin();
     file.apply_to(&mut catalog)?;
-    let mut registry = ProviderRegistry::new(catalog);
+    let mut registry = ProviderRegistry::new(catalog, config.default_model.clone());
     let retry = RetryPolicy {
         max_retries: config.provider_max_retries,
         ..RetryPolicy::default()
@@ -146,7 +146,6 @@ impl AppState {
             engines.clone(),
             Arc::clone(&models),
             files.clone(),
-            config.default_model.clone(),
         ));
         Ok(Arc::new(Self {
             storage,

@@ -86,8 +86,10 @@ pub async fn models(
         .iter()
         .filter(|m| capability.is_none_or(|c| m.supports(c)))
         .filter_map(|m| {
-            let usable = state.models.is_configured(&m.provider);
-            (usable || show_all).then(|| model_json(m, usable))
+            // Listed: models whose own provider is configured. Usable: also
+            // those the local fallback would run.
+            let listed = show_all || state.models.is_configured(&m.provider);
+            listed.then(|| model_json(m, state.models.is_usable(m)))
         })
         .collect();
     Ok(Json(json!({

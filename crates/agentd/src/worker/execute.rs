@@ -26,7 +26,6 @@ pub struct JobExecutor {
     engines: EngineRegistry,
     models: Arc<ProviderRegistry>,
     files: FileStore,
-    default_model: String,
 }
 
 struct AttemptError {
@@ -58,14 +57,12 @@ impl JobExecutor {
         engines: EngineRegistry,
         models: Arc<ProviderRegistry>,
         files: FileStore,
-        default_model: String,
     ) -> Self {
         Self {
             storage,
             engines,
             models,
             files,
-            default_model,
         }
     }
 
@@ -139,7 +136,6 @@ impl JobExecutor {
         };
         let context = EngineContext {
             models: &self.models,
-            default_model: &self.default_model,
             files: &files,
         };
         engine
