@@ -254,6 +254,7 @@ def measure(binary: Path, fake: FakeModel, workers: int, n_jobs: int, poll: floa
                 raise SystemExit(f"workers={workers}: jobs did not finish in time")
             time.sleep(interval)
         wall = time.monotonic() - t0
+        print(f"  submit {t_submitted - t0:.2f} s, polls {polls}", flush=True)
         cpu1 = srv.cpu_ticks()
         own1 = os.times()
         not_ok = sum(1 for v in final.values() if v != 3)

@@ -9,9 +9,10 @@
 #
 #   scripts/bench-local-model.sh [THREADS]      (default: all cores)
 #
-# Both builds take their x86 CPU features from the same GGML_* variables
-# (see crates/agentd-provider-local/README.md); unset ones default to the
-# x86-64-v3 set (AVX2, FMA, F16C, BMI2).
+# Both builds get their x86 kernels from the same GGML_* variables; unset
+# ones default to ON, the x86-64-v3 set (AVX, AVX2, FMA, F16C, BMI2,
+# SSE4.2) that llama-cpp-sys-2 builds by default (see
+# crates/agentd-provider-local/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,8 +61,9 @@ build_llama_bench() {
 [ -x "$BENCH" ] || build_llama_bench
 cargo build --quiet --release -p agentd-provider-local --bin local-bench
 
+# Flash attention on, as the provider runs it; d512 = after a 512-token prompt.
 echo "== llama.cpp llama-bench (unconstrained, $THREADS threads)"
-"$BENCH" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r 3
+"$BENCH" -m "$MODEL" -t "$THREADS" -fa 1 -p 512 -n 128 -d 0,512 -r 3
 echo
 echo "== agentd local-bench (JSON Schema grammar, $THREADS threads)"
 "${CARGO_TARGET_DIR:-target}/release/local-bench" --model "$MODEL" --threads "$THREADS" --reps 3

@@ -176,6 +176,30 @@ impl Job {
     }
 }
 
+/// The few fields of a job that a status answer needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub agent_id: AgentId,
+    pub status: JobStatus,
+    pub error_message: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<&Job> for JobSummary {
+    fn from(job: &Job) -> Self {
+        Self {
+            id: job.id,
+            agent_id: job.agent_id,
+            status: job.status,
+            error_message: job.error_message.clone(),
+            created_at: job.created_at,
+            updated_at: job.last_event_at(),
+        }
+    }
+}
+
 /// What a finished attempt produced.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobOutcome {

@@ -17,7 +17,9 @@ pub use ids::{AgentId, AgentVersionId, FileId, JobId, OrganizationId};
 pub use input::{
     CheckedInput, FileRef, FileSource, InputError, InputValue, RawInput, ResolvedInputs, Upload,
 };
-pub use job::{AgentDatum, FailureKind, Job, JobInput, JobOutcome, JobStatus, StatusEvent, Usage};
+pub use job::{
+    AgentDatum, FailureKind, Job, JobInput, JobOutcome, JobStatus, JobSummary, StatusEvent, Usage,
+};
 pub use org::{ApiKey, Credits, Operation, Organization, Scope};
 pub use output_schema::OutputSchema;
 

@@ -4,8 +4,25 @@ use serde_json::Value;
 
 /// A checked `output_schema`: a JSON object that compiles as a JSON Schema.
 /// Engine configs may carry it as an object or as a JSON-encoded string.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OutputSchema(Value);
+/// The compiled validator is kept, so answers are checked without compiling
+/// the schema again.
+#[derive(Clone)]
+pub struct OutputSchema {
+    schema: Value,
+    validator: std::sync::Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for OutputSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OutputSchema").field(&self.schema).finish()
+    }
+}
+
+impl PartialEq for OutputSchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema == other.schema
+    }
+}
 
 impl OutputSchema {
     pub fn parse(raw: &Value) -> Result<Self, String> {
@@ -18,19 +35,22 @@ impl OutputSchema {
         if !schema.is_object() {
             return Err("output_schema must be a JSON Schema object".into());
         }
-        jsonschema::validator_for(&schema)
+        let validator = jsonschema::validator_for(&schema)
             .map_err(|e| format!("output_schema is not a valid JSON Schema: {e}"))?;
-        Ok(Self(schema))
+        Ok(Self {
+            schema,
+            validator: std::sync::Arc::new(validator),
+        })
     }
 
     pub fn as_value(&self) -> &Value {
-        &self.0
+        &self.schema
     }
 
     /// Validates an answer; the errors name the path at fault.
     pub fn validate(&self, instance: &Value) -> Result<(), Vec<String>> {
-        let validator = jsonschema::validator_for(&self.0).map_err(|e| vec![e.to_string()])?;
-        let errors: Vec<String> = validator
+        let errors: Vec<String> = self
+            .validator
             .iter_errors(instance)
             .map(|error| {
                 let path = error.instance_path().to_string();

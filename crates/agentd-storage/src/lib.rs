@@ -12,7 +12,7 @@ use agentd_domain::{
 use std::time::Duration;
 
 use agentd_domain::time::Timestamp;
-use agentd_domain::{AgentDatum, JobStatus};
+use agentd_domain::{AgentDatum, JobStatus, JobSummary};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -222,6 +222,16 @@ pub struct JobQuery {
     pub limit: i64,
 }
 
+/// What a worker reads before running a job.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    /// The organization's balance now.
+    pub credits: Credits,
+    pub agent: Agent,
+    /// `None` when the version was deleted after the job was accepted.
+    pub version: Option<AgentVersion>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteData {
     NotFound,
@@ -260,6 +270,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes the agent, its versions and its jobs.
     async fn delete_agent(&self, org: OrganizationId, id: AgentId) -> Result<bool>;
 
+    /// The organization's credits, the agent and the version a job runs;
+    /// `None` when the agent is gone.
+    async fn run_context(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        version: AgentVersionId,
+    ) -> Result<Option<RunContext>>;
+
     // Versions
     async fn list_versions(&self, agent: AgentId) -> Result<Vec<AgentVersion>>;
     async fn get_version(
@@ -289,8 +308,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Persists many jobs in one transaction (no idempotency keys).
     async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<()>;
     async fn get_job(&self, org: OrganizationId, id: JobId) -> Result<Option<Job>>;
-    /// The jobs of the organization among `ids`, in no particular order.
+    /// The jobs of the organization among `ids`, in no particular order,
+    /// without their status events (for bulk answers).
     async fn get_jobs(&self, org: OrganizationId, ids: &[JobId]) -> Result<Vec<Job>>;
+    /// Status fields of the organization's jobs among `ids`, in no order.
+    async fn get_job_summaries(
+        &self,
+        org: OrganizationId,
+        ids: &[JobId],
+    ) -> Result<Vec<JobSummary>>;
     async fn list_jobs(
         &self,
         org: OrganizationId,
@@ -304,6 +330,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Records the outcome and charges its cost to the organization, in one
     /// transaction. A job that is already final is left as it is.
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()>;
+    /// `finish_job` then `claim_jobs`; backends may do both in one
+    /// transaction, the hot path of a busy worker.
+    async fn finish_and_claim(
+        &self,
+        id: JobId,
+        outcome: &JobOutcome,
+        next: &ClaimRequest,
+    ) -> Result<Vec<Job>> {
+        self.finish_job(id, outcome).await?;
+        self.claim_jobs(next).await
+    }
     /// Marks a job CANCELLED unless it is final; returns its status after,
     /// or `None` when there is no such job.
     async fn cancel_job(&self, org: OrganizationId, id: JobId) -> Result<Option<JobStatus>>;

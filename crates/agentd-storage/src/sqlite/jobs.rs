@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agentd_domain::time;
-use agentd_domain::{FileId, Job, JobId, JobOutcome, JobStatus, OrganizationId, StatusEvent};
+use agentd_domain::{
+    FileId, Job, JobId, JobOutcome, JobStatus, JobSummary, OrganizationId, StatusEvent,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::job_from_row;
+use super::SqliteStorage;
 use crate::{
     ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
 };
@@ -29,25 +32,6 @@ fn later(lease: Duration) -> String {
 
 fn chrono_duration(d: Duration) -> agentd_domain::time::Delta {
     agentd_domain::time::Delta::from_std(d).unwrap_or(agentd_domain::time::Delta::MAX)
-}
-
-pub(super) async fn insert_event(
-    conn: &mut SqliteConnection,
-    job: &str,
-    status: JobStatus,
-    error_message: Option<&str>,
-    at: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO job_events (job_id, status, error_message, created_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(job)
-    .bind(status.code())
-    .bind(error_message)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Result<()> {
@@ -90,16 +74,17 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
     .bind(at)
     .execute(&mut *conn)
     .await?;
-    insert_event(conn, &id, JobStatus::Pending, None, at).await?;
-    if status == JobStatus::Cached {
-        insert_event(conn, &id, JobStatus::Cached, None, at).await?;
-    }
+    sqlx::query("UPDATE agents SET job_count = job_count + 1, most_recent_job = ? WHERE id = ?")
+        .bind(at)
+        .bind(job.agent_id.to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
-pub(super) async fn create_job(pool: &SqlitePool, job: NewJob) -> Result<Created> {
+pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Created> {
     let at = now();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = db.begin_write().await?;
     if let Some(key) = &job.idempotency_key {
         let agent = job.agent_id.to_string();
         let existing: Option<(String, String)> = sqlx::query_as(
@@ -132,9 +117,9 @@ pub(super) async fn create_job(pool: &SqlitePool, job: NewJob) -> Result<Created
     Ok(Created::New(job.id))
 }
 
-pub(super) async fn create_jobs(pool: &SqlitePool, jobs: Vec<NewJob>) -> Result<()> {
+pub(super) async fn create_jobs(db: &SqliteStorage, jobs: Vec<NewJob>) -> Result<()> {
     let at = now();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = db.begin_write().await?;
     for job in &jobs {
         insert_job(&mut tx, job, &at).await?;
     }
@@ -148,7 +133,7 @@ fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T> {
 }
 
 /// Loads jobs matching a filter, with their events.
-async fn load_jobs(pool: &SqlitePool, rows: Vec<SqliteRow>) -> Result<Vec<Job>> {
+async fn load_jobs(pool: &SqlitePool, rows: Vec<SqliteRow>, with_events: bool) -> Result<Vec<Job>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -157,7 +142,7 @@ async fn load_jobs(pool: &SqlitePool, rows: Vec<SqliteRow>) -> Result<Vec<Job>> 
         .map(|r| r.try_get::<String, _>("id"))
         .collect::<std::result::Result<_, _>>()?;
     let mut events: HashMap<String, Vec<StatusEvent>> = HashMap::new();
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(500).filter(|_| with_events) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT job_id, status, error_message, created_at FROM job_events WHERE job_id IN (",
         );
@@ -184,6 +169,7 @@ pub(super) async fn get_jobs(
     pool: &SqlitePool,
     org: Option<OrganizationId>,
     ids: &[JobId],
+    with_events: bool,
 ) -> Result<Vec<Job>> {
     let mut rows = Vec::new();
     for chunk in ids.chunks(500) {
@@ -200,7 +186,31 @@ pub(super) async fn get_jobs(
         }
         rows.extend(query.build().fetch_all(pool).await?);
     }
-    load_jobs(pool, rows).await
+    load_jobs(pool, rows, with_events).await
+}
+
+pub(super) async fn get_job_summaries(
+    pool: &SqlitePool,
+    org: OrganizationId,
+    ids: &[JobId],
+) -> Result<Vec<JobSummary>> {
+    let mut summaries = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, agent_id, status, error_message, created_at, updated_at FROM jobs WHERE id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id.to_string());
+        }
+        query
+            .push(") AND organization_id = ")
+            .push_bind(org.to_string());
+        for row in query.build().fetch_all(pool).await? {
+            summaries.push(super::rows::summary_from_row(&row)?);
+        }
+    }
+    Ok(summaries)
 }
 
 fn push_job_filters<'q>(
@@ -294,81 +304,105 @@ pub(super) async fn list_jobs(
         .push_bind(filter.offset);
     let rows = select.build().fetch_all(pool).await?;
     Ok(Page {
-        items: load_jobs(pool, rows).await?,
+        items: load_jobs(pool, rows, true).await?,
         total,
     })
 }
 
 const ABANDONED: &str = "The job was abandoned: its worker stopped responding too many times.";
-const RETRYING: &str = "The worker running this job stopped responding; the job is retried.";
+// The RETRY event's message is written by the `job_status_changed` trigger.
 
-pub(super) async fn claim_jobs(pool: &SqlitePool, request: &ClaimRequest) -> Result<Vec<Job>> {
-    let at = now();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    // Jobs whose worker vanished: retry, or give up after max_attempts.
-    let expired: Vec<(String, i64)> = sqlx::query_as(
+/// Jobs whose worker vanished: retried, or failed after `max_attempts`.
+async fn requeue_expired(conn: &mut SqliteConnection, max_attempts: i32, at: &str) -> Result<()> {
+    sqlx::query(
         "UPDATE jobs SET status = CASE WHEN attempts >= ?1 THEN 4 ELSE 2 END, \
          error_message = CASE WHEN attempts >= ?1 THEN ?2 ELSE error_message END, \
          error_kind = CASE WHEN attempts >= ?1 THEN 'internal' ELSE error_kind END, \
          lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3 \
-         WHERE status = 1 AND lease_expires_at < ?3 RETURNING id, status",
+         WHERE status = 1 AND lease_expires_at < ?3",
     )
-    .bind(request.max_attempts)
+    .bind(max_attempts)
     .bind(ABANDONED)
-    .bind(&at)
-    .fetch_all(&mut *tx)
+    .bind(at)
+    .execute(&mut *conn)
     .await?;
-    for (id, status) in &expired {
-        let failed = *status == JobStatus::Failure.code() as i64;
-        let (status, message) = if failed {
-            (JobStatus::Failure, ABANDONED)
-        } else {
-            (JobStatus::Retry, RETRYING)
-        };
-        insert_event(&mut tx, id, status, Some(message), &at).await?;
+    Ok(())
+}
+
+/// Leases up to `request.limit` runnable jobs, oldest first.
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    request: &ClaimRequest,
+    requeue: bool,
+    at: &str,
+) -> Result<Vec<Job>> {
+    if requeue {
+        requeue_expired(conn, request.max_attempts, at).await?;
     }
-    let claimed: Vec<(String,)> = sqlx::query_as(&format!(
+    let claimed = sqlx::query(&format!(
         "UPDATE jobs SET status = 1, attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, \
          updated_at = ? WHERE id IN (SELECT id FROM jobs WHERE status IN (0, 2) \
-         ORDER BY created_at, rowid LIMIT ?) AND status IN {UNFINISHED} RETURNING id"
+         ORDER BY created_at, rowid LIMIT ?) AND status IN {UNFINISHED} RETURNING *"
     ))
     .bind(&request.owner)
     .bind(later(request.lease))
-    .bind(&at)
+    .bind(at)
     .bind(request.limit)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
-    for (id,) in &claimed {
-        insert_event(&mut tx, id, JobStatus::Started, None, &at).await?;
-    }
-    tx.commit().await?;
-    let ids = claimed
+    // Workers need no status history.
+    claimed
         .iter()
-        .map(|(id,)| parse_id(id))
-        .collect::<Result<Vec<JobId>>>()?;
-    get_jobs(pool, None, &ids).await
+        .map(|row| job_from_row(row, Vec::new()))
+        .collect()
+}
+
+pub(super) async fn claim_jobs(db: &SqliteStorage, request: &ClaimRequest) -> Result<Vec<Job>> {
+    let at = now();
+    let mut tx = db.begin_write().await?;
+    let jobs = claim_in(&mut tx, request, db.requeue_due(request.lease), &at).await?;
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+/// One transaction for the hot path of a worker: the end of one job and
+/// the start of the next.
+pub(super) async fn finish_and_claim(
+    db: &SqliteStorage,
+    id: JobId,
+    outcome: &JobOutcome,
+    next: &ClaimRequest,
+) -> Result<Vec<Job>> {
+    let at = now();
+    let mut tx = db.begin_write().await?;
+    finish_in(&mut tx, id, outcome, &at).await?;
+    let jobs = claim_in(&mut tx, next, db.requeue_due(next.lease), &at).await?;
+    tx.commit().await?;
+    Ok(jobs)
 }
 
 pub(super) async fn renew_lease(
-    pool: &SqlitePool,
+    db: &SqliteStorage,
     id: JobId,
     owner: &str,
     lease: Duration,
 ) -> Result<LeaseState> {
+    let mut tx = db.begin_write().await?;
     let renewed = sqlx::query(
         "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 1",
     )
     .bind(later(lease))
     .bind(id.to_string())
     .bind(owner)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     if renewed.rows_affected() == 1 {
         return Ok(LeaseState::Held);
     }
     let status: Option<i64> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?")
         .bind(id.to_string())
-        .fetch_optional(pool)
+        .fetch_optional(&db.pool)
         .await?;
     Ok(if status == Some(JobStatus::Cancelled.code() as i64) {
         LeaseState::Cancelled
@@ -377,8 +411,20 @@ pub(super) async fn renew_lease(
     })
 }
 
-pub(super) async fn finish_job(pool: &SqlitePool, id: JobId, outcome: &JobOutcome) -> Result<()> {
+pub(super) async fn finish_job(db: &SqliteStorage, id: JobId, outcome: &JobOutcome) -> Result<()> {
     let at = now();
+    let mut tx = db.begin_write().await?;
+    finish_in(&mut tx, id, outcome, &at).await?;
+    tx.commit().await
+}
+
+/// Records the outcome of an unfinished job and charges its cost.
+async fn finish_in(
+    conn: &mut SqliteConnection,
+    id: JobId,
+    outcome: &JobOutcome,
+    at: &str,
+) -> Result<()> {
     let (outputs, error_message, kind, usage) = match outcome {
         JobOutcome::Success { outputs, usage, .. } => (
             Some(serde_json::to_string(outputs).expect("outputs serialize")),
@@ -399,12 +445,11 @@ pub(super) async fn finish_job(pool: &SqlitePool, id: JobId, outcome: &JobOutcom
         ),
     };
     let cost = outcome.cost();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let organization: Option<String> = sqlx::query_scalar(&format!(
+    // The `job_charged` trigger charges the cost to the organization.
+    sqlx::query(&format!(
         "UPDATE jobs SET status = ?, outputs = ?, error_message = ?, error_kind = ?, input_tokens = ?, \
          output_tokens = ?, cached_input_tokens = ?, cost = ?, lease_owner = NULL, \
-         lease_expires_at = NULL, updated_at = ? WHERE id = ? AND status IN {UNFINISHED} \
-         RETURNING organization_id"
+         lease_expires_at = NULL, updated_at = ? WHERE id = ? AND status IN {UNFINISHED}"
     ))
     .bind(outcome.status().code())
     .bind(outputs)
@@ -414,36 +459,17 @@ pub(super) async fn finish_job(pool: &SqlitePool, id: JobId, outcome: &JobOutcom
     .bind(usage.output_tokens)
     .bind(usage.cached_input_tokens)
     .bind(cost)
-    .bind(&at)
+    .bind(at)
     .bind(id.to_string())
-    .fetch_optional(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    if let Some(organization) = organization {
-        insert_event(
-            &mut tx,
-            &id.to_string(),
-            outcome.status(),
-            error_message,
-            &at,
-        )
-        .await?;
-        sqlx::query(
-            "UPDATE organizations SET spent = spent + ?, credits = credits - ? WHERE id = ?",
-        )
-        .bind(cost)
-        .bind(cost)
-        .bind(organization)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 
 /// Cancels the unfinished jobs matching `filter`; returns their ids.
-async fn cancel_where(pool: &SqlitePool, filter: &str, binds: &[String]) -> Result<Vec<String>> {
+async fn cancel_where(db: &SqliteStorage, filter: &str, binds: &[String]) -> Result<Vec<String>> {
     let at = now();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = db.begin_write().await?;
     let sql = format!(
         "UPDATE jobs SET status = 5, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
          WHERE {filter} AND status IN {UNFINISHED} RETURNING id"
@@ -453,20 +479,17 @@ async fn cancel_where(pool: &SqlitePool, filter: &str, binds: &[String]) -> Resu
         query = query.bind(bind);
     }
     let ids = query.fetch_all(&mut *tx).await?;
-    for id in &ids {
-        insert_event(&mut tx, id, JobStatus::Cancelled, None, &at).await?;
-    }
     tx.commit().await?;
     Ok(ids)
 }
 
 pub(super) async fn cancel_job(
-    pool: &SqlitePool,
+    db: &SqliteStorage,
     org: OrganizationId,
     id: JobId,
 ) -> Result<Option<JobStatus>> {
     cancel_where(
-        pool,
+        db,
         "id = ? AND organization_id = ?",
         &[id.to_string(), org.to_string()],
     )
@@ -475,7 +498,7 @@ pub(super) async fn cancel_job(
         sqlx::query_scalar("SELECT status FROM jobs WHERE id = ? AND organization_id = ?")
             .bind(id.to_string())
             .bind(org.to_string())
-            .fetch_optional(pool)
+            .fetch_optional(&db.pool)
             .await?;
     status
         .map(|code| {
@@ -486,12 +509,12 @@ pub(super) async fn cancel_job(
 }
 
 pub(super) async fn cancel_agent_jobs(
-    pool: &SqlitePool,
+    db: &SqliteStorage,
     org: OrganizationId,
     agent: agentd_domain::AgentId,
 ) -> Result<Vec<JobId>> {
     let ids = cancel_where(
-        pool,
+        db,
         "agent_id = ? AND organization_id = ?",
         &[agent.to_string(), org.to_string()],
     )
@@ -500,11 +523,11 @@ pub(super) async fn cancel_agent_jobs(
 }
 
 pub(super) async fn delete_job_data(
-    pool: &SqlitePool,
+    db: &SqliteStorage,
     org: OrganizationId,
     id: JobId,
 ) -> Result<DeleteData> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = db.begin_write().await?;
     let row: Option<(i64, String)> =
         sqlx::query_as("SELECT status, inputs FROM jobs WHERE id = ? AND organization_id = ?")
             .bind(id.to_string())
@@ -562,5 +585,7 @@ pub(super) async fn find_cached(
     .bind(cache_key)
     .fetch_optional(pool)
     .await?;
-    Ok(load_jobs(pool, row.into_iter().collect()).await?.pop())
+    Ok(load_jobs(pool, row.into_iter().collect(), false)
+        .await?
+        .pop())
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use agentd_domain::time::{self, Timestamp};
+use agentd_domain::JobSummary;
 use agentd_domain::{
     Agent, AgentId, AgentVersion, AgentVersionId, ApiKey, Credits, FileId, FileRef, Job, JobId,
     JobOutcome, JobStatus, NewAgent, NewAgentVersion, Organization, OrganizationId,
@@ -17,7 +18,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, Created, DeleteData, JobQuery,
-    LeaseState, NewApiKey, NewJob, Page, Result, Storage, StorageError, StoredApiKey,
+    LeaseState, NewApiKey, NewJob, Page, Result, RunContext, Storage, StorageError, StoredApiKey,
     VersionUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
@@ -26,12 +27,42 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite
 
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// SQLite has one writer; queueing writers here instead of in SQLite's
+    /// busy handler (which sleeps in steps of milliseconds) keeps latency low.
+    write_lock: tokio::sync::Mutex<()>,
+    /// When claims last looked for expired leases (ms since the epoch).
+    last_requeue_ms: std::sync::atomic::AtomicI64,
+}
+
+/// A write transaction holding the process's write lock.
+pub(super) struct WriteTx<'a> {
+    tx: sqlx::Transaction<'a, Sqlite>,
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl WriteTx<'_> {
+    pub(super) async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 const AGENT_COLUMNS: &str = "a.id, a.organization_id, a.name, a.engine_class_id, a.disable_cache, \
     a.cache_failed_jobs, a.current_version_id, a.creator_key_id, a.created_at, a.updated_at, \
-    (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id) AS job_count, \
-    (SELECT MAX(j.created_at) FROM jobs j WHERE j.agent_id = a.id) AS most_recent_job";
+    a.job_count, a.most_recent_job";
 
 impl SqliteStorage {
     pub async fn connect(url: &str) -> Result<Self> {
@@ -55,13 +86,33 @@ impl SqliteStorage {
             .connect_with(options)
             .await?;
         MIGRATIONS.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            write_lock: tokio::sync::Mutex::new(()),
+            last_requeue_ms: std::sync::atomic::AtomicI64::new(0),
+        })
     }
 
     /// A transaction that takes the write lock at once, so that the busy
     /// timeout applies instead of failing when a read is upgraded to a write.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Whether a claim should look for expired leases: at most every
+    /// quarter lease (and every second), not on every claim of a busy queue.
+    pub(super) fn requeue_due(&self, lease: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = time::now().timestamp_millis();
+        let every = lease.min(Duration::from_secs(4)).as_millis() as i64 / 4;
+        let last = self.last_requeue_ms.load(Ordering::Relaxed);
+        now - last >= every
+            && self
+                .last_requeue_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    pub(super) async fn begin_write(&self) -> Result<WriteTx<'_>> {
+        let lock = self.write_lock.lock().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _lock: lock })
     }
 
     async fn insert_version(
@@ -316,6 +367,31 @@ impl Storage for SqliteStorage {
         row.as_ref().map(agent_from_row).transpose()
     }
 
+    async fn run_context(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        version: AgentVersionId,
+    ) -> Result<Option<RunContext>> {
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS}, o.credits AS organization_credits FROM agents a \
+             JOIN organizations o ON o.id = a.organization_id WHERE a.organization_id = ? AND a.id = ?"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(org.to_string())
+            .bind(agent.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RunContext {
+            credits: Credits(sqlx::Row::try_get(&row, "organization_credits")?),
+            agent: agent_from_row(&row)?,
+            version: self.get_version(agent, version).await?,
+        }))
+    }
+
     async fn list_agents(&self, org: OrganizationId, query: &AgentQuery) -> Result<Page<Agent>> {
         let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM agents a");
         push_agent_filters(&mut count, org, query);
@@ -453,19 +529,29 @@ impl Storage for SqliteStorage {
     }
 
     async fn create_job(&self, job: NewJob) -> Result<Created> {
-        jobs::create_job(&self.pool, job).await
+        jobs::create_job(self, job).await
     }
 
     async fn create_jobs(&self, new_jobs: Vec<NewJob>) -> Result<()> {
-        jobs::create_jobs(&self.pool, new_jobs).await
+        jobs::create_jobs(self, new_jobs).await
     }
 
     async fn get_job(&self, org: OrganizationId, id: JobId) -> Result<Option<Job>> {
-        Ok(jobs::get_jobs(&self.pool, Some(org), &[id]).await?.pop())
+        Ok(jobs::get_jobs(&self.pool, Some(org), &[id], true)
+            .await?
+            .pop())
     }
 
     async fn get_jobs(&self, org: OrganizationId, ids: &[JobId]) -> Result<Vec<Job>> {
-        jobs::get_jobs(&self.pool, Some(org), ids).await
+        jobs::get_jobs(&self.pool, Some(org), ids, false).await
+    }
+
+    async fn get_job_summaries(
+        &self,
+        org: OrganizationId,
+        ids: &[JobId],
+    ) -> Result<Vec<JobSummary>> {
+        jobs::get_job_summaries(&self.pool, org, ids).await
     }
 
     async fn list_jobs(
@@ -478,27 +564,36 @@ impl Storage for SqliteStorage {
     }
 
     async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>> {
-        jobs::claim_jobs(&self.pool, request).await
+        jobs::claim_jobs(self, request).await
     }
 
     async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState> {
-        jobs::renew_lease(&self.pool, id, owner, lease).await
+        jobs::renew_lease(self, id, owner, lease).await
     }
 
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()> {
-        jobs::finish_job(&self.pool, id, outcome).await
+        jobs::finish_job(self, id, outcome).await
+    }
+
+    async fn finish_and_claim(
+        &self,
+        id: JobId,
+        outcome: &JobOutcome,
+        next: &ClaimRequest,
+    ) -> Result<Vec<Job>> {
+        jobs::finish_and_claim(self, id, outcome, next).await
     }
 
     async fn cancel_job(&self, org: OrganizationId, id: JobId) -> Result<Option<JobStatus>> {
-        jobs::cancel_job(&self.pool, org, id).await
+        jobs::cancel_job(self, org, id).await
     }
 
     async fn cancel_agent_jobs(&self, org: OrganizationId, agent: AgentId) -> Result<Vec<JobId>> {
-        jobs::cancel_agent_jobs(&self.pool, org, agent).await
+        jobs::cancel_agent_jobs(self, org, agent).await
     }
 
     async fn delete_job_data(&self, org: OrganizationId, id: JobId) -> Result<DeleteData> {
-        jobs::delete_job_data(&self.pool, org, id).await
+        jobs::delete_job_data(self, org, id).await
     }
 
     async fn find_cached(

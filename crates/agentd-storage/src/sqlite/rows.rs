@@ -4,8 +4,8 @@ use std::str::FromStr;
 
 use agentd_domain::time::{self, Timestamp};
 use agentd_domain::{
-    Agent, AgentVersion, ApiKey, Credits, FailureKind, FileRef, Job, JobStatus, Organization,
-    Scope, StatusEvent, Usage,
+    Agent, AgentVersion, ApiKey, Credits, FailureKind, FileRef, Job, JobStatus, JobSummary,
+    Organization, Scope, StatusEvent, Usage,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -144,8 +144,20 @@ pub(super) fn job_from_row(row: &SqliteRow, events: Vec<StatusEvent>) -> Result<
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
         events,
-        agent_version_name: row.try_get("agent_version_name")?,
+        // Absent from rows a claim returns.
+        agent_version_name: row.try_get("agent_version_name").ok().flatten(),
         data_deleted: row.try_get("data_deleted")?,
+    })
+}
+
+pub(super) fn summary_from_row(row: &SqliteRow) -> Result<JobSummary> {
+    Ok(JobSummary {
+        id: id(row, "id")?,
+        agent_id: id(row, "agent_id")?,
+        status: status(row.try_get("status")?)?,
+        error_message: row.try_get("error_message")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
     })
 }
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use agentd_domain::time::Timestamp;
-use agentd_domain::{Job, JobId, JobStatus, Operation};
+use std::collections::HashMap;
+
+use agentd_domain::{AgentId, Job, JobId, JobStatus, Operation};
 use agentd_storage::{DeleteData, JobOrderField, JobQuery};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -91,47 +93,35 @@ fn read_job_ids(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, Ap
         .collect()
 }
 
-/// Looks up many jobs; unknown, foreign or malformed ids come back as `None`.
-async fn lookup_many(
-    state: &AppState,
-    caller: &Caller,
-    ids: &[String],
-) -> Result<Vec<(String, Option<Job>)>, ApiError> {
-    let parsed: Vec<JobId> = ids.iter().filter_map(|id| id.parse().ok()).collect();
-    let mut found = state
-        .storage
-        .get_jobs(caller.organization_id(), &parsed)
-        .await?;
-    found.retain(|job| caller.key.may_access_agent(&job.agent_id));
-    Ok(ids
-        .iter()
-        .map(|raw| {
-            let job = raw
-                .parse::<JobId>()
-                .ok()
-                .and_then(|id| found.iter().find(|job| job.id == id).cloned());
-            (raw.clone(), job)
-        })
-        .collect())
-}
-
 /// Answers a bulk request in the order asked, with `missing` for ids that
 /// are unknown, malformed or not visible to the key.
-async fn bulk(
-    state: &AppState,
+fn in_order<T>(
     caller: &Caller,
-    body: &serde_json::Map<String, Value>,
-    found: fn(&Job) -> Value,
+    ids: &[String],
+    items: &[T],
+    identity: impl Fn(&T) -> (JobId, AgentId),
+    found: impl Fn(&T) -> Value,
     missing: fn(&str) -> Value,
-) -> Result<Json<Value>, ApiError> {
-    caller.require(Operation::ReadJobs)?;
-    let ids = read_job_ids(body)?;
-    let jobs = lookup_many(state, caller, &ids).await?;
-    Ok(Json(Value::Array(
-        jobs.iter()
-            .map(|(id, job)| job.as_ref().map_or_else(|| missing(id), found))
+) -> Json<Value> {
+    let by_id: HashMap<JobId, &T> = items
+        .iter()
+        .filter(|item| caller.key.may_access_agent(&identity(item).1))
+        .map(|item| (identity(item).0, item))
+        .collect();
+    Json(Value::Array(
+        ids.iter()
+            .map(|raw| {
+                raw.parse::<JobId>()
+                    .ok()
+                    .and_then(|id| by_id.get(&id))
+                    .map_or_else(|| missing(raw), |item| found(item))
+            })
             .collect(),
-    )))
+    ))
+}
+
+fn parsed_ids(ids: &[String]) -> Vec<JobId> {
+    ids.iter().filter_map(|id| id.parse().ok()).collect()
 }
 
 pub async fn statuses(
@@ -139,14 +129,20 @@ pub async fn statuses(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    bulk(
-        &state,
+    caller.require(Operation::ReadJobs)?;
+    let ids = read_job_ids(&body)?;
+    let summaries = state
+        .storage
+        .get_job_summaries(caller.organization_id(), &parsed_ids(&ids))
+        .await?;
+    Ok(in_order(
         &caller,
-        &body,
+        &ids,
+        &summaries,
+        |s| (s.id, s.agent_id),
         wire::job_status_item,
         wire::missing_job_status,
-    )
-    .await
+    ))
 }
 
 pub async fn results(
@@ -154,14 +150,20 @@ pub async fn results(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    bulk(
-        &state,
+    caller.require(Operation::ReadJobs)?;
+    let ids = read_job_ids(&body)?;
+    let jobs = state
+        .storage
+        .get_jobs(caller.organization_id(), &parsed_ids(&ids))
+        .await?;
+    Ok(in_order(
         &caller,
-        &body,
+        &ids,
+        &jobs,
+        |j| (j.id, j.agent_id),
         wire::job_result_item,
         wire::missing_job_result,
-    )
-    .await
+    ))
 }
 
 fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {

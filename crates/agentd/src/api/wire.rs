@@ -1,7 +1,7 @@
 //! The JSON shapes of the Roe API, built from domain values.
 
 use agentd_domain::time::{format, unix_seconds};
-use agentd_domain::{Agent, AgentVersion, ApiKey, Job};
+use agentd_domain::{Agent, AgentVersion, ApiKey, Job, JobSummary};
 use agentd_engines::EngineRegistry;
 use serde_json::{json, Value};
 
@@ -93,13 +93,13 @@ pub fn job_status(job: &Job) -> Value {
 }
 
 /// `AgentJobStatus` (bulk statuses).
-pub fn job_status_item(job: &Job) -> Value {
+pub fn job_status_item(job: &JobSummary) -> Value {
     json!({
         "id": job.id,
         "status": job.status.code(),
         "created_at": format(&job.created_at),
         "last_updated_at": format(&job.updated_at),
-        "timestamp": job_timestamp(job),
+        "timestamp": unix_seconds(&job.updated_at),
         "error_message": job.error_message,
     })
 }

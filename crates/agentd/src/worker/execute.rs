@@ -93,32 +93,24 @@ impl JobExecutor {
             kind: FailureKind::Internal,
             message,
         };
-        // Checked again here, so that queued jobs cannot overspend a balance
-        // by more than the jobs already running.
-        let organization = self
+        let context = self
             .storage
-            .get_organization(job.organization_id)
-            .await
-            .map_err(|e| internal(e.to_string()))?
-            .ok_or_else(|| invalid("The organization no longer exists."))?;
-        if organization.credits.exhausted() {
-            return Err(invalid(format!(
-                "Insufficient credits: the organization's balance is {}.",
-                organization.credits
-            ))
-            .into());
-        }
-        let agent = self
-            .storage
-            .get_agent(job.organization_id, job.agent_id)
+            .run_context(job.organization_id, job.agent_id, job.agent_version_id)
             .await
             .map_err(|e| internal(e.to_string()))?
             .ok_or_else(|| invalid("The agent was deleted before the job ran."))?;
-        let version = self
-            .storage
-            .get_version(job.agent_id, job.agent_version_id)
-            .await
-            .map_err(|e| internal(e.to_string()))?
+        // Checked again here, so that queued jobs cannot overspend a balance
+        // by more than the jobs already running.
+        if context.credits.exhausted() {
+            return Err(invalid(format!(
+                "Insufficient credits: the organization's balance is {}.",
+                context.credits
+            ))
+            .into());
+        }
+        let agent = context.agent;
+        let version = context
+            .version
             .ok_or_else(|| invalid("The agent version was deleted before the job ran."))?;
         let engine = self.engines.get(&agent.engine_class_id).ok_or_else(|| {
             invalid(format!(

@@ -1,6 +1,6 @@
-//! The worker pool: jobs are rows in storage; a dispatcher claims them with
-//! a lease, runs each in its own task with a heartbeat that renews the lease,
-//! and records the outcome. A job whose worker died is claimed again when its
+//! The worker pool: jobs are rows in storage; each worker claims one with a
+//! lease, runs it with a heartbeat that renews the lease, and records the
+//! outcome. A job whose worker died is claimed again when its
 //! lease expires (RETRY), so nothing accepted is lost to a crash.
 
 mod execute;
@@ -9,9 +9,8 @@ mod signals;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_domain::{Job, JobId, OrganizationId};
+use agentd_domain::{Job, JobId, JobOutcome, OrganizationId};
 use agentd_storage::{ClaimRequest, LeaseState, Storage};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -54,88 +53,131 @@ impl WorkerPool {
         }
     }
 
-    /// Starts the dispatcher; it stops claiming work when `shutdown` fires.
+    /// Starts the workers; they stop claiming work when `shutdown` fires.
     pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
         let pool = Arc::new(self);
-        tokio::spawn(async move { pool.dispatch(shutdown).await })
+        tokio::spawn(async move {
+            if pool.config.workers == 0 {
+                return;
+            }
+            tracing::info!(workers = pool.config.workers, owner = %pool.owner, "worker pool started");
+            let workers: Vec<_> = (0..pool.config.workers)
+                .map(|_| tokio::spawn(Arc::clone(&pool).work(shutdown.clone())))
+                .collect();
+            for worker in workers {
+                let _ = worker.await;
+            }
+            tracing::info!("worker pool stopped claiming jobs");
+        })
     }
 
-    async fn dispatch(self: Arc<Self>, shutdown: CancellationToken) {
-        if self.config.workers == 0 {
-            return;
-        }
-        tracing::info!(workers = self.config.workers, owner = %self.owner, "worker pool started");
-        let slots = Arc::new(Semaphore::new(self.config.workers));
-        loop {
-            let first = tokio::select! {
-                permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
-                _ = shutdown.cancelled() => break,
-            };
-            let mut permits = vec![first];
-            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-                permits.push(permit);
-            }
-            let jobs = match self.claim(permits.len()).await {
-                Ok(jobs) => jobs,
-                Err(error) => {
-                    tracing::error!(%error, "claiming jobs failed");
-                    Vec::new()
+    /// One worker: claims a job, runs it, and records its outcome together
+    /// with the claim of the next, so that a busy worker needs one write
+    /// transaction per job and no dispatcher stands in between.
+    async fn work(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut enqueued = self.signals.watch_enqueued();
+        let mut next: Option<Job> = None;
+        while !shutdown.is_cancelled() {
+            let job = match next.take() {
+                Some(job) => job,
+                None => {
+                    // Seen before claiming: work enqueued after the claim wakes us.
+                    enqueued.borrow_and_update();
+                    match self.storage.claim_jobs(&self.claim_request()).await {
+                        Ok(mut jobs) if !jobs.is_empty() => jobs.remove(0),
+                        Ok(_) => {
+                            self.idle(&mut enqueued, &shutdown).await;
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "claiming a job failed");
+                            self.idle(&mut enqueued, &shutdown).await;
+                            continue;
+                        }
+                    }
                 }
             };
-            let idle = jobs.is_empty();
-            for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
-                tokio::spawn(Arc::clone(&self).run(job, permit));
-            }
-            drop(permits);
-            if idle {
-                tokio::select! {
-                    _ = self.signals.enqueued() => {},
-                    _ = tokio::time::sleep(self.config.poll_interval) => {},
-                    _ = shutdown.cancelled() => break,
+            let outcome = self.run(&job).await;
+            next = match outcome {
+                Some(outcome) => {
+                    let claim = (!shutdown.is_cancelled()).then(|| self.claim_request());
+                    self.record(&job, &outcome, claim.as_ref()).await
                 }
+                None => None,
+            };
+            self.signals.done(job.id);
+        }
+        // A job claimed while shutting down runs after the restart.
+        drop(next);
+    }
+
+    async fn idle(
+        &self,
+        enqueued: &mut tokio::sync::watch::Receiver<u64>,
+        shutdown: &CancellationToken,
+    ) {
+        tokio::select! {
+            _ = enqueued.changed() => {},
+            _ = tokio::time::sleep(self.config.poll_interval) => {},
+            _ = shutdown.cancelled() => {},
+        }
+    }
+
+    fn claim_request(&self) -> ClaimRequest {
+        ClaimRequest {
+            owner: self.owner.clone(),
+            limit: 1,
+            lease: self.config.lease,
+            max_attempts: self.config.max_attempts,
+        }
+    }
+
+    /// Stores the outcome (and claims the next job when asked to).
+    async fn record(
+        &self,
+        job: &Job,
+        outcome: &JobOutcome,
+        claim: Option<&ClaimRequest>,
+    ) -> Option<Job> {
+        let result = match claim {
+            Some(claim) => self.storage.finish_and_claim(job.id, outcome, claim).await,
+            None => self
+                .storage
+                .finish_job(job.id, outcome)
+                .await
+                .map(|()| Vec::new()),
+        };
+        match result {
+            Ok(mut claimed) => (!claimed.is_empty()).then(|| claimed.remove(0)),
+            Err(error) => {
+                // The lease expires and another attempt records the result.
+                tracing::error!(job = %job.id, %error, "recording a job outcome failed");
+                None
             }
         }
-        tracing::info!("worker pool stopped claiming jobs");
     }
 
-    async fn claim(&self, limit: usize) -> agentd_storage::Result<Vec<Job>> {
-        self.storage
-            .claim_jobs(&ClaimRequest {
-                owner: self.owner.clone(),
-                limit: limit as i64,
-                lease: self.config.lease,
-                max_attempts: self.config.max_attempts,
-            })
-            .await
-    }
-
-    /// Runs one claimed job, renewing its lease until it ends.
-    async fn run(self: Arc<Self>, job: Job, _slot: OwnedSemaphorePermit) {
+    /// Runs one claimed job, renewing its lease until it ends; `None` when
+    /// it was cancelled or its lease was lost.
+    async fn run(&self, job: &Job) -> Option<JobOutcome> {
         let cancel = self.signals.running(job.id);
-        let work = self.executor.execute(&job);
+        let work = self.executor.execute(job);
         tokio::pin!(work);
         let mut heartbeat = tokio::time::interval(self.config.lease / 3);
         heartbeat.tick().await;
-        let outcome = loop {
+        loop {
             tokio::select! {
-                outcome = &mut work => break Some(outcome),
-                _ = cancel.cancelled() => break None,
+                outcome = &mut work => return Some(outcome),
+                _ = cancel.cancelled() => return None,
                 _ = heartbeat.tick() => {
                     match self.storage.renew_lease(job.id, &self.owner, self.config.lease).await {
                         Ok(LeaseState::Held) => {}
-                        Ok(LeaseState::Cancelled | LeaseState::Lost) => break None,
+                        Ok(LeaseState::Cancelled | LeaseState::Lost) => return None,
                         Err(error) => tracing::warn!(job = %job.id, %error, "renewing a lease failed"),
                     }
                 }
             }
-        };
-        if let Some(outcome) = outcome {
-            if let Err(error) = self.storage.finish_job(job.id, &outcome).await {
-                // The lease expires and another attempt records the result.
-                tracing::error!(job = %job.id, %error, "recording a job outcome failed");
-            }
         }
-        self.signals.done(job.id);
     }
 }
 

@@ -6,24 +6,35 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use agentd_domain::JobId;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Default)]
 pub struct JobSignals {
-    work: Notify,
+    /// Counts enqueue events; idle workers wait for it to change.
+    work: watch::Sender<u64>,
     waiters: Mutex<HashMap<JobId, Vec<oneshot::Sender<()>>>>,
     running: Mutex<HashMap<JobId, CancellationToken>>,
 }
 
+impl Default for JobSignals {
+    fn default() -> Self {
+        Self {
+            work: watch::channel(0).0,
+            waiters: Mutex::default(),
+            running: Mutex::default(),
+        }
+    }
+}
+
 impl JobSignals {
-    /// New jobs were stored.
+    /// New jobs were stored: wakes every idle worker.
     pub fn job_enqueued(&self) {
-        self.work.notify_one();
+        self.work
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
-    pub(super) async fn enqueued(&self) {
-        self.work.notified().await;
+    pub(super) fn watch_enqueued(&self) -> watch::Receiver<u64> {
+        self.work.subscribe()
     }
 
     /// Resolves when the job ends in this process.
