@@ -20,3 +20,6 @@ if command -v rustup >/dev/null 2>&1; then
     rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
+
+# The local model provider builds llama.cpp from source.
+"$(dirname "$0")/install-local-model-deps.sh"

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
+# The local model's tests run the real default weights.
+./scripts/fetch-model.sh
+export AGENTD_REQUIRE_LOCAL_MODEL=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -36,13 +36,40 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_SYNC_TIMEOUT_SECS", default_value_t = 300)]
     pub sync_timeout_secs: u64,
 
-    /// Model used when an agent's engine_config names none.
-    #[arg(
-        long,
-        env = "AGENTD_DEFAULT_MODEL",
-        default_value = "gpt-4.1-2025-04-14"
-    )]
-    pub default_model: String,
+    /// Model used when an agent's engine_config names none; by default the
+    /// local model when it is loaded, else gpt-4.1-2025-04-14.
+    #[arg(long, env = "AGENTD_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
+
+    /// The in-process model: `auto` loads it when its GGUF file exists,
+    /// `on` requires it, `off` never loads it.
+    #[arg(long, env = "AGENTD_LOCAL_MODEL", default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub local_model: String,
+
+    /// The GGUF file of the local model (default:
+    /// `$AGENTD_DATA_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf`).
+    #[arg(long, env = "AGENTD_LOCAL_MODEL_PATH")]
+    pub local_model_path: Option<PathBuf>,
+
+    /// CPU threads per local sequence (default: min(cores, 4)).
+    #[arg(long, env = "AGENTD_LOCAL_THREADS")]
+    pub local_threads: Option<usize>,
+
+    /// Local sequences decoded at once (default: cores / threads).
+    #[arg(long, env = "AGENTD_LOCAL_SEQUENCES")]
+    pub local_sequences: Option<usize>,
+
+    /// Context window of the local model, in tokens.
+    #[arg(long, env = "AGENTD_LOCAL_CONTEXT_SIZE")]
+    pub local_context_size: Option<u32>,
+
+    /// Cap on the local model's answer tokens.
+    #[arg(long, env = "AGENTD_LOCAL_MAX_OUTPUT_TOKENS")]
+    pub local_max_output_tokens: Option<u32>,
+
+    /// Run models whose provider has no key here on the local model.
+    #[arg(long, env = "AGENTD_LOCAL_FALLBACK", default_value_t = false)]
+    pub local_fallback: bool,
 
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<String>,

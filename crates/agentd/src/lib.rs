@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod files;
+pub mod local_model;
 pub mod models_file;
 pub mod startup;
 pub mod telemetry;

@@ -21,6 +21,11 @@
 //! [providers.openai]
 //! max_concurrency = 32
 //! requests_per_minute = 500
+//!
+//! [[local_models]]
+//! id = "local/qwen2.5-0.5b"
+//! path = "/models/qwen2.5-0.5b-instruct-q4_k_m.gguf"
+//! context_size = 4096
 //! ```
 
 use std::collections::HashMap;
@@ -40,6 +45,9 @@ pub struct ModelsFile {
     pub endpoints: Vec<Endpoint>,
     #[serde(default)]
     pub providers: HashMap<String, LimitsEntry>,
+    /// Further GGUF files run in-process.
+    #[serde(default)]
+    pub local_models: Vec<crate::local_model::LocalModelEntry>,
 }
 
 /// A model; fields left out keep the built-in entry's values (or defaults).

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
 use crate::files::FileStore;
+use crate::local_model;
 use crate::models_file::ModelsFile;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,9 @@ pub struct Application {
     state: Arc<AppState>,
 }
 
+/// The default model when no local model is loaded and none is configured.
+const HOSTED_DEFAULT_MODEL: &str = "gpt-4.1-2025-04-14";
+
 /// Builds a provider from its name, base URL, key and timeout.
 type ProviderFactory =
     fn(&str, &str, Option<String>, std::time::Duration) -> Arc<dyn ModelProvider>;
@@ -52,14 +56,20 @@ type HostedProvider<'a> = (
 
 /// The model table and the providers whose credentials or endpoints are
 /// configured, each behind its limits and retries.
-pub fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistry> {
+pub async fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistry> {
     let file = match &config.models_file {
         Some(path) => ModelsFile::load(path)?,
         None => ModelsFile::default(),
     };
     let mut catalog = ModelCatalog::builtin();
     file.apply_to(&mut catalog)?;
-    let mut registry = ProviderRegistry::new(catalog, config.default_model.clone());
+    let mut registry = ProviderRegistry::new(
+        catalog,
+        config
+            .default_model
+            .as_deref()
+            .unwrap_or(HOSTED_DEFAULT_MODEL),
+    );
     let retry = RetryPolicy {
         max_retries: config.provider_max_retries,
         ..RetryPolicy::default()
@@ -122,6 +132,20 @@ pub fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistr
         limits.requests_per_minute = endpoint.requests_per_minute.or(limits.requests_per_minute);
         register(Arc::new(provider), limits);
     }
+    for entry in &file.local_models {
+        let (spec, provider) = local_model::declared_model(config, entry).await?;
+        registry.register_model(spec, provider);
+    }
+    if let Some((spec, provider)) = local_model::default_model(config).await? {
+        let id = spec.id.clone();
+        registry.register_model(spec, provider);
+        if config.default_model.is_none() {
+            registry.set_default_model(&id);
+        }
+        if config.local_fallback {
+            registry.set_fallback_model(Some(id));
+        }
+    }
     Ok(registry)
 }
 
@@ -140,7 +164,7 @@ impl AppState {
         let files = FileStore::new(&config.data_dir, config.max_request_bytes)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let engines = EngineRegistry::builtin();
-        let models = Arc::new(provider_registry(&config)?);
+        let models = Arc::new(provider_registry(&config).await?);
         let executor = Arc::new(JobExecutor::new(
             Arc::clone(&storage),
             engines.clone(),
