@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    parse_retry_after, Completion, CompletionRequest, ContentPart, Message, ModelProvider,
-    ProviderError, Role,
+    Completion, CompletionRequest, ContentPart, HttpReply, Message, ModelProvider, ProviderError,
+    Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -324,41 +324,11 @@ impl ModelProvider for AnthropicProvider {
         if let Some(key) = &self.api_key {
             http = http.header("x-api-key", key);
         }
-        let response = http.send().await.map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers().get("retry-after"));
-        let body = response.text().await.map_err(|e| self.transport_error(e))?;
-        match status.as_u16() {
-            200..=299 => parse_answer(&body, !is_object_schema(&request.schema)),
-            401 | 403 => Err(ProviderError::Unauthorized {
-                status: status.as_u16(),
-                message: error_message(&body),
-            }),
-            408 => Err(ProviderError::Timeout(self.timeout)),
-            429 => Err(ProviderError::RateLimited {
-                retry_after,
-                message: error_message(&body),
-            }),
-            // 529 is Anthropic's "overloaded".
-            500..=599 => Err(ProviderError::Unavailable {
-                status: status.as_u16(),
-                retry_after,
-                message: error_message(&body),
-            }),
-            other => Err(ProviderError::Rejected {
-                status: other,
-                message: error_message(&body),
-            }),
-        }
-    }
-}
-
-impl AnthropicProvider {
-    fn transport_error(&self, error: reqwest::Error) -> ProviderError {
-        if error.is_timeout() {
-            ProviderError::Timeout(self.timeout)
+        let reply = HttpReply::send(http, self.timeout).await?;
+        if reply.is_success() {
+            parse_answer(&reply.body, !is_object_schema(&request.schema))
         } else {
-            ProviderError::Transport(error.without_url().to_string())
+            Err(reply.error(error_message(&reply.body), self.timeout))
         }
     }
 }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    parse_retry_after, Completion, CompletionRequest, ContentPart, Message, ModelProvider,
-    ProviderError, ReasoningEffort, Role,
+    Completion, CompletionRequest, ContentPart, HttpReply, Message, ModelProvider, ProviderError,
+    ReasoningEffort, Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -327,50 +327,20 @@ impl ModelProvider for GeminiProvider {
         if let Some(key) = &self.api_key {
             http = http.header("x-goog-api-key", key);
         }
-        let response = http.send().await.map_err(|e| self.transport_error(e))?;
-        let status = response.status().as_u16();
-        let retry_after = parse_retry_after(response.headers().get("retry-after"));
-        let body = response.text().await.map_err(|e| self.transport_error(e))?;
-        if (200..=299).contains(&status) {
-            return parse_answer(&body);
+        let mut reply = HttpReply::send(http, self.timeout).await?;
+        if reply.is_success() {
+            return parse_answer(&reply.body);
         }
-        let info = error_info(&body);
-        let retry_after = retry_after.or(info.retry_delay);
-        match status {
-            401 | 403 => Err(ProviderError::Unauthorized {
-                status,
+        let info = error_info(&reply.body);
+        // Google puts the wait in the body (RetryInfo) more often than in a header.
+        reply.retry_after = reply.retry_after.or(info.retry_delay);
+        if reply.status == 400 && info.invalid_key {
+            return Err(ProviderError::Unauthorized {
+                status: 400,
                 message: info.message,
-            }),
-            400 if info.invalid_key => Err(ProviderError::Unauthorized {
-                status,
-                message: info.message,
-            }),
-            408 => Err(ProviderError::Timeout(self.timeout)),
-            429 => Err(ProviderError::RateLimited {
-                retry_after,
-                message: info.message,
-            }),
-            500..=599 => Err(ProviderError::Unavailable {
-                status,
-                retry_after,
-                message: info.message,
-            }),
-            other => Err(ProviderError::Rejected {
-                status: other,
-                message: info.message,
-            }),
+            });
         }
-    }
-}
-
-impl GeminiProvider {
-    fn transport_error(&self, error: reqwest::Error) -> ProviderError {
-        if error.is_timeout() {
-            ProviderError::Timeout(self.timeout)
-        } else {
-            // Without the URL: it is harmless here, but keep errors uniform.
-            ProviderError::Transport(error.without_url().to_string())
-        }
+        Err(reply.error(info.message, self.timeout))
     }
 }
 

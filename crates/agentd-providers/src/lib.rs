@@ -164,6 +164,62 @@ pub trait ModelProvider: Send + Sync {
     }
 }
 
+/// A provider's HTTP answer, read whole.
+pub(crate) struct HttpReply {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// Sends a request; transport failures and timeouts become errors.
+    pub(crate) async fn send(
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Self, ProviderError> {
+        let transport = |error: reqwest::Error| {
+            if error.is_timeout() {
+                ProviderError::Timeout(timeout)
+            } else {
+                ProviderError::Transport(error.without_url().to_string())
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let retry_after = parse_retry_after(response.headers().get("retry-after"));
+        let body = response.text().await.map_err(transport)?;
+        Ok(Self {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    pub(crate) fn is_success(&self) -> bool {
+        (200..=299).contains(&self.status)
+    }
+
+    /// The error a non-2xx status means, with the provider's own message.
+    pub(crate) fn error(&self, message: String, timeout: Duration) -> ProviderError {
+        let (status, retry_after) = (self.status, self.retry_after);
+        match status {
+            401 | 403 => ProviderError::Unauthorized { status, message },
+            408 => ProviderError::Timeout(timeout),
+            429 => ProviderError::RateLimited {
+                retry_after,
+                message,
+            },
+            // 529 is Anthropic's "overloaded".
+            500..=599 => ProviderError::Unavailable {
+                status,
+                retry_after,
+                message,
+            },
+            _ => ProviderError::Rejected { status, message },
+        }
+    }
+}
+
 /// Parses `Retry-After` (seconds; HTTP dates are not worth honouring here).
 pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
     let seconds: f64 = value?.to_str().ok()?.trim().parse().ok()?;
