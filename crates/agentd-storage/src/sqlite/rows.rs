@@ -86,15 +86,21 @@ pub(super) fn agent_from_row(row: &SqliteRow) -> Result<Agent> {
 }
 
 pub(super) fn version_from_row(row: &SqliteRow) -> Result<AgentVersion> {
+    prefixed_version_from_row(row, "")
+}
+
+/// A version whose columns carry `prefix` (joined with other tables).
+pub(super) fn prefixed_version_from_row(row: &SqliteRow, prefix: &str) -> Result<AgentVersion> {
+    let column = |name: &str| format!("{prefix}{name}");
     Ok(AgentVersion {
-        id: id(row, "id")?,
-        agent_id: id(row, "agent_id")?,
-        version_name: row.try_get("version_name")?,
-        description: row.try_get("description")?,
-        input_definitions: json(row, "input_definitions")?,
-        engine_config: json(row, "engine_config")?,
-        creator_key_id: row.try_get("creator_key_id")?,
-        created_at: timestamp(row, "created_at")?,
+        id: id(row, &column("id"))?,
+        agent_id: id(row, &column("agent_id"))?,
+        version_name: row.try_get(column("version_name").as_str())?,
+        description: row.try_get(column("description").as_str())?,
+        input_definitions: json(row, &column("input_definitions"))?,
+        engine_config: json(row, &column("engine_config"))?,
+        creator_key_id: row.try_get(column("creator_key_id").as_str())?,
+        created_at: timestamp(row, &column("created_at"))?,
     })
 }
 
