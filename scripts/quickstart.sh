@@ -50,9 +50,10 @@ agent="$(curl -sS --fail-with-body "$base/v1/agents/" \
       "input_definitions": [{"key": "text", "data_type": "text/plain", "description": "An email"}],
       "engine_config": {
         "text": "${text}",
-        "instruction": "Extract the name of the sender and the company they work for.",
+        "instruction": "Extract the sender name and company.",
         "output_schema": {"type": "object",
-          "properties": {"name": {"type": "string"}, "company": {"type": "string"}},
+          "properties": {"name": {"type": "string", "maxLength": 80},
+                         "company": {"type": "string", "maxLength": 80}},
           "required": ["name", "company"]}
       }
     }')"
@@ -64,6 +65,6 @@ curl -sS --fail-with-body --request POST \
     --url "$base/v1/agents/run/$agent_id/" \
     --header "Authorization: Bearer $api_key" \
     --header "Content-Type: application/json" \
-    --data '{"inputs": {"text": "Hello, this is Ada Lovelace from Analytical Engines Ltd. Could we meet on Tuesday?"}}' \
+    --data '{"inputs": {"text": "Hi, this is Ada Lovelace from Analytical Engines Ltd."}}' \
     | python3 -m json.tool
 echo "== done; stopping agentd"

@@ -94,6 +94,13 @@ def test_duplicate_endpoint(http, create_agent):
     assert expect(http.get(f"/v1/agents/{dup['base_agent']['id']}/"), 200)["current_version_id"] == dup["id"]
 
 
+def test_duplicate_keeps_the_cache_settings(http, create_agent):
+    agent = create_agent()
+    expect(http.patch(f"/v1/agents/{agent['id']}/", json={"disable_cache": True, "cache_failed_jobs": True}), 200)
+    dup = expect(http.post(f"/v1/agents/{agent['id']}/duplicate/"), 201)["base_agent"]
+    assert (dup["disable_cache"], dup["cache_failed_jobs"]) == (True, True)
+
+
 def names(page: dict) -> list[str]:
     return [a["name"] for a in page["results"]]
 

@@ -200,6 +200,20 @@ pub async fn duplicate(
             },
         })
         .await?;
+    // The cache settings travel with the copy.
+    let copy = state
+        .storage
+        .update_agent(
+            caller.organization_id(),
+            copy.id,
+            AgentUpdate {
+                name: None,
+                disable_cache: Some(agent.disable_cache),
+                cache_failed_jobs: Some(agent.cache_failed_jobs),
+            },
+        )
+        .await?
+        .ok_or_else(ApiError::agent_not_found)?;
     Ok((
         StatusCode::CREATED,
         Json(wire::agent_version(&version, &copy, &state.engines)),
