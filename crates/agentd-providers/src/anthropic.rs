@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    Completion, CompletionRequest, ContentPart, HttpReply, Message, ModelProvider, ProviderError,
-    Role,
+    base64, merged_turns, Completion, CompletionRequest, Connection, ContentPart, Message,
+    ModelProvider, ProviderError, Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -26,24 +26,13 @@ pub const DEFAULT_MAX_TOKENS: u32 = 8192;
 const WRAPPED_PROPERTY: &str = "value";
 
 pub struct AnthropicProvider {
-    name: String,
-    client: reqwest::Client,
-    endpoint: String,
-    api_key: Option<String>,
-    timeout: Duration,
+    connection: Connection,
 }
 
 impl AnthropicProvider {
     pub fn new(name: &str, base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
         Self {
-            name: name.to_owned(),
-            client: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("a TLS backend is compiled in"),
-            endpoint: format!("{}/v1/messages", base_url.trim_end_matches('/')),
-            api_key,
-            timeout,
+            connection: Connection::new(name, base_url, api_key, timeout),
         }
     }
 
@@ -155,17 +144,10 @@ fn message_text(message: &Message) -> String {
 fn block_json(part: &ContentPart) -> Value {
     match part {
         ContentPart::Text(text) => json!({"type": "text", "text": text}),
-        ContentPart::Image { mime_type, data } => {
-            use base64::Engine as _;
-            json!({
-                "type": "image",
-                "source": {
-                    "type": "base64",
-                    "media_type": mime_type,
-                    "data": base64::engine::general_purpose::STANDARD.encode(data),
-                },
-            })
-        }
+        ContentPart::Image { mime_type, data } => json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": mime_type, "data": base64(data)},
+        }),
     }
 }
 
@@ -173,27 +155,7 @@ fn block_json(part: &ContentPart) -> Value {
 /// are merged (the API wants them alternating), and a conversation must
 /// start with a user turn.
 fn conversation(messages: &[Message]) -> Vec<Value> {
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for message in messages {
-        let role = match message.role {
-            Role::System => continue,
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        let blocks: Vec<Value> = message
-            .parts
-            .iter()
-            .filter(|part| !matches!(part, ContentPart::Text(t) if t.is_empty()))
-            .map(block_json)
-            .collect();
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last, content)) if *last == role => content.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
-    }
+    let mut turns = merged_turns(messages, "assistant", block_json);
     if turns.first().is_none_or(|(role, _)| *role != "user") {
         turns.insert(
             0,
@@ -312,23 +274,24 @@ fn parse_answer(body: &str, wrapped: bool) -> Result<Completion, ProviderError> 
 #[async_trait]
 impl ModelProvider for AnthropicProvider {
     fn name(&self) -> &str {
-        &self.name
+        &self.connection.name
     }
 
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
-        let mut http = self
-            .client
-            .post(&self.endpoint)
-            .header("anthropic-version", API_VERSION)
-            .json(&Self::body(request));
-        if let Some(key) = &self.api_key {
-            http = http.header("x-api-key", key);
-        }
-        let reply = HttpReply::send(http, self.timeout).await?;
+        let reply = self
+            .connection
+            .post("/v1/messages", &Self::body(request), |http, key| {
+                let http = http.header("anthropic-version", API_VERSION);
+                match key {
+                    Some(key) => http.header("x-api-key", key),
+                    None => http,
+                }
+            })
+            .await?;
         if reply.is_success() {
             parse_answer(&reply.body, !is_object_schema(&request.schema))
         } else {
-            Err(reply.error(error_message(&reply.body), self.timeout))
+            Err(reply.error(error_message(&reply.body), self.connection.timeout))
         }
     }
 }

@@ -11,37 +11,26 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    Completion, CompletionRequest, ContentPart, HttpReply, Message, ModelProvider, ProviderError,
-    ReasoningEffort, Role,
+    base64, merged_turns, Completion, CompletionRequest, Connection, ContentPart, Message,
+    ModelProvider, ProviderError, ReasoningEffort, Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 
 pub struct GeminiProvider {
-    name: String,
-    client: reqwest::Client,
-    base_url: String,
-    api_key: Option<String>,
-    timeout: Duration,
+    connection: Connection,
 }
 
 impl GeminiProvider {
     pub fn new(name: &str, base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
         Self {
-            name: name.to_owned(),
-            client: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("a TLS backend is compiled in"),
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key,
-            timeout,
+            connection: Connection::new(name, base_url, api_key, timeout),
         }
     }
 
-    fn endpoint(&self, model: &str) -> String {
+    fn path(model: &str) -> String {
         let model = model.strip_prefix("models/").unwrap_or(model);
-        format!("{}/v1beta/models/{model}:generateContent", self.base_url)
+        format!("/v1beta/models/{model}:generateContent")
     }
 
     fn body(request: &CompletionRequest) -> Value {
@@ -110,41 +99,15 @@ fn thinking_config(model: &str, effort: ReasoningEffort) -> Value {
 fn part_json(part: &ContentPart) -> Value {
     match part {
         ContentPart::Text(text) => json!({"text": text}),
-        ContentPart::Image { mime_type, data } => {
-            use base64::Engine as _;
-            json!({
-                "inlineData": {
-                    "mimeType": mime_type,
-                    "data": base64::engine::general_purpose::STANDARD.encode(data),
-                },
-            })
-        }
+        ContentPart::Image { mime_type, data } => json!({
+            "inlineData": {"mimeType": mime_type, "data": base64(data)},
+        }),
     }
 }
 
 /// The user/model turns; consecutive turns of one role are merged.
 fn contents(messages: &[Message]) -> Vec<Value> {
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for message in messages {
-        let role = match message.role {
-            Role::System => continue,
-            Role::User => "user",
-            Role::Assistant => "model",
-        };
-        let parts: Vec<Value> = message
-            .parts
-            .iter()
-            .filter(|part| !matches!(part, ContentPart::Text(t) if t.is_empty()))
-            .map(part_json)
-            .collect();
-        if parts.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last, existing)) if *last == role => existing.extend(parts),
-            _ => turns.push((role, parts)),
-        }
-    }
+    let turns = merged_turns(messages, "model", part_json);
     turns
         .into_iter()
         .map(|(role, parts)| json!({"role": role, "parts": parts}))
@@ -316,18 +279,18 @@ fn parse_duration(text: &str) -> Option<Duration> {
 #[async_trait]
 impl ModelProvider for GeminiProvider {
     fn name(&self) -> &str {
-        &self.name
+        &self.connection.name
     }
 
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
-        let mut http = self
-            .client
-            .post(self.endpoint(&request.upstream_model))
-            .json(&Self::body(request));
-        if let Some(key) = &self.api_key {
-            http = http.header("x-goog-api-key", key);
-        }
-        let mut reply = HttpReply::send(http, self.timeout).await?;
+        let path = Self::path(&request.upstream_model);
+        let mut reply = self
+            .connection
+            .post(&path, &Self::body(request), |http, key| match key {
+                Some(key) => http.header("x-goog-api-key", key),
+                None => http,
+            })
+            .await?;
         if reply.is_success() {
             return parse_answer(&reply.body);
         }
@@ -340,7 +303,7 @@ impl ModelProvider for GeminiProvider {
                 message: info.message,
             });
         }
-        Err(reply.error(info.message, self.timeout))
+        Err(reply.error(info.message, self.connection.timeout))
     }
 }
 
@@ -407,12 +370,19 @@ mod tests {
     #[test]
     fn the_endpoint_names_the_model() {
         let provider = GeminiProvider::new("gemini", "http://h:1/", None, Duration::from_secs(1));
+        let endpoint = |model| {
+            format!(
+                "{}{}",
+                provider.connection.base_url,
+                GeminiProvider::path(model)
+            )
+        };
         assert_eq!(
-            provider.endpoint("gemini-2.5-flash"),
+            endpoint("gemini-2.5-flash"),
             "http://h:1/v1beta/models/gemini-2.5-flash:generateContent"
         );
         assert_eq!(
-            provider.endpoint("models/gemini-2.5-flash"),
+            endpoint("models/gemini-2.5-flash"),
             "http://h:1/v1beta/models/gemini-2.5-flash:generateContent"
         );
     }

@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod catalog;
 pub mod gemini;
+mod http;
 pub mod limits;
 pub mod openai;
 pub mod registry;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use catalog::{Capability, ModelCatalog, ModelSpec};
+pub(crate) use http::Connection;
 pub use registry::{ProviderRegistry, ResolveError, ResolvedModel};
 pub use retry::{RetryPolicy, RetryingProvider};
 
@@ -164,60 +166,42 @@ pub trait ModelProvider: Send + Sync {
     }
 }
 
-/// A provider's HTTP answer, read whole.
-pub(crate) struct HttpReply {
-    pub status: u16,
-    pub retry_after: Option<Duration>,
-    pub body: String,
-}
-
-impl HttpReply {
-    /// Sends a request; transport failures and timeouts become errors.
-    pub(crate) async fn send(
-        request: reqwest::RequestBuilder,
-        timeout: Duration,
-    ) -> Result<Self, ProviderError> {
-        let transport = |error: reqwest::Error| {
-            if error.is_timeout() {
-                ProviderError::Timeout(timeout)
-            } else {
-                ProviderError::Transport(error.without_url().to_string())
-            }
+/// Non-system turns as `(role, parts)`, empty text parts dropped and
+/// consecutive turns of one role merged (Anthropic and Gemini want roles to
+/// alternate).
+pub(crate) fn merged_turns(
+    messages: &[Message],
+    assistant_role: &'static str,
+    part_json: fn(&ContentPart) -> Value,
+) -> Vec<(&'static str, Vec<Value>)> {
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for message in messages {
+        let role = match message.role {
+            Role::System => continue,
+            Role::User => "user",
+            Role::Assistant => assistant_role,
         };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status().as_u16();
-        let retry_after = parse_retry_after(response.headers().get("retry-after"));
-        let body = response.text().await.map_err(transport)?;
-        Ok(Self {
-            status,
-            retry_after,
-            body,
-        })
-    }
-
-    pub(crate) fn is_success(&self) -> bool {
-        (200..=299).contains(&self.status)
-    }
-
-    /// The error a non-2xx status means, with the provider's own message.
-    pub(crate) fn error(&self, message: String, timeout: Duration) -> ProviderError {
-        let (status, retry_after) = (self.status, self.retry_after);
-        match status {
-            401 | 403 => ProviderError::Unauthorized { status, message },
-            408 => ProviderError::Timeout(timeout),
-            429 => ProviderError::RateLimited {
-                retry_after,
-                message,
-            },
-            // 529 is Anthropic's "overloaded".
-            500..=599 => ProviderError::Unavailable {
-                status,
-                retry_after,
-                message,
-            },
-            _ => ProviderError::Rejected { status, message },
+        let parts: Vec<Value> = message
+            .parts
+            .iter()
+            .filter(|part| !matches!(part, ContentPart::Text(t) if t.is_empty()))
+            .map(part_json)
+            .collect();
+        if parts.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some((last, existing)) if *last == role => existing.extend(parts),
+            _ => turns.push((role, parts)),
         }
     }
+    turns
+}
+
+/// Standard base64, as every provider takes inline images.
+pub(crate) fn base64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Parses `Retry-After` (seconds; HTTP dates are not worth honouring here).

@@ -3,38 +3,26 @@
 
 use std::time::Duration;
 
-use self::base64_url::data_url;
 use agentd_domain::Usage;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    Completion, CompletionRequest, ContentPart, HttpReply, Message, ModelProvider, ProviderError,
+    Completion, CompletionRequest, Connection, ContentPart, Message, ModelProvider, ProviderError,
     Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 pub struct OpenAiProvider {
-    name: String,
-    client: reqwest::Client,
-    endpoint: String,
-    api_key: Option<String>,
-    timeout: Duration,
+    connection: Connection,
 }
 
 impl OpenAiProvider {
     pub fn new(name: &str, base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
         Self {
-            name: name.to_owned(),
-            client: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("a TLS backend is compiled in"),
-            endpoint: format!("{}/chat/completions", base_url.trim_end_matches('/')),
-            api_key,
-            timeout,
+            connection: Connection::new(name, base_url, api_key, timeout),
         }
     }
 
@@ -64,15 +52,9 @@ impl OpenAiProvider {
     }
 }
 
-mod base64_url {
-    /// `data:<mime>;base64,<data>`: how OpenAI takes inline images.
-    pub fn data_url(mime_type: &str, data: &[u8]) -> String {
-        use base64::Engine as _;
-        format!(
-            "data:{mime_type};base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(data)
-        )
-    }
+/// `data:<mime>;base64,<data>`: how OpenAI takes inline images.
+fn data_url(mime_type: &str, data: &[u8]) -> String {
+    format!("data:{mime_type};base64,{}", crate::base64(data))
 }
 
 fn message_json(message: &Message) -> Value {
@@ -185,20 +167,26 @@ fn without_forced_nulls(mut completion: Completion, schema: &Value) -> Completio
 #[async_trait]
 impl ModelProvider for OpenAiProvider {
     fn name(&self) -> &str {
-        &self.name
+        &self.connection.name
     }
 
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
-        let mut http = self.client.post(&self.endpoint).json(&Self::body(request));
-        if let Some(key) = &self.api_key {
-            http = http.bearer_auth(key);
-        }
-        let reply = HttpReply::send(http, self.timeout).await?;
+        let reply = self
+            .connection
+            .post(
+                "/chat/completions",
+                &Self::body(request),
+                |http, key| match key {
+                    Some(key) => http.bearer_auth(key),
+                    None => http,
+                },
+            )
+            .await?;
         if reply.is_success() {
             parse_answer(&reply.body)
                 .map(|completion| without_forced_nulls(completion, &request.schema))
         } else {
-            Err(reply.error(error_message(&reply.body), self.timeout))
+            Err(reply.error(error_message(&reply.body), self.connection.timeout))
         }
     }
 }
