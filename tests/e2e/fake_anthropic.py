@@ -35,16 +35,11 @@ Only the standard library is used (plus the schema-instance generator of
 from __future__ import annotations
 
 import json
-import select
-import socket
-import threading
-import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from fake_openai import echo_value, instance_for
+from fake_server import BaseRecordedRequest, BaseReply, FakeServer, serve_until_interrupted
 
 DEFAULT_INPUT_TOKENS = 100
 DEFAULT_OUTPUT_TOKENS = 20
@@ -52,16 +47,8 @@ DEFAULT_MODEL = "claude-sonnet-4-6"
 MESSAGES_PATH = "/v1/messages"
 
 
-@dataclass
-class Reply:
-    """One scripted HTTP response of the fake."""
-
-    status: int = 200
-    body: Any = None  # dict/list -> JSON; str/bytes -> sent as-is; None -> empty
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    # When set, the body is built from the request: fn(request) -> Reply.
-    build: Callable[["RecordedRequest"], "Reply"] | None = None
+class Reply(BaseReply):
+    """One scripted HTTP response of the fake (status, body, headers, delay, build)."""
 
     # ---- successful answers ----------------------------------------------
     @classmethod
@@ -90,11 +77,7 @@ class Reply:
         delay: float = 0.0,
     ) -> "Reply":
         """A schema-valid tool call derived from the request (the default responder)."""
-
-        def build(req: RecordedRequest) -> Reply:
-            return default_answer(req, input_tokens, output_tokens)
-
-        return cls(delay=delay, build=build)
+        return cls(delay=delay, build=lambda req: default_answer(req, input_tokens, output_tokens))
 
     @classmethod
     def text_only(cls, text: str = "I can't help with that.", delay: float = 0.0) -> "Reply":
@@ -210,26 +193,10 @@ def message_body(model: str, content: list[dict], stop_reason: str, usage: dict)
     }
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    raw: bytes
-    json: Any
-    at: float  # time.monotonic() on arrival
-    # Set when the client closed the connection before the (delayed) answer was sent.
-    disconnected: threading.Event = field(default_factory=threading.Event, repr=False)
-    disconnected_at: float | None = None
-    # Set once a response was written (or the request was given up); ``answered`` says which.
-    finished: threading.Event = field(default_factory=threading.Event, repr=False)
-    answered: bool = False
+class RecordedRequest(BaseRecordedRequest):
+    """One received request (see ``BaseRecordedRequest`` for the recorded fields)."""
 
     # ---- helpers for assertions ---------------------------------------
-    @property
-    def body(self) -> dict[str, Any]:
-        return self.json if isinstance(self.json, dict) else {}
-
     @property
     def model(self) -> str:
         return self.body.get("model") or DEFAULT_MODEL
@@ -264,9 +231,6 @@ class RecordedRequest:
                 continue
             out.append(message_text(m))
         return out
-
-    def all_text(self) -> str:
-        return "\n".join(self.message_texts())
 
     @property
     def tool(self) -> dict[str, Any]:
@@ -367,215 +331,41 @@ def default_answer(req: RecordedRequest, input_tokens: int, output_tokens: int) 
 # ---------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Many workers connect at once; the default backlog of 5 would drop SYNs (1 s retransmits).
-    request_queue_size = 256
-
-
-class FakeAnthropic:
+class FakeAnthropic(FakeServer):
     """The fake provider. ``start()`` it once; ``reset()`` it between tests."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: list[Reply] = []
-        self._always: Reply | None = None
-        self._default = Reply.default()
-        self.requests: list[RecordedRequest] = []
-        # When set, requests with another x-api-key get 401 (checked before the script).
-        self.expected_api_key: str | None = None
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+    reply_cls = Reply
+    request_cls = RecordedRequest
+    name = "anthropic"
+    label = "the fake Anthropic"
+    endpoint = "messages"
 
-    # ---- lifecycle ------------------------------------------------------
-    def start(self) -> "FakeAnthropic":
-        fake = self
+    requests: list[RecordedRequest]
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def _is_endpoint(self, req: RecordedRequest) -> bool:
+        return req.path.split("?")[0].rstrip("/") == MESSAGES_PATH
 
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
+    def _not_found(self, req: RecordedRequest) -> Reply:
+        return Reply.error(404, "not_found_error", f"Not found: {req.method} {req.path}")
 
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    parsed = json.loads(raw) if raw else None
-                except ValueError:
-                    parsed = None
-                req = RecordedRequest(
-                    method=self.command,
-                    path=self.path,
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    raw=raw,
-                    json=parsed,
-                    at=time.monotonic(),
-                )
-                reply = fake._record_and_pick(req)
-                try:
-                    if reply.delay and not self._wait(reply.delay, req):
-                        self.close_connection = True
-                        return
-                    if reply.build is not None:
-                        built = reply.build(req)
-                        reply = Reply(built.status, built.body, {**reply.headers, **built.headers})
-                    req.answered = self._send(reply)
-                finally:
-                    req.finished.set()
+    def _check(self, req: RecordedRequest) -> Reply | None:
+        rejected = super()._check(req)
+        if rejected is not None:
+            return rejected
+        if not req.headers.get("anthropic-version"):
+            return Reply.invalid_request("anthropic-version: header is required")
+        if self.expected_api_key is not None and req.headers.get("x-api-key") != self.expected_api_key:
+            return Reply.invalid_api_key()
+        return None
 
-            def _wait(self, delay: float, req: RecordedRequest) -> bool:
-                """Sleeps ``delay`` seconds; False (early) when the client hangs up meanwhile."""
-                end = time.monotonic() + delay
-                sock = self.connection
-                while True:
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        return True
-                    try:
-                        readable, _, _ = select.select([sock], [], [], min(left, 0.05))
-                    except (OSError, ValueError):
-                        readable = [sock]
-                    if not readable:
-                        continue
-                    try:
-                        peek = sock.recv(1, socket.MSG_PEEK)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        peek = b""
-                    if not peek:
-                        req.disconnected_at = time.monotonic()
-                        req.disconnected.set()
-                        return False
-                    time.sleep(max(0.0, end - time.monotonic()))
-                    return True
-
-            def _send(self, reply: Reply) -> bool:
-                body = reply.body
-                if isinstance(body, (dict, list)):
-                    data = json.dumps(body).encode()
-                elif isinstance(body, str):
-                    data = body.encode()
-                elif body is None:
-                    data = b""
-                else:
-                    data = bytes(body)
-                try:
-                    self.send_response(reply.status)
-                    headers = {"Content-Type": "application/json", **reply.headers}
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.send_header("request-id", "req_" + uuid.uuid4().hex[:24])
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return True
-                except (BrokenPipeError, ConnectionResetError):
-                    return False
-
-            do_POST = _handle
-            do_GET = _handle
-            do_PUT = _handle
-            do_DELETE = _handle
-
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None
-        return self._httpd.server_address[1]
+    def response_headers(self) -> dict[str, str]:
+        return {"request-id": "req_" + uuid.uuid4().hex[:24]}
 
     @property
     def base_url(self) -> str:
         """What the server gets as ANTHROPIC_BASE_URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    # ---- scripting ------------------------------------------------------
-    def reset(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._always = None
-            self._default = Reply.default()
-            self.expected_api_key = None
-            self.requests.clear()
-
-    def enqueue(self, *replies: Reply) -> None:
-        """Queue replies, used one per request before the default responder."""
-        with self._lock:
-            self._queue.extend(replies)
-
-    def always(self, reply: Reply | None) -> None:
-        """Answer every request (after the queue is used up) with ``reply``."""
-        with self._lock:
-            self._always = reply
-
-    def set_default_usage(self, input_tokens: int, output_tokens: int) -> None:
-        with self._lock:
-            self._default = Reply.default(input_tokens, output_tokens)
-
-    @staticmethod
-    def _is_messages(req: RecordedRequest) -> bool:
-        return req.path.split("?")[0].rstrip("/") == MESSAGES_PATH
-
-    def _record_and_pick(self, req: RecordedRequest) -> Reply:
-        with self._lock:
-            self.requests.append(req)
-            if req.method != "POST" or not self._is_messages(req):
-                return Reply.error(404, "not_found_error", f"Not found: {req.method} {req.path}")
-            if not req.headers.get("anthropic-version"):
-                return Reply.invalid_request("anthropic-version: header is required")
-            if self.expected_api_key is not None and req.headers.get("x-api-key") != self.expected_api_key:
-                return Reply.invalid_api_key()
-            if self._queue:
-                return self._queue.pop(0)
-            if self._always is not None:
-                return self._always
-            return self._default
-
-    # ---- assertions helpers ----------------------------------------------
-    @property
-    def completions(self) -> list[RecordedRequest]:
-        """Recorded requests to the messages endpoint."""
-        with self._lock:
-            return [r for r in self.requests if self._is_messages(r)]
-
-    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
-        """Waits until at least ``n`` messages requests arrived; returns them."""
-        deadline = time.monotonic() + timeout
-        while True:
-            reqs = self.completions
-            if len(reqs) >= n:
-                return reqs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the fake Anthropic got {len(reqs)} requests in {timeout} s, expected {n}")
-            time.sleep(0.02)
-
-    def last(self) -> RecordedRequest:
-        reqs = self.completions
-        assert reqs, "the fake Anthropic received no messages request"
-        return reqs[-1]
-
-    def only(self) -> RecordedRequest:
-        reqs = self.completions
-        assert len(reqs) == 1, f"expected exactly 1 provider request, got {len(reqs)}: {[r.path for r in reqs]}"
-        return reqs[0]
-
 
 if __name__ == "__main__":  # manual poking: python fake_anthropic.py
-    f = FakeAnthropic().start()
-    print(f.base_url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        f.stop()
+    serve_until_interrupted(FakeAnthropic())

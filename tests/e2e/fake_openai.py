@@ -24,29 +24,18 @@ from __future__ import annotations
 
 import copy
 import json
-import select
-import socket
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
+
+from fake_server import BaseRecordedRequest, BaseReply, FakeServer, serve_until_interrupted
 
 DEFAULT_PROMPT_TOKENS = 100
 DEFAULT_COMPLETION_TOKENS = 20
 
 
-@dataclass
-class Reply:
-    """One scripted HTTP response of the fake."""
-
-    status: int = 200
-    body: Any = None  # dict/list -> JSON; str/bytes -> sent as-is; None -> empty
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    # When set, the body is built from the request: fn(request) -> Reply.
-    build: Callable[["RecordedRequest"], "Reply"] | None = None
+class Reply(BaseReply):
+    """One scripted HTTP response of the fake (status, body, headers, delay, build)."""
 
     # ---- constructors -------------------------------------------------
     @classmethod
@@ -88,11 +77,7 @@ class Reply:
         delay: float = 0.0,
     ) -> "Reply":
         """A schema-valid answer derived from the request (the default responder)."""
-
-        def build(req: RecordedRequest) -> Reply:
-            return default_answer(req, prompt_tokens, completion_tokens)
-
-        return cls(delay=delay, build=build)
+        return cls(delay=delay, build=lambda req: default_answer(req, prompt_tokens, completion_tokens))
 
     @classmethod
     def error(
@@ -138,20 +123,8 @@ class Reply:
         return cls(status, b'{"id": "chatcmpl-broken", "choices": [', {"Content-Type": "application/json"})
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    raw: bytes
-    json: Any
-    at: float  # time.monotonic() on arrival
-    # Set when the client closed the connection before the (delayed) answer was sent.
-    disconnected: threading.Event = field(default_factory=threading.Event, repr=False)
-    disconnected_at: float | None = None
-    # Set once a response was written (or the request was given up); ``answered`` says which.
-    finished: threading.Event = field(default_factory=threading.Event, repr=False)
-    answered: bool = False
+class RecordedRequest(BaseRecordedRequest):
+    """One received request (see ``BaseRecordedRequest`` for the recorded fields)."""
 
     # ---- helpers for assertions ---------------------------------------
     @property
@@ -166,9 +139,6 @@ class RecordedRequest:
                 continue
             out.append(message_text(m))
         return out
-
-    def all_text(self) -> str:
-        return "\n".join(self.message_texts())
 
     @property
     def schema(self) -> Any:
@@ -358,212 +328,34 @@ def default_answer(req: RecordedRequest, prompt_tokens: int, completion_tokens: 
 # ---------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Many workers connect at once; the default backlog of 5 would drop SYNs (1 s retransmits).
-    request_queue_size = 256
+COMPLETIONS_PATH = "/v1/chat/completions"
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     """The fake provider. ``start()`` it once; ``reset()`` it between tests."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: list[Reply] = []
-        self._always: Reply | None = None
-        self._default = Reply.default()
-        self.requests: list[RecordedRequest] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+    reply_cls = Reply
+    request_cls = RecordedRequest
+    name = "openai"
+    label = "the fake provider"
+    endpoint = "chat-completions"
 
-    # ---- lifecycle ------------------------------------------------------
-    def start(self) -> "FakeOpenAI":
-        fake = self
+    requests: list[RecordedRequest]
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes: without TCP_NODELAY, Nagle plus the
-            # client's delayed ACK hold the body back ~40 ms.
-            disable_nagle_algorithm = True
+    def _is_endpoint(self, req: RecordedRequest) -> bool:
+        return req.path.split("?")[0].rstrip("/") == COMPLETIONS_PATH
 
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
+    def _not_found(self, req: RecordedRequest) -> Reply:
+        return Reply.error(404, f"Invalid URL ({req.method} {req.path})", "invalid_request_error")
 
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    parsed = json.loads(raw) if raw else None
-                except ValueError:
-                    parsed = None
-                req = RecordedRequest(
-                    method=self.command,
-                    path=self.path,
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    raw=raw,
-                    json=parsed,
-                    at=time.monotonic(),
-                )
-                reply = fake._record_and_pick(req)
-                try:
-                    if reply.delay and not self._wait(reply.delay, req):
-                        self.close_connection = True
-                        return
-                    if reply.build is not None:
-                        built = reply.build(req)
-                        reply = Reply(built.status, built.body, {**reply.headers, **built.headers})
-                    req.answered = self._send(reply)
-                finally:
-                    req.finished.set()
-
-            def _wait(self, delay: float, req: RecordedRequest) -> bool:
-                """Sleeps ``delay`` seconds; False (early) when the client hangs up meanwhile."""
-                end = time.monotonic() + delay
-                sock = self.connection
-                while True:
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        return True
-                    try:
-                        readable, _, _ = select.select([sock], [], [], min(left, 0.05))
-                    except (OSError, ValueError):
-                        readable = [sock]
-                    if not readable:
-                        continue
-                    try:
-                        peek = sock.recv(1, socket.MSG_PEEK)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        peek = b""
-                    if not peek:
-                        req.disconnected_at = time.monotonic()
-                        req.disconnected.set()
-                        return False
-                    # The client sent more bytes (not expected): just finish the delay.
-                    time.sleep(max(0.0, end - time.monotonic()))
-                    return True
-
-            def _send(self, reply: Reply) -> bool:
-                body = reply.body
-                if isinstance(body, (dict, list)):
-                    data = json.dumps(body).encode()
-                elif isinstance(body, str):
-                    data = body.encode()
-                elif body is None:
-                    data = b""
-                else:
-                    data = bytes(body)
-                try:
-                    self.send_response(reply.status)
-                    headers = {"Content-Type": "application/json", **reply.headers}
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.send_header("x-request-id", "req_" + uuid.uuid4().hex[:16])
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return True
-                except (BrokenPipeError, ConnectionResetError):
-                    return False
-
-            do_POST = _handle
-            do_GET = _handle
-            do_PUT = _handle
-            do_DELETE = _handle
-
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None
-        return self._httpd.server_address[1]
+    def response_headers(self) -> dict[str, str]:
+        return {"x-request-id": "req_" + uuid.uuid4().hex[:16]}
 
     @property
     def base_url(self) -> str:
         """What the server gets as OPENAI_BASE_URL."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    # ---- scripting ------------------------------------------------------
-    def reset(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._always = None
-            self._default = Reply.default()
-            self.requests.clear()
-
-    def enqueue(self, *replies: Reply) -> None:
-        """Queue replies, used one per request before the default responder."""
-        with self._lock:
-            self._queue.extend(replies)
-
-    def always(self, reply: Reply | None) -> None:
-        """Answer every request (after the queue is used up) with ``reply``."""
-        with self._lock:
-            self._always = reply
-
-    def set_default_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
-        with self._lock:
-            self._default = Reply.default(prompt_tokens, completion_tokens)
-
-    def _record_and_pick(self, req: RecordedRequest) -> Reply:
-        with self._lock:
-            self.requests.append(req)
-            if req.method != "POST" or req.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
-                return Reply.error(
-                    404,
-                    f"Invalid URL ({req.method} {req.path})",
-                    "invalid_request_error",
-                )
-            if self._queue:
-                return self._queue.pop(0)
-            if self._always is not None:
-                return self._always
-            return self._default
-
-    # ---- assertions helpers ----------------------------------------------
-    @property
-    def completions(self) -> list[RecordedRequest]:
-        """Recorded requests to the chat-completions endpoint."""
-        with self._lock:
-            return [r for r in self.requests if r.path.split("?")[0].rstrip("/") == "/v1/chat/completions"]
-
-    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
-        """Waits until at least ``n`` chat-completions requests arrived; returns them."""
-        deadline = time.monotonic() + timeout
-        while True:
-            reqs = self.completions
-            if len(reqs) >= n:
-                return reqs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the fake provider got {len(reqs)} requests in {timeout} s, expected {n}")
-            time.sleep(0.02)
-
-    def last(self) -> RecordedRequest:
-        reqs = self.completions
-        assert reqs, "the fake provider received no chat-completions request"
-        return reqs[-1]
-
-    def only(self) -> RecordedRequest:
-        reqs = self.completions
-        assert len(reqs) == 1, f"expected exactly 1 provider request, got {len(reqs)}: {[r.path for r in reqs]}"
-        return reqs[0]
-
 
 if __name__ == "__main__":  # manual poking: python fake_openai.py
-    f = FakeOpenAI().start()
-    print(f.base_url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        f.stop()
+    serve_until_interrupted(FakeOpenAI())
