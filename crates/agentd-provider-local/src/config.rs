@@ -11,11 +11,6 @@ pub const DEFAULT_MODEL_ID: &str = "local/smollm2-135m-instruct";
 /// Environment variable naming the GGUF file explicitly.
 pub const MODEL_PATH_ENV: &str = "AGENTD_LOCAL_MODEL_PATH";
 
-/// Threads per sequence by default. A 135M-parameter model's matrices are
-/// too small to keep more threads busy (the cost of their synchronisation
-/// grows with each one), so larger machines run more sequences instead.
-pub const MAX_DEFAULT_THREADS: usize = 4;
-
 /// How the local model is loaded and run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalModelConfig {
@@ -38,17 +33,16 @@ pub struct LocalModelConfig {
 
 impl LocalModelConfig {
     /// Defaults: 2,048 tokens of context, answers of at most 512 tokens,
-    /// and the cores split into sequences of up to `MAX_DEFAULT_THREADS`
-    /// threads each (2 cores: one sequence of 2 threads; 16 cores: four of
-    /// 4), so that no two decoding threads share a core.
+    /// and one sequence per core with one thread each: the most jobs at
+    /// once, and no two decoding threads sharing a core (ggml's threads
+    /// spin at barriers and slow down several-fold when they must share).
+    /// Fewer sequences with more threads each answer one job sooner.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        let cores = available_cores();
-        let threads = cores.clamp(1, MAX_DEFAULT_THREADS);
         Self {
             path: path.into(),
             context_size: 2048,
-            threads,
-            max_sequences: (cores / threads).max(1),
+            threads: 1,
+            max_sequences: available_cores(),
             max_output_tokens: 512,
             chat_template: None,
         }

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 pub use config::{
     available_cores, default_model_path, model_path_in, LocalModelConfig, DEFAULT_MODEL_FILE,
-    DEFAULT_MODEL_ID, MAX_DEFAULT_THREADS, MODEL_PATH_ENV,
+    DEFAULT_MODEL_ID, MODEL_PATH_ENV,
 };
 pub use grammar::check_schema;
 pub use sequence::DecodeStats;

@@ -51,11 +51,11 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_LOCAL_MODEL_PATH")]
     pub local_model_path: Option<PathBuf>,
 
-    /// CPU threads per local sequence (default: min(cores, 4)).
+    /// CPU threads per local sequence (default 1).
     #[arg(long, env = "AGENTD_LOCAL_THREADS")]
     pub local_threads: Option<usize>,
 
-    /// Local sequences decoded at once (default: cores / threads).
+    /// Local sequences decoded at once (default: the number of cores).
     #[arg(long, env = "AGENTD_LOCAL_SEQUENCES")]
     pub local_sequences: Option<usize>,
 
