@@ -1,13 +1,13 @@
 //! The Anthropic provider against a loopback server speaking the Messages
 //! protocol: path, headers, key, and a 429 that `RetryingProvider` rides out.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentd_providers::anthropic::{AnthropicProvider, API_VERSION};
-use agentd_providers::{
-    CompletionRequest, Message, ModelProvider, ProviderError, RetryPolicy, RetryingProvider, Role,
-};
+use agentd_providers::{CompletionRequest, ModelProvider, ProviderError, RetryingProvider};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,37 +53,16 @@ async fn messages(
 }
 
 async fn serve(fake: Fake) -> String {
-    let app = Router::new()
-        .route("/v1/messages", post(messages))
-        .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    support::serve(
+        Router::new()
+            .route("/v1/messages", post(messages))
+            .with_state(fake),
+    )
+    .await
 }
 
 fn request() -> CompletionRequest {
-    CompletionRequest {
-        upstream_model: "claude-haiku-4-5-20251001".into(),
-        messages: vec![
-            Message::text(Role::System, "Extract."),
-            Message::text(Role::User, "text"),
-        ],
-        schema_name: "output".into(),
-        schema: json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}),
-        temperature: None,
-        reasoning: None,
-        max_output_tokens: None,
-    }
-}
-
-fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 2,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_secs(2),
-        max_total: Duration::from_secs(10),
-    }
+    support::request("claude-haiku-4-5-20251001")
 }
 
 #[tokio::test]
@@ -104,7 +83,7 @@ async fn headers_are_sent_and_a_rate_limit_is_retried() {
         Some("sk-ant-test".into()),
         Duration::from_secs(10),
     );
-    let retrying = RetryingProvider::new(Arc::new(provider), fast());
+    let retrying = RetryingProvider::new(Arc::new(provider), support::fast_retries());
     let completion = retrying.complete(&request()).await.unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&completion.text).unwrap(),
@@ -140,7 +119,7 @@ async fn a_wrong_key_is_unauthorized_and_not_retried() {
         Some("wrong".into()),
         Duration::from_secs(10),
     );
-    let retrying = RetryingProvider::new(Arc::new(provider), fast());
+    let retrying = RetryingProvider::new(Arc::new(provider), support::fast_retries());
     let error = retrying.complete(&request()).await.unwrap_err();
     assert!(
         matches!(&error, ProviderError::Unauthorized { status: 401, message } if message.contains("invalid x-api-key")),

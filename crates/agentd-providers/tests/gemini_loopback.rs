@@ -1,13 +1,13 @@
 //! The Gemini provider against a loopback server speaking generateContent:
 //! path with the model, key header, and a 429 that `RetryingProvider` rides out.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentd_providers::gemini::GeminiProvider;
-use agentd_providers::{
-    CompletionRequest, Message, ModelProvider, ProviderError, RetryPolicy, RetryingProvider, Role,
-};
+use agentd_providers::{CompletionRequest, ModelProvider, ProviderError, RetryingProvider};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -59,37 +59,16 @@ async fn generate(
 }
 
 async fn serve(fake: Fake) -> String {
-    let app = Router::new()
-        .route("/v1beta/models/{model_call}", post(generate))
-        .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    support::serve(
+        Router::new()
+            .route("/v1beta/models/{model_call}", post(generate))
+            .with_state(fake),
+    )
+    .await
 }
 
 fn request() -> CompletionRequest {
-    CompletionRequest {
-        upstream_model: "gemini-3-flash-preview".into(),
-        messages: vec![
-            Message::text(Role::System, "Extract."),
-            Message::text(Role::User, "text"),
-        ],
-        schema_name: "output".into(),
-        schema: json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}),
-        temperature: None,
-        reasoning: None,
-        max_output_tokens: None,
-    }
-}
-
-fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 2,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_secs(2),
-        max_total: Duration::from_secs(10),
-    }
+    support::request("gemini-3-flash-preview")
 }
 
 #[tokio::test]
@@ -111,7 +90,7 @@ async fn the_key_header_is_sent_and_a_rate_limit_is_retried() {
         Some("AIza-test".into()),
         Duration::from_secs(10),
     );
-    let retrying = RetryingProvider::new(Arc::new(provider), fast());
+    let retrying = RetryingProvider::new(Arc::new(provider), support::fast_retries());
     let completion = retrying.complete(&request()).await.unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&completion.text).unwrap(),
@@ -147,7 +126,7 @@ async fn an_invalid_key_is_unauthorized_and_not_retried() {
         Some("wrong".into()),
         Duration::from_secs(10),
     );
-    let retrying = RetryingProvider::new(Arc::new(provider), fast());
+    let retrying = RetryingProvider::new(Arc::new(provider), support::fast_retries());
     let error = retrying.complete(&request()).await.unwrap_err();
     assert!(
         matches!(&error, ProviderError::Unauthorized { status: 400, message } if message.contains("API key not valid")),
