@@ -53,7 +53,7 @@ _SERVERS: list["AgentdServer"] = []
 class AgentdServer:
     """An ``agentd serve`` child process with its own data directory."""
 
-    def __init__(self, workdir: Path, fake_base_url: str, extra_env: dict[str, str] | None = None,
+    def __init__(self, workdir: Path, fake_base_url: str, extra_env: dict[str, str | None] | None = None,
                  org_id: str | None = None, api_key: str | None = None) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,12 +71,20 @@ class AgentdServer:
             "OPENAI_API_KEY": "sk-test",
             "RUST_LOG": "info",
             "AGENTD_PROVIDER_MAX_RETRIES": "0",
+            # The suite's file servers listen on loopback; test_ssrf.py runs
+            # servers with the outbound URL guard on.
+            "AGENTD_ALLOW_PRIVATE_URLS": "true",
             "NO_COLOR": "1",
         }
         # Never let a developer's real provider settings leak into the tests.
         for var in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AGENTD_LOG_FORMAT"):
             self.env.pop(var, None)
-        self.env.update(extra_env or {})
+        # A value of None removes the variable (the server's default applies).
+        for var, value in (extra_env or {}).items():
+            if value is None:
+                self.env.pop(var, None)
+            else:
+                self.env[var] = value
         self.proc: subprocess.Popen | None = None
         self.base_url: str | None = None
         self._log_lock = threading.Lock()
@@ -229,7 +237,7 @@ def start_server(fake_openai: FakeOpenAI, session_dir: Path) -> Iterator[Callabl
     """Factory: start another server (own database) with extra env; stopped after the test."""
     started: list[AgentdServer] = []
 
-    def start(extra_env: dict[str, str] | None = None, workdir: Path | None = None, **kw: Any) -> AgentdServer:
+    def start(extra_env: dict[str, str | None] | None = None, workdir: Path | None = None, **kw: Any) -> AgentdServer:
         wd = workdir or session_dir / ("extra-" + uuid.uuid4().hex[:8])
         srv = AgentdServer(wd, fake_openai.base_url, extra_env, **kw).start()
         started.append(srv)
@@ -245,7 +253,7 @@ def start_module_server(fake_openai: FakeOpenAI, session_dir: Path) -> Iterator[
     """Like ``start_server``, for module-scoped fixtures: the servers stop after the module."""
     started: list[AgentdServer] = []
 
-    def start(extra_env: dict[str, str] | None = None, workdir: Path | None = None, **kw: Any) -> AgentdServer:
+    def start(extra_env: dict[str, str | None] | None = None, workdir: Path | None = None, **kw: Any) -> AgentdServer:
         wd = workdir or session_dir / ("module-" + uuid.uuid4().hex[:8])
         srv = AgentdServer(wd, fake_openai.base_url, extra_env, **kw).start()
         started.append(srv)

@@ -184,7 +184,7 @@ fn file_from_text(definition: &InputDefinition, text: &str) -> Result<CheckedInp
     if let Ok(id) = text.parse::<FileId>() {
         return Ok(CheckedInput::File(FileSource::StoredFile(id)));
     }
-    if text.starts_with("http://") || text.starts_with("https://") {
+    if is_http_url(text) {
         return Ok(CheckedInput::File(FileSource::Url(text.to_owned())));
     }
     if let Some(upload) = decode_data_url(text)? {
@@ -194,6 +194,28 @@ fn file_from_text(definition: &InputDefinition, text: &str) -> Result<CheckedInp
         "Expected a file ({}): an upload, an http(s) URL, a data: URL or a file id.",
         definition.data_type
     ))
+}
+
+/// Whether a file input's text names an http(s) URL to fetch.
+fn is_http_url(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://")
+}
+
+/// How many file inputs of a request are URLs the server would fetch,
+/// defaults included (the bound on fetches per request counts these).
+pub fn count_url_inputs(definitions: &[InputDefinition], raw: &[(String, RawInput)]) -> usize {
+    definitions
+        .iter()
+        .filter(|definition| definition.kind() == InputKind::File)
+        .filter(|definition| {
+            let text = match raw.iter().find(|(key, _)| *key == definition.key) {
+                Some((_, RawInput::Text(text))) => Some(text.as_str()),
+                Some(_) => None,
+                None => definition.default.as_deref(),
+            };
+            text.is_some_and(|text| is_http_url(text.trim()))
+        })
+        .count()
 }
 
 /// Decodes `data:[<mime>][;base64],<data>`; `Ok(None)` when not a data URL.
@@ -411,5 +433,37 @@ mod tests {
         assert_eq!(base64_decode("aGk").unwrap(), b"hi");
         assert_eq!(base64_decode("aGVsbG8gd29ybGQ=").unwrap(), b"hello world");
         assert!(base64_decode("a$==").is_none());
+    }
+
+    #[test]
+    fn counts_the_url_file_inputs_a_request_would_fetch() {
+        let defs = vec![
+            definition("text", "text/plain", None),
+            definition("photo", "image/png", None),
+            definition("scan", "application/pdf", Some("https://example.com/a.pdf")),
+            definition(
+                "logo",
+                "image/png",
+                Some("00000000-0000-4000-8000-000000000000"),
+            ),
+        ];
+        let text = |value: &str| RawInput::Text(value.into());
+        let raw = vec![
+            (
+                "text".to_string(),
+                text("http://example.com/not-a-file-input"),
+            ),
+            ("photo".to_string(), text(" http://example.com/p.png")),
+        ];
+        // photo by URL, scan by its URL default; text is not a file input.
+        assert_eq!(count_url_inputs(&defs, &raw), 2);
+        let raw = vec![
+            ("photo".to_string(), text("data:image/png;base64,AAAA")),
+            (
+                "scan".to_string(),
+                text("00000000-0000-4000-8000-000000000000"),
+            ),
+        ];
+        assert_eq!(count_url_inputs(&defs, &raw), 0);
     }
 }

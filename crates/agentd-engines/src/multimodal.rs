@@ -20,6 +20,10 @@ const SYSTEM_PROMPT: &str = "You extract structured information. Follow the inst
 use only the content you are given, and answer with one JSON value that matches the \
 required JSON Schema.";
 
+/// Images one run may send (each may be a URL the server fetches); as many
+/// as the strictest provider takes in one request.
+const MAX_IMAGES: usize = 100;
+
 /// The config of one run, read from the rendered `engine_config`.
 struct RunConfig {
     /// `None`: the server's default model.
@@ -60,13 +64,20 @@ impl RunConfig {
             })?),
             None => None,
         };
+        let images = image_refs(&config["images"]);
+        if images.len() > MAX_IMAGES {
+            return Err(EngineError::Invalid(format!(
+                "at most {MAX_IMAGES} images per run, got {}",
+                images.len()
+            )));
+        }
         Ok(Self {
             model: non_empty_str(config, "model").map(str::to_owned),
             instruction: non_empty_str(config, "instruction")
                 .unwrap_or_default()
                 .to_owned(),
             text: non_empty_str(config, "text").map(str::to_owned),
-            images: image_refs(&config["images"]),
+            images,
             schema,
             temperature: number(&config["temperature"]),
             reasoning,
@@ -348,4 +359,41 @@ fn image_mime_type(bytes: &[u8]) -> Option<&'static str> {
             "image/png" | "image/jpeg" | "image/gif" | "image/webp"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(images: Value) -> Value {
+        json!({
+            "instruction": "Describe.",
+            "images": images,
+            "output_schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+        })
+    }
+
+    #[test]
+    fn a_run_takes_at_most_max_images() {
+        let urls = |n: usize| {
+            (0..n)
+                .map(|i| format!("https://example.com/{i}.png"))
+                .collect::<Vec<_>>()
+        };
+        assert!(RunConfig::read(&config(json!(urls(MAX_IMAGES)))).is_ok());
+        let many = urls(MAX_IMAGES + 1).join(" ");
+        match RunConfig::read(&config(json!(many))) {
+            Err(EngineError::Invalid(message)) => {
+                assert_eq!(
+                    message,
+                    format!(
+                        "at most {MAX_IMAGES} images per run, got {}",
+                        MAX_IMAGES + 1
+                    )
+                )
+            }
+            _ => panic!("{} images must be refused", MAX_IMAGES + 1),
+        }
+    }
 }

@@ -3,16 +3,14 @@
 //! `tool_choice` names the tool, and the answer is the `input` of the
 //! `tool_use` block the model returns.
 
-use std::time::Duration;
-
 use agentd_domain::Usage;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    base64, merged_turns, Completion, CompletionRequest, Connection, ContentPart, Message,
-    ModelProvider, ProviderError, Role,
+    base64, merged_turns, Completion, CompletionRequest, Connection, ContentPart, HttpSettings,
+    Message, ModelProvider, ProviderError, Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -30,9 +28,14 @@ pub struct AnthropicProvider {
 }
 
 impl AnthropicProvider {
-    pub fn new(name: &str, base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        api_key: Option<String>,
+        settings: impl Into<HttpSettings>,
+    ) -> Self {
         Self {
-            connection: Connection::new(name, base_url, api_key, timeout),
+            connection: Connection::new(name, base_url, api_key, settings),
         }
     }
 

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    base64, merged_turns, Completion, CompletionRequest, Connection, ContentPart, Message,
-    ModelProvider, ProviderError, ReasoningEffort, Role,
+    base64, merged_turns, Completion, CompletionRequest, Connection, ContentPart, HttpSettings,
+    Message, ModelProvider, ProviderError, ReasoningEffort, Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -22,9 +22,14 @@ pub struct GeminiProvider {
 }
 
 impl GeminiProvider {
-    pub fn new(name: &str, base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        api_key: Option<String>,
+        settings: impl Into<HttpSettings>,
+    ) -> Self {
         Self {
-            connection: Connection::new(name, base_url, api_key, timeout),
+            connection: Connection::new(name, base_url, api_key, settings),
         }
     }
 

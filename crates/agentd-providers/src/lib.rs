@@ -20,6 +20,7 @@ use serde_json::Value;
 
 pub use catalog::{Capability, ModelCatalog, ModelSpec};
 pub(crate) use http::Connection;
+pub use http::{HttpSettings, DEFAULT_MAX_RESPONSE_BYTES};
 pub use registry::{ProviderRegistry, ResolveError, ResolvedModel};
 pub use retry::{RetryPolicy, RetryingProvider};
 
@@ -126,6 +127,8 @@ pub enum ProviderError {
     Transport(String),
     #[error("provider gave no usable answer: {0}")]
     NoAnswer(String),
+    #[error("provider's answer is larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 impl ProviderError {

@@ -1,16 +1,14 @@
 //! OpenAI chat completions, also spoken by vLLM, Ollama, llama.cpp server
 //! and LM Studio. The schema goes in `response_format` as `json_schema`.
 
-use std::time::Duration;
-
 use agentd_domain::Usage;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    Completion, CompletionRequest, Connection, ContentPart, Message, ModelProvider, ProviderError,
-    Role,
+    Completion, CompletionRequest, Connection, ContentPart, HttpSettings, Message, ModelProvider,
+    ProviderError, Role,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -20,9 +18,14 @@ pub struct OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    pub fn new(name: &str, base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        api_key: Option<String>,
+        settings: impl Into<HttpSettings>,
+    ) -> Self {
         Self {
-            connection: Connection::new(name, base_url, api_key, timeout),
+            connection: Connection::new(name, base_url, api_key, settings),
         }
     }
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agentd_net::AddressPolicy;
 use clap::Args;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/agentd.db";
@@ -31,6 +32,17 @@ pub struct ServeConfig {
     /// Largest request body (and so largest file), in bytes.
     #[arg(long, env = "AGENTD_MAX_REQUEST_BYTES", default_value_t = 50 * 1024 * 1024)]
     pub max_request_bytes: usize,
+
+    /// URLs given as file inputs, counted over all items of a batch; more
+    /// is a 400.
+    #[arg(long, env = "AGENTD_MAX_URL_INPUTS", default_value_t = 100)]
+    pub max_url_inputs: usize,
+
+    /// User-supplied URLs (file inputs, `images`) may reach private,
+    /// loopback and link-local addresses: `true`, or a comma-separated list
+    /// of networks (`10.0.0.0/8,fd00::/8`). Public addresses only by default.
+    #[arg(long, env = "AGENTD_ALLOW_PRIVATE_URLS", default_value = "false")]
+    pub allow_private_urls: AddressPolicy,
 
     /// A synchronous run that takes longer answers 504 with its job id.
     #[arg(long, env = "AGENTD_SYNC_TIMEOUT_SECS", default_value_t = 300)]
@@ -98,6 +110,11 @@ pub struct ServeConfig {
     /// Time limit of one model call.
     #[arg(long, env = "AGENTD_PROVIDER_TIMEOUT_SECS", default_value_t = 120)]
     pub provider_timeout_secs: u64,
+
+    /// Largest answer body read from a model provider; a larger one fails
+    /// the call.
+    #[arg(long, env = "AGENTD_PROVIDER_MAX_RESPONSE_BYTES", default_value_t = agentd_providers::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub provider_max_response_bytes: usize,
 
     /// Retries of a model call after 429, 5xx or a timeout.
     #[arg(long, env = "AGENTD_PROVIDER_MAX_RETRIES", default_value_t = 3)]

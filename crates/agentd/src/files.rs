@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use agentd_domain::input::check_file_content;
 use agentd_domain::{FileId, FileRef, OrganizationId, Upload};
+use agentd_net::{AddressPolicy, ClientSettings, GuardedClient, Unreachable};
 use agentd_storage::{Storage, StorageError};
 use sha2::{Digest, Sha256};
 
@@ -22,22 +23,32 @@ pub enum FileError {
 #[derive(Clone, Debug)]
 pub struct FileStore {
     root: PathBuf,
-    http: reqwest::Client,
+    http: GuardedClient,
     max_bytes: usize,
 }
 
 /// Time limit of fetching one file from a URL.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// What every refused URL and every failed connection answers, whatever
+/// the reason (so that no answer reveals which addresses or ports exist).
+pub const UNREACHABLE_URL: &str = "Could not fetch the URL: it is not reachable from this server.";
+
 impl FileStore {
-    /// `max_bytes` bounds files fetched from URLs, like uploads.
-    pub fn new(data_dir: &std::path::Path, max_bytes: usize) -> std::io::Result<Self> {
+    /// `max_bytes` bounds files fetched from URLs, like uploads; `urls`
+    /// says which addresses a fetched URL may reach.
+    pub fn new(
+        data_dir: &std::path::Path,
+        max_bytes: usize,
+        urls: AddressPolicy,
+    ) -> std::io::Result<Self> {
         let root = data_dir.join("files");
         std::fs::create_dir_all(&root)?;
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .build()
-            .map_err(std::io::Error::other)?;
+        let settings = ClientSettings {
+            timeout: FETCH_TIMEOUT,
+            ..ClientSettings::default()
+        };
+        let http = GuardedClient::new(urls, &settings).map_err(std::io::Error::other)?;
         Ok(Self {
             root,
             http,
@@ -45,17 +56,18 @@ impl FileStore {
         })
     }
 
-    /// Downloads an http(s) URL, refusing bodies over the size limit.
+    /// Downloads an http(s) URL through the outbound URL guard, refusing
+    /// bodies over the size limit.
     pub async fn fetch(&self, url: &str) -> Result<Upload, FileError> {
-        let rejected = |why: String| FileError::Rejected(format!("Could not fetch {url}: {why}"));
-        let mut response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| rejected(e.without_url().to_string()))?;
+        let unreachable = |_: Unreachable| FileError::Rejected(UNREACHABLE_URL.into());
+        let rejected =
+            |why: String| FileError::Rejected(format!("Could not fetch the URL: {why}."));
+        let mut response = self.http.get(url).await.map_err(unreachable)?;
         if !response.status().is_success() {
-            return Err(rejected(format!("HTTP {}", response.status())));
+            return Err(rejected(format!(
+                "the server answered HTTP {}",
+                response.status()
+            )));
         }
         let content_type = response
             .headers()
@@ -66,10 +78,13 @@ impl FileStore {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| rejected(e.without_url().to_string()))?
+            .map_err(|e| unreachable(Unreachable::from(e)))?
         {
             if bytes.len() + chunk.len() > self.max_bytes {
-                return Err(rejected(format!("larger than {} bytes", self.max_bytes)));
+                return Err(rejected(format!(
+                    "the file is larger than {} bytes",
+                    self.max_bytes
+                )));
             }
             bytes.extend_from_slice(&chunk);
         }

@@ -10,7 +10,7 @@ use agentd_providers::gemini::{self, GeminiProvider};
 use agentd_providers::limits::{LimitedProvider, Limits};
 use agentd_providers::openai::{self, OpenAiProvider};
 use agentd_providers::{
-    ModelCatalog, ModelProvider, ProviderRegistry, RetryPolicy, RetryingProvider,
+    HttpSettings, ModelCatalog, ModelProvider, ProviderRegistry, RetryPolicy, RetryingProvider,
 };
 use agentd_storage::Storage;
 use anyhow::Context as _;
@@ -41,9 +41,8 @@ pub struct Application {
 /// The default model when no local model is loaded and none is configured.
 const HOSTED_DEFAULT_MODEL: &str = "gpt-4.1-2025-04-14";
 
-/// Builds a provider from its name, base URL, key and timeout.
-type ProviderFactory =
-    fn(&str, &str, Option<String>, std::time::Duration) -> Arc<dyn ModelProvider>;
+/// Builds a provider from its name, base URL, key and HTTP limits.
+type ProviderFactory = fn(&str, &str, Option<String>, HttpSettings) -> Arc<dyn ModelProvider>;
 
 /// A hosted provider: name, key, base URL, default base URL, factory.
 type HostedProvider<'a> = (
@@ -82,7 +81,10 @@ pub async fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderR
         };
         registry.register(Arc::new(RetryingProvider::new(limited, retry)));
     };
-    let timeout = config.provider_timeout();
+    let http = HttpSettings {
+        timeout: config.provider_timeout(),
+        max_response_bytes: config.provider_max_response_bytes,
+    };
     let hosted: [HostedProvider; 3] = [
         (
             "openai",
@@ -110,10 +112,7 @@ pub async fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderR
         // A custom base URL may point at a server that needs no key (vLLM, Ollama).
         if key.is_some() || base_url.is_some() {
             let base_url = base_url.as_deref().unwrap_or(default_base_url);
-            register(
-                build(name, base_url, key.clone(), timeout),
-                file.limits(name),
-            );
+            register(build(name, base_url, key.clone(), http), file.limits(name));
         }
     }
     for endpoint in &file.endpoints {
@@ -126,7 +125,7 @@ pub async fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderR
             })?),
             None => None,
         };
-        let provider = OpenAiProvider::new(&endpoint.name, &endpoint.base_url, key, timeout);
+        let provider = OpenAiProvider::new(&endpoint.name, &endpoint.base_url, key, http);
         let mut limits = file.limits(&endpoint.name);
         limits.max_concurrency = endpoint.max_concurrency.or(limits.max_concurrency);
         limits.requests_per_minute = endpoint.requests_per_minute.or(limits.requests_per_minute);
@@ -161,8 +160,12 @@ impl AppState {
             config.bootstrap_api_key.as_deref(),
         )
         .await?;
-        let files = FileStore::new(&config.data_dir, config.max_request_bytes)
-            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let files = FileStore::new(
+            &config.data_dir,
+            config.max_request_bytes,
+            config.allow_private_urls.clone(),
+        )
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
         let executor = Arc::new(JobExecutor::new(

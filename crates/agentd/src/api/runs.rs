@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::extract::{FieldReader, JsonObject};
 use super::load_agent;
 use super::run_body::{RunBody, RunRequest};
-use super::submit::{check_credits, prepare_job, RunOptions};
+use super::submit::{check_credits, check_url_input_count, prepare_job, RunOptions};
 use super::versions::{load_version, parse_version_id};
 use crate::auth::Caller;
 use crate::startup::AppState;
@@ -53,6 +53,7 @@ async fn submit_one(
     options: &RunOptions,
 ) -> Result<JobId, ApiError> {
     check_credits(state, caller).await?;
+    check_url_input_count(state, &version.input_definitions, [&request])?;
     let mut job = prepare_job(state, caller, agent, version, request, options).await?;
     job.idempotency_key = options.idempotency_key.clone();
     let queued = job.cached.is_none();
@@ -224,22 +225,19 @@ pub async fn run_async_many(
     };
     let options = RunOptions::from_headers(&headers, false)?;
     check_credits(&state, &caller).await?;
+    let requests: Vec<Result<RunRequest, ApiError>> = items
+        .iter()
+        .map(|item| batch_item_request(item, metadata.as_ref(), &version))
+        .collect();
+    check_url_input_count(
+        &state,
+        &version.input_definitions,
+        requests.iter().flatten(),
+    )?;
     let mut jobs = Vec::with_capacity(items.len());
     let mut errors = agentd_domain::FieldErrors::default();
-    for (index, item) in items.iter().enumerate() {
-        let Value::Object(item) = item else {
-            errors.add(
-                format!("inputs[{index}]"),
-                "Must be an object of input values.",
-            );
-            continue;
-        };
-        let mut item: Map<String, Value> = item.clone();
-        item.remove("metadata");
-        if let Some(metadata) = &metadata {
-            item.insert("metadata".into(), metadata.clone());
-        }
-        let prepared = match RunBody::Json(item).into_request(&version.input_definitions) {
+    for (index, request) in requests.into_iter().enumerate() {
+        let prepared = match request {
             Ok(request) => prepare_job(&state, &caller, &agent, &version, request, &options).await,
             Err(error) => Err(error),
         };
@@ -263,4 +261,21 @@ pub async fn run_async_many(
         state.signals.job_enqueued();
     }
     Ok(Json(ids))
+}
+
+/// One item of a batch as a run request, with the batch's metadata.
+fn batch_item_request(
+    item: &Value,
+    metadata: Option<&Value>,
+    version: &AgentVersion,
+) -> Result<RunRequest, ApiError> {
+    let Value::Object(item) = item else {
+        return Err(ApiError::bad_request("Must be an object of input values."));
+    };
+    let mut item: Map<String, Value> = item.clone();
+    item.remove("metadata");
+    if let Some(metadata) = metadata {
+        item.insert("metadata".into(), metadata.clone());
+    }
+    RunBody::Json(item).into_request(&version.input_definitions)
 }

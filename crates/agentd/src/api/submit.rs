@@ -1,9 +1,10 @@
 //! Turning a run request into a job: credits, input checks, stored files,
 //! the result cache.
 
-use agentd_domain::input::check_inputs;
+use agentd_domain::input::{check_inputs, count_url_inputs};
 use agentd_domain::{
-    Agent, AgentDatum, AgentVersion, CheckedInput, FileRef, FileSource, JobId, JobInput,
+    Agent, AgentDatum, AgentVersion, CheckedInput, FileRef, FileSource, InputDefinition, JobId,
+    JobInput,
 };
 use agentd_storage::{CachedResult, NewJob};
 use axum::http::HeaderMap;
@@ -64,6 +65,27 @@ pub async fn check_credits(state: &AppState, caller: &Caller) -> Result<(), ApiE
         return Err(ApiError::PaymentRequired(format!(
             "Insufficient credits: the organization's balance is {}.",
             organization.credits
+        )));
+    }
+    Ok(())
+}
+
+/// 400 when the requests together name more file inputs by URL than
+/// `AGENTD_MAX_URL_INPUTS`: each is a fetch the server makes on the caller's
+/// behalf.
+pub fn check_url_input_count<'a>(
+    state: &AppState,
+    definitions: &[InputDefinition],
+    requests: impl IntoIterator<Item = &'a RunRequest>,
+) -> Result<(), ApiError> {
+    let count: usize = requests
+        .into_iter()
+        .map(|request| count_url_inputs(definitions, &request.inputs))
+        .sum();
+    let limit = state.config.max_url_inputs;
+    if count > limit {
+        return Err(ApiError::bad_request(format!(
+            "At most {limit} file inputs given as URLs per request, got {count}."
         )));
     }
     Ok(())
