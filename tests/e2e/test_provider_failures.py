@@ -181,3 +181,19 @@ def test_persistent_timeout_fails(impatient, fake):
     assert elapsed < 8, f"two 1 s timeouts took {elapsed:.1f} s"
     for r in fake.completions:
         assert r.disconnected.wait(3)
+
+
+@pytest.fixture(scope="module")
+def capped(start_module_server):
+    """Provider answers of at most 4 KiB, retries on."""
+    t = Target(start_module_server({"AGENTD_PROVIDER_MAX_RETRIES": "2",
+                                    "AGENTD_PROVIDER_MAX_RESPONSE_BYTES": "4096"}))
+    yield t
+    t.close()
+
+
+def test_an_answer_over_the_size_cap_fails_at_once(capped, fake):
+    fake.always(Reply(status=200, body=" " * 5000 + "{}", headers={"Content-Type": "application/json"}))
+    st, res = capped.run("huge answer " + unique())
+    assert_failed(st, res, "larger than 4096 bytes")
+    assert len(fake.completions) == 1, "an oversized answer must not be retried"

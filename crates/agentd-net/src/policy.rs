@@ -76,7 +76,7 @@ impl AddressPolicy {
             return Err(Refusal::Scheme(url.scheme().to_owned()));
         }
         let ip = match url.host().ok_or(Refusal::NoHost)? {
-            Host::Domain(name) if name.is_empty() => return Err(Refusal::NoHost),
+            Host::Domain("") => return Err(Refusal::NoHost),
             Host::Domain(_) => return Ok(()),
             Host::Ipv4(v4) => IpAddr::V4(v4),
             Host::Ipv6(v6) => IpAddr::V6(v6),
