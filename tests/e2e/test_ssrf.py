@@ -142,9 +142,10 @@ def run_photo(client: httpx.Client, agent: dict, url: str) -> httpx.Response:
 
 
 def refused_as_input(client: httpx.Client, agent: dict, url: str) -> str:
-    """Runs with ``url`` as the photo input; asserts the generic 400; returns its detail."""
-    body = assert_error(run_photo(client, agent, url), 400, field="photo")
-    assert body["errors"]["photo"] == [UNREACHABLE], (url, body)
+    """Runs with ``url`` as the photo input; asserts the generic 400 naming
+    the input; returns its detail."""
+    body = assert_error(run_photo(client, agent, url), 400)
+    assert UNREACHABLE in body["detail"] and "photo" in body["detail"], (url, body)
     return body["detail"]
 
 
@@ -184,7 +185,7 @@ def test_loopback_in_every_spelling_is_refused_as_an_images_url(ghttp, fake, int
         agent = images_agent(ghttp, url)
         resp = ghttp.post(f"/v1/agents/run/{agent['id']}/", json={"text": unique("t ")})
         body = assert_error(resp, 400)
-        assert body["detail"] == UNREACHABLE, (url, body)
+        assert UNREACHABLE in body["detail"], (url, body)
     assert internal.count() == before
     assert fake.completions == []
 
@@ -196,7 +197,7 @@ def test_a_redirect_from_an_allowed_host_to_loopback_is_not_followed(ghttp, fake
         refused_as_input(ghttp, agent, redirector.url("/to?url=" + target))
         image_agent = images_agent(ghttp, redirector.url("/to?url=" + target))
         resp = ghttp.post(f"/v1/agents/run/{image_agent['id']}/", json={"text": unique("t ")})
-        assert assert_error(resp, 400)["detail"] == UNREACHABLE
+        assert UNREACHABLE in assert_error(resp, 400)["detail"]
     assert redirector.count() == redirects_before + 6  # the redirector was asked each time ...
     assert internal.count() == before  # ... the internal service never
     assert fake.completions == []
@@ -210,7 +211,7 @@ def test_a_closed_port_reads_the_same_as_a_refused_address(ghttp, internal):
         closed_port = probe.getsockname()[1]
     closed = refused_as_input(ghttp, agent, f"http://{ALLOWED_HOST}:{closed_port}/image.png")
     refused = refused_as_input(ghttp, agent, internal.url())
-    assert closed == refused == f"photo: {UNREACHABLE}"
+    assert closed == refused
     assert internal.count() == before
 
 
@@ -233,8 +234,8 @@ def test_url_inputs_per_request_are_bounded_across_a_batch(ghttp, redirector):
     ids = expect(ghttp.post(f"/v1/agents/run/{agent['id']}/async/many/",
                             json={"inputs": items[:MAX_URL_INPUTS]}), 200)
     assert len(ids) == MAX_URL_INPUTS
-    assert redirector.count() == before + MAX_URL_INPUTS
     wait_for_jobs(ghttp, ids)  # their model calls end before the next test starts
+    assert redirector.count() == before + MAX_URL_INPUTS
 
 
 def test_the_guard_is_on_when_the_variable_is_unset(start_server, internal):
