@@ -33,8 +33,8 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_MAX_REQUEST_BYTES", default_value_t = 50 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
-    /// URLs given as file inputs, counted over all items of a batch; more
-    /// is a 400.
+    /// File inputs given as URLs per run request (all items of a batch
+    /// together); more is a 400.
     #[arg(long, env = "AGENTD_MAX_URL_INPUTS", default_value_t = 100)]
     pub max_url_inputs: usize,
 
