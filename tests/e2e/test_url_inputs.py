@@ -1,5 +1,6 @@
-"""File inputs given as http(s) URLs (fetched by the server) or as the ids of
-files stored by an earlier run; images named in engine_config by URL."""
+"""File inputs given as http(s) URLs (fetched by the worker that runs the job)
+or as the ids of files stored by an earlier run; images named in engine_config
+by URL."""
 
 from __future__ import annotations
 
@@ -74,13 +75,17 @@ def test_a_file_input_given_as_a_url_is_fetched(http, fake, files, create_agent)
     assert photo["file_name"] == "photo.png"
 
 
-def test_a_url_that_fails_or_holds_the_wrong_type_is_a_400(http, fake, files, create_agent):
+def test_a_url_that_fails_or_holds_the_wrong_type_fails_the_run(http, fake, files, create_agent):
+    """The worker fetches URL inputs: a sync run answers 400 naming the input
+    (the job failed); async runs are covered in test_file_lifecycle.py."""
     agent = create_agent(input_definitions=PHOTO_INPUTS, engine_config=extraction_config(images="${photo}"))
     files.files["/notes.txt"] = (b"plain text", "text/plain")
     missing = http.post(run_url(agent), json={"text": "x", "photo": files.url("/missing.png")})
-    assert_error(missing, 400, field="photo", mentions="404")
+    body = assert_error(missing, 400, mentions="404")
+    assert "photo" in body["detail"], body
     wrong = http.post(run_url(agent), json={"text": "x", "photo": files.url("/notes.txt")})
-    assert_error(wrong, 400, field="photo")
+    body = assert_error(wrong, 400, mentions="data_type")
+    assert "photo" in body["detail"], body
     assert fake.completions == []
 
 

@@ -155,6 +155,17 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// A cache hit: the job is created final (CACHED) with these results.
     pub cached: Option<CachedResult>,
+    /// The files the job's inputs refer to, linked to it in the same transaction.
+    pub files: Vec<JobFile>,
+}
+
+/// A file a new job refers to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobFile {
+    /// Stored for this job: its row is written with the job.
+    New(FileRef),
+    /// Stored earlier by the same organization (a file id given as input).
+    Existing(FileId),
 }
 
 #[derive(Clone, Debug)]
@@ -236,7 +247,8 @@ pub struct RunContext {
 pub enum DeleteData {
     NotFound,
     NotFinal,
-    /// The ids of the files the job referred to, whose records are gone.
+    /// The ids of the files whose last reference this job was: their
+    /// records are gone, their bytes are the caller's to remove.
     Deleted {
         files: Vec<FileId>,
     },
@@ -267,8 +279,10 @@ pub trait Storage: Send + Sync + 'static {
         id: AgentId,
         update: AgentUpdate,
     ) -> Result<Option<Agent>>;
-    /// Deletes the agent, its versions and its jobs.
-    async fn delete_agent(&self, org: OrganizationId, id: AgentId) -> Result<bool>;
+    /// Deletes the agent, its versions, its jobs and the files only they
+    /// referred to; returns those files' ids (their bytes are the caller's to
+    /// remove), or `None` when there is no such agent.
+    async fn delete_agent(&self, org: OrganizationId, id: AgentId) -> Result<Option<Vec<FileId>>>;
 
     /// The organization's credits, the agent and the version a job runs;
     /// `None` when the agent is gone.
@@ -346,7 +360,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn cancel_job(&self, org: OrganizationId, id: JobId) -> Result<Option<JobStatus>>;
     /// Cancels every unfinished job of an agent; returns their ids.
     async fn cancel_agent_jobs(&self, org: OrganizationId, agent: AgentId) -> Result<Vec<JobId>>;
-    /// Erases a final job's inputs, outputs and file records; keeps status and cost.
+    /// Erases a final job's inputs, outputs and links to files (and the
+    /// records of files no other job refers to); keeps status and cost.
     async fn delete_job_data(&self, org: OrganizationId, id: JobId) -> Result<DeleteData>;
     /// The newest finished job of the version with this cache key.
     async fn find_cached(
@@ -357,8 +372,25 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Option<Job>>;
 
     // Files
+    /// Records a file that no job refers to yet: unless a job links it, the
+    /// sweep removes it after its grace period. Files of runs are recorded
+    /// with their job instead ([`NewJob::files`]).
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()>;
     async fn get_file(&self, org: OrganizationId, id: FileId) -> Result<Option<FileRef>>;
+    /// Records a file fetched for an input of an unfinished job, links it to
+    /// the job and makes the input refer to it, in one transaction. Returns
+    /// false (and records nothing) when the job is gone or already final.
+    async fn attach_fetched_file(
+        &self,
+        job: JobId,
+        input_key: &str,
+        file: &FileRef,
+    ) -> Result<bool>;
+    /// Deletes the records of files created before `created_before` that no
+    /// job refers to; returns their ids (their bytes are the caller's to remove).
+    async fn delete_unreferenced_files(&self, created_before: Timestamp) -> Result<Vec<FileId>>;
+    /// Which of `ids` have a file record (in any organization).
+    async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>>;
 }
 
 /// Agent stats are part of [`Agent`]; a helper for implementations.

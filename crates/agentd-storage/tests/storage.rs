@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_domain::{
-    AgentDatum, AgentName, Credits, FailureKind, JobId, JobInput, JobOutcome, JobStatus, NewAgent,
-    NewAgentVersion, OrganizationId, Usage,
+    AgentDatum, AgentName, Credits, FailureKind, FileId, FileRef, JobId, JobInput, JobOutcome,
+    JobStatus, NewAgent, NewAgentVersion, OrganizationId, Usage,
 };
 use agentd_storage::{
-    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, JobQuery,
+    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, JobFile, JobQuery,
     LeaseState, NewJob, Storage,
 };
 use serde_json::json;
@@ -71,6 +71,7 @@ fn new_job(agent: &agentd_domain::Agent) -> NewJob {
         cache_key: Some("k1".into()),
         idempotency_key: None,
         cached: None,
+        files: vec![],
     }
 }
 
@@ -351,4 +352,203 @@ async fn agents_are_scoped_to_their_organization_and_ordered() {
             .total,
         1
     );
+}
+
+fn file_ref(name: &str) -> FileRef {
+    FileRef {
+        id: FileId::new(),
+        file_name: name.into(),
+        content_type: "image/png".into(),
+        size: 3,
+        sha256: "ab".repeat(32),
+    }
+}
+
+/// A job whose input `photo` is the given file.
+fn job_with_file(agent: &agentd_domain::Agent, file: JobFile) -> NewJob {
+    let id = match &file {
+        JobFile::New(file) => file.id,
+        JobFile::Existing(id) => *id,
+    };
+    let mut job = new_job(agent);
+    job.inputs.push(JobInput {
+        key: "photo".into(),
+        description: String::new(),
+        data_type: "image/png".into(),
+        value: id.to_string(),
+        file_name: Some("p.png".into()),
+    });
+    job.files = vec![file];
+    job
+}
+
+/// Runs every queued job to success.
+async fn finish_all(s: &dyn Storage) {
+    for job in s
+        .claim_jobs(&claim("w", Duration::from_secs(30)))
+        .await
+        .unwrap()
+    {
+        s.finish_job(job.id, &success(0.0)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_file_lives_while_a_job_refers_to_it() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let org = agent.organization_id;
+    let file = file_ref("p.png");
+    let first = s
+        .create_job(job_with_file(&agent, JobFile::New(file.clone())))
+        .await
+        .unwrap()
+        .job_id();
+    assert_eq!(s.get_file(org, file.id).await.unwrap(), Some(file.clone()));
+    // A second job (a cache hit or a run given the file id) shares it.
+    let mut reuse = job_with_file(&agent, JobFile::Existing(file.id));
+    reuse.cached = Some(CachedResult {
+        outputs: Some(vec![]),
+        error_message: None,
+    });
+    let second = s.create_job(reuse).await.unwrap().job_id();
+    finish_all(s).await;
+
+    assert_eq!(
+        s.delete_job_data(org, first).await.unwrap(),
+        DeleteData::Deleted { files: vec![] }
+    );
+    assert!(s.get_file(org, file.id).await.unwrap().is_some());
+    assert_eq!(
+        s.delete_job_data(org, second).await.unwrap(),
+        DeleteData::Deleted {
+            files: vec![file.id]
+        }
+    );
+    assert!(s.get_file(org, file.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn deleting_an_agent_releases_the_files_only_its_jobs_used() {
+    let (db, doomed) = setup().await;
+    let s = db.storage.as_ref();
+    let org = doomed.organization_id;
+    let kept_agent = agent(s, org, "kept").await;
+    let own = file_ref("own.png");
+    let shared = file_ref("shared.png");
+    let mut job = job_with_file(&doomed, JobFile::New(own.clone()));
+    job.files.push(JobFile::New(shared.clone()));
+    s.create_jobs(vec![
+        job,
+        job_with_file(&kept_agent, JobFile::Existing(shared.id)),
+    ])
+    .await
+    .unwrap();
+
+    assert_eq!(
+        s.delete_agent(org, doomed.id).await.unwrap(),
+        Some(vec![own.id])
+    );
+    assert!(s.get_file(org, own.id).await.unwrap().is_none());
+    assert!(s.get_file(org, shared.id).await.unwrap().is_some());
+    assert_eq!(s.delete_agent(org, doomed.id).await.unwrap(), None);
+    assert_eq!(
+        s.delete_agent(org, kept_agent.id).await.unwrap(),
+        Some(vec![shared.id])
+    );
+}
+
+#[tokio::test]
+async fn a_job_seen_again_by_its_idempotency_key_records_no_files() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let first_file = file_ref("a.png");
+    let second_file = file_ref("b.png");
+    let mut first = job_with_file(&agent, JobFile::New(first_file.clone()));
+    first.idempotency_key = Some("k".into());
+    let mut second = job_with_file(&agent, JobFile::New(second_file.clone()));
+    second.idempotency_key = Some("k".into());
+    s.create_job(first).await.unwrap();
+    assert!(matches!(
+        s.create_job(second).await.unwrap(),
+        Created::Existing(_)
+    ));
+    let org = agent.organization_id;
+    assert!(s.get_file(org, first_file.id).await.unwrap().is_some());
+    assert!(s.get_file(org, second_file.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_fetched_file_is_attached_to_its_unfinished_job() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let org = agent.organization_id;
+    let mut job = new_job(&agent);
+    job.inputs.push(JobInput {
+        key: "photo".into(),
+        description: String::new(),
+        data_type: "image/png".into(),
+        value: "https://example.com/p.png".into(),
+        file_name: None,
+    });
+    let id = s.create_job(job).await.unwrap().job_id();
+    let file = file_ref("p.png");
+    assert!(s.attach_fetched_file(id, "photo", &file).await.unwrap());
+    let stored = s.get_job(org, id).await.unwrap().unwrap();
+    let photo = stored.inputs.iter().find(|i| i.key == "photo").unwrap();
+    assert_eq!(photo.value, file.id.to_string());
+    assert_eq!(photo.file_name.as_deref(), Some("p.png"));
+    assert!(s.get_file(org, file.id).await.unwrap().is_some());
+
+    finish_all(s).await;
+    let late = file_ref("late.png");
+    assert!(!s.attach_fetched_file(id, "photo", &late).await.unwrap());
+    assert!(s.get_file(org, late.id).await.unwrap().is_none());
+    assert!(!s
+        .attach_fetched_file(JobId::new(), "photo", &late)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.delete_job_data(org, id).await.unwrap(),
+        DeleteData::Deleted {
+            files: vec![file.id]
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_only_old_unreferenced_file_records() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let org = agent.organization_id;
+    let orphan = file_ref("orphan.png");
+    s.create_file(org, &orphan).await.unwrap();
+    let used = file_ref("used.png");
+    s.create_job(job_with_file(&agent, JobFile::New(used.clone())))
+        .await
+        .unwrap();
+    let unknown = FileId::new();
+    let mut recorded = s
+        .recorded_files(&[orphan.id, used.id, unknown])
+        .await
+        .unwrap();
+    recorded.sort();
+    let mut expected = vec![orphan.id, used.id];
+    expected.sort();
+    assert_eq!(recorded, expected);
+
+    // Within the grace period nothing goes.
+    let an_hour_ago = agentd_domain::time::now() - agentd_domain::time::Delta::hours(1);
+    assert!(s
+        .delete_unreferenced_files(an_hour_ago)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = agentd_domain::time::now() + agentd_domain::time::Delta::seconds(1);
+    assert_eq!(
+        s.delete_unreferenced_files(later).await.unwrap(),
+        vec![orphan.id]
+    );
+    assert!(s.get_file(org, orphan.id).await.unwrap().is_none());
+    assert!(s.get_file(org, used.id).await.unwrap().is_some());
 }

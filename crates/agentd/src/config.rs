@@ -140,6 +140,27 @@ pub struct ServeConfig {
     /// `text` or `json` (JSON lines).
     #[arg(long, env = "AGENTD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    /// Largest `metadata` of one job, serialized as JSON, in bytes (400 beyond).
+    #[arg(long, env = "AGENTD_MAX_METADATA_BYTES", default_value_t = 16 * 1024)]
+    pub max_metadata_bytes: usize,
+
+    /// URL inputs fetched at once by this process (and image URLs).
+    #[arg(long, env = "AGENTD_MAX_CONCURRENT_FETCHES", default_value_t = crate::files::DEFAULT_MAX_CONCURRENT_FETCHES)]
+    pub max_concurrent_fetches: usize,
+
+    /// Bytes fetched for the URL inputs of one job, all together (default:
+    /// `AGENTD_MAX_REQUEST_BYTES`).
+    #[arg(long, env = "AGENTD_MAX_FETCH_BYTES")]
+    pub max_fetch_bytes: Option<u64>,
+
+    /// Seconds between two sweeps of files nothing refers to (0: no sweep).
+    #[arg(long, env = "AGENTD_FILE_SWEEP_SECS", default_value_t = 600)]
+    pub file_sweep_secs: u64,
+
+    /// Files younger than this (seconds) are never swept.
+    #[arg(long, env = "AGENTD_FILE_SWEEP_GRACE_SECS", default_value_t = 3600)]
+    pub file_sweep_grace_secs: u64,
 }
 
 impl ServeConfig {
@@ -158,5 +179,21 @@ impl ServeConfig {
 
     pub fn provider_timeout(&self) -> Duration {
         Duration::from_secs(self.provider_timeout_secs)
+    }
+
+    pub fn fetch_limits(&self) -> crate::files::FetchLimits {
+        crate::files::FetchLimits {
+            max_concurrent: self.max_concurrent_fetches.max(1),
+            max_bytes_per_job: self
+                .max_fetch_bytes
+                .unwrap_or(self.max_request_bytes as u64),
+        }
+    }
+
+    pub fn file_sweep(&self) -> crate::file_sweep::SweepConfig {
+        crate::file_sweep::SweepConfig {
+            interval: Duration::from_secs(self.file_sweep_secs),
+            grace: Duration::from_secs(self.file_sweep_grace_secs),
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod file_sweep;
 pub mod files;
 pub mod local_model;
 pub mod models_file;

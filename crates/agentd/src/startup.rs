@@ -165,7 +165,8 @@ impl AppState {
             config.max_request_bytes,
             config.allow_private_urls.clone(),
         )
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        .with_context(|| format!("creating {}", config.data_dir.display()))?
+        .with_fetch_limits(config.fetch_limits());
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
         let executor = Arc::new(JobExecutor::new(
@@ -235,6 +236,12 @@ impl Application {
         let addr = self.local_addr();
         let shutdown = CancellationToken::new();
         let workers = self.state.start_workers(shutdown.clone());
+        let sweeper = crate::file_sweep::spawn(
+            Arc::clone(&self.state.storage),
+            self.state.files.clone(),
+            self.state.config.file_sweep(),
+            shutdown.clone(),
+        );
         // Scripts and tests wait for this line to learn the port.
         println!("agentd listening on http://{addr}");
         tracing::info!(%addr, "listening");
@@ -247,6 +254,9 @@ impl Application {
             .await?;
         shutdown.cancel();
         let _ = workers.await;
+        if let Some(sweeper) = sweeper {
+            let _ = sweeper.await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agentd_domain::time;
-use agentd_domain::{
-    FileId, Job, JobId, JobOutcome, JobStatus, JobSummary, OrganizationId, StatusEvent,
-};
+use agentd_domain::{Job, JobId, JobOutcome, JobStatus, JobSummary, OrganizationId, StatusEvent};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
@@ -79,7 +77,7 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
         .bind(job.agent_id.to_string())
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    super::files::link_job_files(conn, job.organization_id, job.id, &job.files, at).await
 }
 
 pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Created> {
@@ -542,11 +540,6 @@ pub(super) async fn delete_job_data(
     }
     let mut inputs: Vec<agentd_domain::JobInput> =
         serde_json::from_str(&inputs).map_err(|e| crate::StorageError::Corrupt(e.to_string()))?;
-    let files: Vec<FileId> = inputs
-        .iter()
-        .filter(|input| input.file_name.is_some())
-        .filter_map(|input| input.value.parse().ok())
-        .collect();
     for input in &mut inputs {
         input.value.clear();
         input.file_name = None;
@@ -559,13 +552,8 @@ pub(super) async fn delete_job_data(
     .bind(id.to_string())
     .execute(&mut *tx)
     .await?;
-    for file in &files {
-        sqlx::query("DELETE FROM files WHERE id = ? AND organization_id = ?")
-            .bind(file.to_string())
-            .bind(org.to_string())
-            .execute(&mut *tx)
-            .await?;
-    }
+    // Files other jobs still refer to stay.
+    let files = super::files::unlink_jobs(&mut tx, "id = ?", &id.to_string()).await?;
     tx.commit().await?;
     Ok(DeleteData::Deleted { files })
 }

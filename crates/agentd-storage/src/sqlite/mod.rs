@@ -1,5 +1,6 @@
 //! SQLite: one file, WAL mode, migrations embedded in the binary.
 
+mod files;
 mod jobs;
 mod rows;
 
@@ -457,13 +458,26 @@ impl Storage for SqliteStorage {
         self.get_agent(org, id).await
     }
 
-    async fn delete_agent(&self, org: OrganizationId, id: AgentId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM agents WHERE organization_id = ? AND id = ?")
+    async fn delete_agent(&self, org: OrganizationId, id: AgentId) -> Result<Option<Vec<FileId>>> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM agents WHERE organization_id = ? AND id = ?")
+                .bind(org.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let files = files::unlink_jobs(&mut tx, "agent_id = ?", &id.to_string()).await?;
+        // Versions and jobs go with the agent (foreign keys).
+        sqlx::query("DELETE FROM agents WHERE organization_id = ? AND id = ?")
             .bind(org.to_string())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        tx.commit().await?;
+        Ok(Some(files))
     }
 
     async fn list_versions(&self, agent: AgentId) -> Result<Vec<AgentVersion>> {
@@ -619,21 +633,9 @@ impl Storage for SqliteStorage {
     }
 
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()> {
-        let (_, now_text) = now_text();
-        sqlx::query(
-            "INSERT INTO files (id, organization_id, file_name, content_type, size, sha256, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(file.id.to_string())
-        .bind(org.to_string())
-        .bind(&file.file_name)
-        .bind(&file.content_type)
-        .bind(file.size as i64)
-        .bind(&file.sha256)
-        .bind(&now_text)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut tx = self.begin_write().await?;
+        files::insert_file(&mut tx, org, file, &jobs::now()).await?;
+        tx.commit().await
     }
 
     async fn get_file(&self, org: OrganizationId, id: FileId) -> Result<Option<FileRef>> {
@@ -643,5 +645,22 @@ impl Storage for SqliteStorage {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(file_from_row).transpose()
+    }
+
+    async fn attach_fetched_file(
+        &self,
+        job: JobId,
+        input_key: &str,
+        file: &FileRef,
+    ) -> Result<bool> {
+        files::attach_fetched_file(self, job, input_key, file).await
+    }
+
+    async fn delete_unreferenced_files(&self, created_before: Timestamp) -> Result<Vec<FileId>> {
+        files::delete_unreferenced_files(self, created_before).await
+    }
+
+    async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
+        files::recorded_files(&self.pool, ids).await
     }
 }

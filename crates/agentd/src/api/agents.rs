@@ -165,10 +165,13 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Operation::Write)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
-    state
+    let files = state
         .storage
         .delete_agent(caller.organization_id(), agent.id)
-        .await?;
+        .await?
+        .ok_or_else(ApiError::agent_not_found)?;
+    // The records are gone; bytes that cannot be removed now are swept later.
+    state.files.delete_all(&files).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

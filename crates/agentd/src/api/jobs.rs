@@ -314,8 +314,8 @@ pub async fn cancel_all(
     })))
 }
 
-/// Erases inputs, outputs and stored files of a finished job; its status,
-/// tokens and cost remain.
+/// Erases inputs, outputs and stored files of a finished job (files that
+/// other jobs still refer to stay for them); its status, tokens and cost remain.
 pub async fn delete_data(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -336,12 +336,15 @@ pub async fn delete_data(
         }
         DeleteData::Deleted { files } => files,
     };
-    let mut errors = Vec::new();
-    for file in &files {
-        if let Err(error) = state.files.delete(*file).await {
-            errors.push(format!("file {file}: {error}"));
-        }
-    }
+    // Files other jobs still refer to were kept. Bytes that cannot be
+    // removed now have no record any more: the sweep removes them later.
+    let errors: Vec<String> = state
+        .files
+        .delete_all(&files)
+        .await
+        .into_iter()
+        .map(|(file, _)| format!("file {file}: could not be removed yet; it will be swept."))
+        .collect();
     Ok(Json(json!({
         "status": if errors.is_empty() { "success" } else { "partial_success" },
         "deleted_count": files.len() - errors.len(),

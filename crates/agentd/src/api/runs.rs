@@ -10,6 +10,7 @@ use std::sync::Arc;
 use agentd_domain::{
     Agent, AgentDatum, AgentVersion, AgentVersionId, FailureKind, Job, JobId, JobStatus, Operation,
 };
+use agentd_storage::Created;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -19,7 +20,10 @@ use super::error::ApiError;
 use super::extract::{FieldReader, JsonObject};
 use super::load_agent;
 use super::run_body::{RunBody, RunRequest};
-use super::submit::{check_credits, check_url_input_count, prepare_job, RunOptions};
+use super::submit::{
+    check_credits, check_metadata_size, check_url_input_count, prepare_job, PreparedJob,
+    RunOptions,
+};
 use super::versions::{load_version, parse_version_id};
 use crate::auth::Caller;
 use crate::startup::AppState;
@@ -54,12 +58,17 @@ async fn submit_one(
 ) -> Result<JobId, ApiError> {
     check_credits(state, caller).await?;
     check_url_input_count(state, &version.input_definitions, [&request])?;
-    let mut job = prepare_job(state, caller, agent, version, request, options).await?;
+    let PreparedJob { mut job, staged } =
+        prepare_job(state, caller, agent, version, request, options).await?;
     job.idempotency_key = options.idempotency_key.clone();
     let queued = job.cached.is_none();
     let created = state.storage.create_job(job).await?;
-    if queued {
-        state.signals.job_enqueued();
+    // An earlier job with the same idempotency key keeps its own files.
+    if let Created::New(_) = created {
+        PreparedJob::stored(staged);
+        if queued {
+            state.signals.job_enqueued();
+        }
     }
     Ok(created.job_id())
 }
@@ -199,6 +208,10 @@ pub async fn run_async_many(
     caller.check_organization(fields.string("organization_id").as_deref())?;
     let metadata = fields.json("metadata");
     fields.finish()?;
+    // Checked once here, not once per input set.
+    if let Some(metadata) = &metadata {
+        check_metadata_size(metadata, state.config.max_metadata_bytes)?;
+    }
     let items = match body.get("inputs") {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_BATCH => items,
         Some(Value::Array(items)) if items.is_empty() => {
@@ -235,6 +248,8 @@ pub async fn run_async_many(
         requests.iter().flatten(),
     )?;
     let mut jobs = Vec::with_capacity(items.len());
+    // Files of the batch, removed if any input set is refused.
+    let mut staged = Vec::new();
     let mut errors = agentd_domain::FieldErrors::default();
     for (index, request) in requests.into_iter().enumerate() {
         let prepared = match request {
@@ -242,7 +257,10 @@ pub async fn run_async_many(
             Err(error) => Err(error),
         };
         match prepared {
-            Ok(job) => jobs.push(job),
+            Ok(prepared) => {
+                jobs.push(prepared.job);
+                staged.extend(prepared.staged);
+            }
             Err(ApiError::BadRequest {
                 errors: Some(item_errors),
                 ..
@@ -257,6 +275,7 @@ pub async fn run_async_many(
     let ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
     let queued = jobs.iter().any(|job| job.cached.is_none());
     state.storage.create_jobs(jobs).await?;
+    PreparedJob::stored(staged);
     if queued {
         state.signals.job_enqueued();
     }

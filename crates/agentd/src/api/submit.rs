@@ -6,15 +6,15 @@ use agentd_domain::{
     Agent, AgentDatum, AgentVersion, CheckedInput, FileRef, FileSource, InputDefinition, JobId,
     JobInput,
 };
-use agentd_storage::{CachedResult, NewJob};
+use agentd_storage::{CachedResult, JobFile, NewJob};
 use axum::http::HeaderMap;
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::run_body::RunRequest;
 use crate::auth::Caller;
-use crate::files::FileError;
+use crate::files::{FileError, StagedFile};
 use crate::startup::AppState;
 
 /// Per-request options carried in headers.
@@ -91,7 +91,36 @@ pub fn check_url_input_count<'a>(
     Ok(())
 }
 
+/// A job ready to be stored, with the bytes of the files it brought: they
+/// are removed when `staged` is dropped, unless [`PreparedJob::stored`] says
+/// the job's row (which records them) was committed.
+pub struct PreparedJob {
+    pub job: NewJob,
+    pub staged: Vec<StagedFile>,
+}
+
+impl PreparedJob {
+    /// The job's row is committed: its files stay.
+    pub fn stored(staged: Vec<StagedFile>) {
+        staged.into_iter().for_each(StagedFile::keep);
+    }
+}
+
+/// 400 when the metadata of one job is larger than the configured cap.
+pub fn check_metadata_size(metadata: &Value, max_bytes: usize) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(metadata).map_or(usize::MAX, |bytes| bytes.len());
+    if size > max_bytes {
+        return Err(ApiError::bad_request_field(
+            "metadata",
+            format!("Metadata is {size} bytes as JSON; at most {max_bytes} are accepted per job."),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the inputs, stores uploaded files, and looks up the result cache.
+/// URL inputs are not fetched here: the worker fetches them, and until then
+/// the URL stands for the file (in the job's inputs and in the cache key).
 pub async fn prepare_job(
     state: &AppState,
     caller: &Caller,
@@ -99,26 +128,39 @@ pub async fn prepare_job(
     version: &AgentVersion,
     request: RunRequest,
     options: &RunOptions,
-) -> Result<NewJob, ApiError> {
+) -> Result<PreparedJob, ApiError> {
     caller.check_organization(request.organization_id.as_deref())?;
+    check_metadata_size(&request.metadata, state.config.max_metadata_bytes)?;
     let checked = check_inputs(&version.input_definitions, request.inputs)
         .map_err(|e| ApiError::from(e.0))?;
     let mut inputs = Vec::with_capacity(checked.len());
     let mut fingerprint = Vec::with_capacity(checked.len());
+    let mut files = Vec::new();
+    let mut staged = Vec::new();
     for (definition, input) in checked {
         let (value, file_name, content) = match input {
             CheckedInput::Text(text) => (text.clone(), None, text),
-            CheckedInput::File(source) => {
-                let file = store_file(state, caller, &definition.data_type, source)
+            CheckedInput::File(FileSource::Url(url)) => (url.clone(), None, format!("url:{url}")),
+            CheckedInput::File(FileSource::Upload(upload)) => {
+                let bytes = state
+                    .files
+                    .stage_upload(upload, &definition.data_type)
                     .await
-                    .map_err(|e| match e {
-                        FileError::Rejected(message) => {
-                            ApiError::bad_request_field(&definition.key, message)
-                        }
-                        other => ApiError::Internal(other.into()),
-                    })?;
-                let content = format!("sha256:{}", file.sha256);
-                (file.id.to_string(), Some(file.file_name), content)
+                    .map_err(|e| file_error(&definition.key, e))?;
+                let file = bytes.file().clone();
+                staged.push(bytes);
+                let input = file_input(&file);
+                files.push(JobFile::New(file));
+                input
+            }
+            CheckedInput::File(FileSource::StoredFile(id)) => {
+                let file = state
+                    .files
+                    .find(state.storage.as_ref(), caller.organization_id(), id)
+                    .await
+                    .map_err(|e| file_error(&definition.key, e))?;
+                files.push(JobFile::Existing(file.id));
+                file_input(&file)
             }
         };
         fingerprint.push(json!([definition.key, content]));
@@ -145,7 +187,7 @@ pub async fn prepare_job(
                 error_message: hit.error_message,
             })
     };
-    Ok(NewJob {
+    let job = NewJob {
         id: JobId::new(),
         organization_id: caller.organization_id(),
         agent_id: agent.id,
@@ -156,7 +198,9 @@ pub async fn prepare_job(
         cache_key: Some(cache_key),
         idempotency_key: None,
         cached,
-    })
+        files,
+    };
+    Ok(PreparedJob { job, staged })
 }
 
 /// A cache hit costs nothing.
@@ -170,32 +214,19 @@ fn free_of_charge(outputs: Vec<AgentDatum>) -> Vec<AgentDatum> {
         .collect()
 }
 
-async fn store_file(
-    state: &AppState,
-    caller: &Caller,
-    data_type: &str,
-    source: FileSource,
-) -> Result<FileRef, FileError> {
-    let storage = state.storage.as_ref();
-    match source {
-        FileSource::Upload(upload) => {
-            state
-                .files
-                .save(storage, caller.organization_id(), upload, data_type)
-                .await
-        }
-        FileSource::StoredFile(id) => {
-            state
-                .files
-                .find(storage, caller.organization_id(), id)
-                .await
-        }
-        FileSource::Url(url) => {
-            let upload = state.files.fetch(&url).await?;
-            state
-                .files
-                .save(storage, caller.organization_id(), upload, data_type)
-                .await
-        }
+/// A file input's value, file name and cache fingerprint.
+fn file_input(file: &FileRef) -> (String, Option<String>, String) {
+    (
+        file.id.to_string(),
+        Some(file.file_name.clone()),
+        format!("sha256:{}", file.sha256),
+    )
+}
+
+/// A rejected file is the caller's fault, named by its input; anything else is ours.
+fn file_error(key: &str, error: FileError) -> ApiError {
+    match error {
+        FileError::Rejected(message) => ApiError::bad_request_field(key, message),
+        other => ApiError::Internal(other.into()),
     }
 }

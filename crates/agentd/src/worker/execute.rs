@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use agentd_domain::template::{self, TemplateError};
 use agentd_domain::{
-    FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobOutcome, OrganizationId,
+    FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobInput, JobOutcome, OrganizationId,
     ResolvedInputs, Usage,
 };
 use agentd_engines::{EngineContext, EngineError, EngineRegistry, FileReader};
@@ -158,34 +158,76 @@ impl JobExecutor {
         definitions: &[agentd_domain::InputDefinition],
     ) -> Result<ResolvedInputs, Failure> {
         let mut inputs = ResolvedInputs::default();
+        // What the job's URL inputs may still fetch, all together.
+        let mut budget = self.files.fetch_limits().max_bytes_per_job;
         for record in &job.inputs {
             let is_file = definitions
                 .iter()
                 .find(|d| d.key == record.key)
                 .map_or(record.file_name.is_some(), |d| d.kind() == InputKind::File);
             let value = if is_file {
-                let id = record
-                    .value
-                    .parse()
-                    .map_err(|_| invalid(format!("Input '{}' has no stored file.", record.key)))?;
-                let file = self
-                    .files
-                    .find(self.storage.as_ref(), job.organization_id, id)
-                    .await
-                    .map_err(|e| match e {
-                        FileError::Rejected(message) => invalid(message),
-                        other => Failure {
-                            kind: FailureKind::Internal,
-                            message: other.to_string(),
-                        },
-                    })?;
-                InputValue::File(file)
+                InputValue::File(self.input_file(job, record, &mut budget).await?)
             } else {
                 InputValue::Text(record.value.clone())
             };
             inputs.insert(record.key.clone(), value);
         }
         Ok(inputs)
+    }
+
+    /// The stored file of a file input; an input still given as a URL is
+    /// first fetched into the store and recorded as the job's file.
+    async fn input_file(
+        &self,
+        job: &Job,
+        record: &JobInput,
+        budget: &mut u64,
+    ) -> Result<FileRef, Failure> {
+        let key = &record.key;
+        if let Ok(id) = record.value.parse::<FileId>() {
+            return self
+                .files
+                .find(self.storage.as_ref(), job.organization_id, id)
+                .await
+                .map_err(|e| file_failure(job, key, e));
+        }
+        if !(record.value.starts_with("http://") || record.value.starts_with("https://")) {
+            return Err(invalid(format!("Input '{key}' has no stored file.")));
+        }
+        let staged = self
+            .files
+            .stage_url(&record.value, &record.data_type, budget)
+            .await
+            .map_err(|e| file_failure(job, key, e))?;
+        let attached = self
+            .storage
+            .attach_fetched_file(job.id, key, staged.file())
+            .await
+            .map_err(|e| file_failure(job, key, e.into()))?;
+        if !attached {
+            // Cancelled or deleted meanwhile: the staged bytes go.
+            return Err(invalid(format!(
+                "The job ended while its input '{key}' was fetched."
+            )));
+        }
+        let file = staged.file().clone();
+        staged.keep();
+        Ok(file)
+    }
+}
+
+/// A file that could not be read or fetched: the input's fault when the
+/// file was refused, agentd's otherwise (details logged, not shown).
+fn file_failure(job: &Job, key: &str, error: FileError) -> Failure {
+    match error {
+        FileError::Rejected(message) => invalid(format!("Input '{key}': {message}")),
+        other => {
+            tracing::error!(job = %job.id, input = key, error = %other, "storing an input file failed");
+            Failure {
+                kind: FailureKind::Internal,
+                message: format!("Input '{key}' could not be stored; try again later."),
+            }
+        }
     }
 }
 
