@@ -25,6 +25,7 @@ import pytest
 from helpers import (
     CACHED,
     FAILURE,
+    STARTED,
     SUCCESS,
     TEXT_INPUT,
     agent_body,
@@ -39,11 +40,13 @@ from helpers import (
     png_bytes,
     unique,
     wait_for_job,
+    wait_for_jobs,
 )
 
 PHOTO_INPUTS = [TEXT_INPUT, {"key": "photo", "data_type": "image/png", "description": "A photo"}]
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_FETCH_BYTES = 1024 * 1024
+MAX_CONCURRENT_FETCHES = 2
 METADATA_CAP = 16 * 1024
 GRACE_SECS = 300
 DEADLINE = 30.0
@@ -95,6 +98,9 @@ def server(start_module_server) -> Iterator[Server]:
         "AGENTD_FILE_SWEEP_SECS": "1",
         "AGENTD_FILE_SWEEP_GRACE_SECS": str(GRACE_SECS),
         "AGENTD_MAX_FETCH_BYTES": str(MAX_FETCH_BYTES),
+        "AGENTD_MAX_CONCURRENT_FETCHES": str(MAX_CONCURRENT_FETCHES),
+        # The URL servers of these tests are on loopback.
+        "AGENTD_ALLOW_PRIVATE_URLS": "true",
     })
     s = Server(srv)
     yield s
@@ -278,7 +284,10 @@ class HeldFileServer:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.lock = threading.Lock()
         self.hits = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.bodies: dict[str, tuple[bytes, str]] = {}
         outer = self
 
@@ -287,8 +296,13 @@ class HeldFileServer:
                 pass
 
             def do_GET(self) -> None:
-                outer.hits += 1
+                with outer.lock:
+                    outer.hits += 1
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 outer.release.wait(DEADLINE * 2)
+                with outer.lock:
+                    outer.in_flight -= 1
                 body, mime = outer.bodies.get(self.path, (b"not found", "text/plain"))
                 self.send_response(200 if self.path in outer.bodies else 404)
                 self.send_header("Content-Type", mime)
@@ -335,6 +349,24 @@ def test_a_url_input_is_fetched_by_the_worker_not_the_request(server, held, fake
     photo = next(i for i in job["job_inputs"] if i["key"] == "photo")
     assert photo["file_name"] == "held.png"
     assert photo["value"] in server.disk_files() and photo["value"] in server.file_rows()
+
+
+def test_fetches_at_once_are_capped(server, held, fake):
+    agent = server.photo_agent()
+    png = png_bytes(7, 7)
+    held.bodies["/same.png"] = (png, "image/png")
+    url = held.url("/same.png")
+    ids = expect(server.http.post(f"/v1/agents/run/{agent['id']}/async/many/",
+                                  json={"inputs": [{"text": f"cap {i} " + unique(), "photo": url}
+                                                   for i in range(2 * MAX_CONCURRENT_FETCHES)]}), 200)
+    # Every job is running (so each one's worker is fetching or waiting for a
+    # fetch slot) and the cap is reached; only then are the answers released.
+    wait_for_jobs(server.http, ids, statuses=(STARTED,))
+    wait_until(lambda: held.in_flight >= MAX_CONCURRENT_FETCHES, "fetches up to the cap")
+    held.release.set()
+    assert {s["status"] for s in wait_for_jobs(server.http, ids)} == {SUCCESS}
+    assert held.hits == len(ids)
+    assert held.max_in_flight == MAX_CONCURRENT_FETCHES
 
 
 def closed_port() -> int:
