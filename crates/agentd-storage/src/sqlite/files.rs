@@ -91,9 +91,7 @@ pub(super) async fn unlink_jobs(
         for id in chunk {
             list.push_bind(id);
         }
-        query.push(
-            ") AND NOT EXISTS (SELECT 1 FROM job_files l WHERE l.file_id = files.id) RETURNING id",
-        );
+        query.push(format!(") AND {UNREFERENCED} RETURNING id"));
         let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
         released.extend(ids);
     }
@@ -147,20 +145,49 @@ pub(super) async fn attach_fetched_file(
     Ok(true)
 }
 
+/// Records no link refers to, in any organization.
+const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM job_files l WHERE l.file_id = files.id)";
+
+/// Files deleted by one sweep statement.
+const SWEEP_BATCH: i64 = 500;
+
 pub(super) async fn delete_unreferenced_files(
     db: &SqliteStorage,
     created_before: Timestamp,
 ) -> Result<Vec<FileId>> {
-    let mut tx = db.begin_write().await?;
-    let ids: Vec<String> = sqlx::query_scalar(
-        "DELETE FROM files WHERE created_at < ? \
-         AND NOT EXISTS (SELECT 1 FROM job_files l WHERE l.file_id = files.id) RETURNING id",
-    )
-    .bind(time::format(&created_before))
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    ids.iter().map(|id| parse_file_id(id)).collect()
+    let mut released = Vec::new();
+    loop {
+        // Found with a read, so that the write lock is held only for what
+        // is deleted (in steady state: nothing).
+        let candidates: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM files WHERE created_at < ? AND {UNREFERENCED} LIMIT ?"
+        ))
+        .bind(time::format(&created_before))
+        .bind(SWEEP_BATCH)
+        .fetch_all(&db.pool)
+        .await?;
+        if candidates.is_empty() {
+            break;
+        }
+        let mut tx = db.begin_write().await?;
+        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM files WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in &candidates {
+            list.push_bind(id);
+        }
+        // Checked again: a job may have linked one since the read.
+        query.push(format!(") AND {UNREFERENCED} RETURNING id"));
+        let deleted: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let last = deleted.is_empty() || (candidates.len() as i64) < SWEEP_BATCH;
+        for id in &deleted {
+            released.push(parse_file_id(id)?);
+        }
+        if last {
+            break;
+        }
+    }
+    Ok(released)
 }
 
 pub(super) async fn recorded_files(pool: &SqlitePool, ids: &[FileId]) -> Result<Vec<FileId>> {

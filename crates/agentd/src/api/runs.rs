@@ -195,7 +195,9 @@ async fn run_async_inner(
 }
 
 /// `{"inputs": [{...}, ...], "metadata": {...}}`: the top-level metadata
-/// applies to every job; per-item metadata is ignored, as in Roe.
+/// applies to every job (so the per-job cap bounds it); per-item metadata is
+/// ignored, as in Roe. All or nothing: one refused input set refuses the
+/// batch, and the files the others brought are removed.
 pub async fn run_async_many(
     State(state): State<Arc<AppState>>,
     caller: Caller,
