@@ -99,8 +99,6 @@ def server(start_module_server) -> Iterator[Server]:
         "AGENTD_FILE_SWEEP_GRACE_SECS": str(GRACE_SECS),
         "AGENTD_MAX_FETCH_BYTES": str(MAX_FETCH_BYTES),
         "AGENTD_MAX_CONCURRENT_FETCHES": str(MAX_CONCURRENT_FETCHES),
-        # The URL servers of these tests are on loopback.
-        "AGENTD_ALLOW_PRIVATE_URLS": "true",
     })
     s = Server(srv)
     yield s

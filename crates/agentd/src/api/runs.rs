@@ -21,8 +21,7 @@ use super::extract::{FieldReader, JsonObject};
 use super::load_agent;
 use super::run_body::{RunBody, RunRequest};
 use super::submit::{
-    check_credits, check_metadata_size, check_url_input_count, prepare_job, PreparedJob,
-    RunOptions,
+    check_credits, check_metadata_size, check_url_input_count, prepare_job, PreparedJob, RunOptions,
 };
 use super::versions::{load_version, parse_version_id};
 use crate::auth::Caller;
