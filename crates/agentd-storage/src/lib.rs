@@ -34,6 +34,93 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// What a storage failure means for the caller, so that the API and the
+/// workers react to it without inspecting database-specific errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// A row with the same key exists.
+    Conflict,
+    /// The disk under the database is full: writes fail until space is freed.
+    Full,
+    /// Busy, locked, unreachable or out of pooled connections: try again later.
+    Unavailable,
+    /// Anything else (a bug, corrupt data, a failed migration).
+    Internal,
+}
+
+impl StorageErrorKind {
+    /// Worth retrying later: nothing is wrong with the request itself.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::Full | Self::Unavailable)
+    }
+}
+
+impl StorageError {
+    pub fn kind(&self) -> StorageErrorKind {
+        match self {
+            Self::Conflict(_) => StorageErrorKind::Conflict,
+            Self::Database(error) => database_error_kind(error),
+            Self::Migration(sqlx::migrate::MigrateError::Execute(error)) => {
+                database_error_kind(error)
+            }
+            Self::UnsupportedUrl(_) | Self::Migration(_) | Self::Corrupt(_) => {
+                StorageErrorKind::Internal
+            }
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind().is_transient()
+    }
+}
+
+/// SQLite primary result codes (the low byte of an extended code).
+mod sqlite_codes {
+    pub const BUSY: i64 = 5;
+    pub const LOCKED: i64 = 6;
+    pub const NOMEM: i64 = 7;
+    pub const IOERR: i64 = 10;
+    pub const FULL: i64 = 13;
+    pub const CANTOPEN: i64 = 14;
+}
+
+fn database_error_kind(error: &sqlx::Error) -> StorageErrorKind {
+    match error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageErrorKind::Conflict,
+        sqlx::Error::Database(db) => {
+            let primary = db
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .map(|code| code & 0xff);
+            match primary {
+                Some(sqlite_codes::FULL) => StorageErrorKind::Full,
+                Some(
+                    sqlite_codes::BUSY
+                    | sqlite_codes::LOCKED
+                    | sqlite_codes::NOMEM
+                    | sqlite_codes::IOERR
+                    | sqlite_codes::CANTOPEN,
+                ) => StorageErrorKind::Unavailable,
+                _ => StorageErrorKind::Internal,
+            }
+        }
+        sqlx::Error::Io(io) if is_disk_full(io) => StorageErrorKind::Full,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StorageErrorKind::Unavailable,
+        _ => StorageErrorKind::Internal,
+    }
+}
+
+/// ENOSPC (or a disk quota): the file system has no room left.
+pub fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// Opens the database named by `url`, creating it and applying migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Storage>> {
     if url.starts_with("sqlite:") {

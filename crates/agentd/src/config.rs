@@ -137,6 +137,25 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_JOB_POLL_MS", default_value_t = 1000)]
     pub job_poll_ms: u64,
 
+    /// Time a client has to send a request's complete head (request line and
+    /// headers), counted from when the server starts waiting for it.
+    #[arg(long, env = "AGENTD_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+
+    /// A request body that sends nothing for this long fails (400).
+    #[arg(long, env = "AGENTD_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+
+    /// A connection with no request in flight and no bytes moving for this
+    /// long is closed.
+    #[arg(long, env = "AGENTD_IDLE_TIMEOUT_SECS", default_value_t = 20)]
+    pub idle_timeout_secs: u64,
+
+    /// Open client connections at most; more wait in the listen backlog
+    /// until one closes. Lowered at start to fit the file-descriptor limit.
+    #[arg(long, env = "AGENTD_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// `text` or `json` (JSON lines).
     #[arg(long, env = "AGENTD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -175,6 +194,16 @@ impl ServeConfig {
 
     pub fn sync_timeout(&self) -> Duration {
         Duration::from_secs(self.sync_timeout_secs)
+    }
+
+    pub fn connection_limits(&self) -> crate::server::ConnectionLimits {
+        let seconds = |secs: u64| Duration::from_secs(secs.max(1));
+        crate::server::ConnectionLimits {
+            header_read_timeout: seconds(self.header_read_timeout_secs),
+            body_read_timeout: seconds(self.body_read_timeout_secs),
+            idle_timeout: seconds(self.idle_timeout_secs),
+            max_connections: self.max_connections.max(1),
+        }
     }
 
     pub fn provider_timeout(&self) -> Duration {

@@ -10,6 +10,8 @@ pub mod file_sweep;
 pub mod files;
 pub mod local_model;
 pub mod models_file;
+pub mod panics;
+pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod worker;

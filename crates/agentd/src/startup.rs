@@ -245,13 +245,20 @@ impl Application {
         // Scripts and tests wait for this line to learn the port.
         println!("agentd listening on http://{addr}");
         tracing::info!(%addr, "listening");
+        let open_files = crate::server::raise_open_files_limit();
+        let limits = self.state.config.connection_limits().fitted_to(open_files);
+        tracing::info!(?open_files, ?limits, "connection limits");
         let stop = shutdown.clone();
-        axum::serve(self.listener, crate::api::router(self.state))
-            .with_graceful_shutdown(async move {
+        crate::server::serve(
+            self.listener,
+            crate::api::router(self.state),
+            limits,
+            async move {
                 shutdown_signal().await;
                 stop.cancel();
-            })
-            .await?;
+            },
+        )
+        .await;
         shutdown.cancel();
         let _ = workers.await;
         if let Some(sweeper) = sweeper {

@@ -47,6 +47,26 @@ impl WriteTx<'_> {
     }
 }
 
+/// Keeps a connection only when it left its transaction. After `database or
+/// disk is full` (or an I/O error) SQLite rolls the transaction back by
+/// itself; sqlx's own ROLLBACK then fails and it still counts the
+/// connection as inside a transaction, so every later `BEGIN` on it would
+/// fail ("begin_with at non-zero transaction depth") until a restart. Such a
+/// connection is closed instead and the pool opens a fresh one.
+async fn discard_if_in_transaction(
+    connection: &mut sqlx::SqliteConnection,
+) -> std::result::Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    // The ping is queued behind the rollback a dropped transaction started,
+    // so the depth read after it is the depth once that rollback ran.
+    connection.ping().await?;
+    let keep = !connection.is_in_transaction();
+    if !keep {
+        tracing::warn!("discarding a database connection left inside a failed transaction");
+    }
+    Ok(keep)
+}
+
 impl std::ops::Deref for WriteTx<'_> {
     type Target = sqlx::SqliteConnection;
 
@@ -86,6 +106,7 @@ impl SqliteStorage {
         // than a few readers only add context switches (measured: 4 beat 8).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_release(|connection, _| Box::pin(discard_if_in_transaction(connection)))
             .connect_with(options)
             .await?;
         MIGRATIONS.run(&pool).await?;
@@ -662,5 +683,39 @@ impl Storage for SqliteStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(std::path::PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// After `database or disk is full` SQLite ends the transaction itself and
+    /// sqlx's ROLLBACK then fails; replayed here with a ROLLBACK behind
+    /// sqlx's back. Every later write must still get a working connection.
+    #[tokio::test]
+    async fn a_connection_left_inside_a_failed_transaction_is_not_reused() {
+        let dir = TempDir(std::env::temp_dir().join(format!("agentd-sqlite-{}", JobId::new())));
+        let url = format!("sqlite://{}/agentd.db", dir.0.display());
+        let storage = SqliteStorage::connect(&url).await.unwrap();
+        {
+            let mut tx = storage.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        }
+        for _ in 0..16 {
+            let tx = storage
+                .begin_write()
+                .await
+                .expect("a write transaction on a sound connection");
+            tx.commit().await.unwrap();
+        }
     }
 }

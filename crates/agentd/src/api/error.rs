@@ -3,11 +3,13 @@
 //! `detail`), plus `errors` for field validation. 500s are logged, never shown.
 
 use agentd_domain::{FieldErrors, JobId};
-use agentd_storage::StorageError;
+use agentd_storage::{StorageError, StorageErrorKind};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+use crate::files::FileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -36,6 +38,9 @@ pub enum ApiError {
     BadGateway(String),
     #[error("{message}")]
     GatewayTimeout { job_id: JobId, message: String },
+    /// Storage is full or unavailable: nothing is wrong with the request.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -69,6 +74,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,9 +100,42 @@ impl From<FieldErrors> for ApiError {
     }
 }
 
+pub const STORAGE_FULL: &str = "The server's storage is full; try again later.";
+pub const STORAGE_UNAVAILABLE: &str =
+    "The server's database is busy or unavailable; try again later.";
+
+/// The one place storage failures become statuses: never the caller's fault
+/// (no 4xx) except a conflict; the database's own text is only logged.
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
-        Self::Internal(error.into())
+        match error.kind() {
+            StorageErrorKind::Conflict => Self::Conflict(format!("{error}.")),
+            StorageErrorKind::Full => {
+                tracing::warn!(%error, "storage is full");
+                Self::ServiceUnavailable(STORAGE_FULL.into())
+            }
+            StorageErrorKind::Unavailable => {
+                tracing::warn!(%error, "storage is unavailable");
+                Self::ServiceUnavailable(STORAGE_UNAVAILABLE.into())
+            }
+            StorageErrorKind::Internal => Self::Internal(error.into()),
+        }
+    }
+}
+
+/// The file store's I/O failures, mapped like storage ones (a full disk is
+/// 503); a rejected file is the caller's 400.
+impl From<FileError> for ApiError {
+    fn from(error: FileError) -> Self {
+        match error {
+            FileError::Rejected(message) => Self::bad_request(message),
+            FileError::Storage(error) => error.into(),
+            FileError::Io(io) if agentd_storage::is_disk_full(&io) => {
+                tracing::warn!(error = %io, "the file store is full");
+                Self::ServiceUnavailable(STORAGE_FULL.into())
+            }
+            FileError::Io(io) => Self::Internal(anyhow::Error::new(io).context("file store")),
+        }
     }
 }
 
@@ -120,11 +159,51 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("5"));
+        }
         if let Self::GatewayTimeout { job_id, .. } = &self {
             if let Ok(value) = HeaderValue::from_str(&job_id.to_string()) {
                 response.headers_mut().insert("x-job-id", value);
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(error: impl Into<ApiError>) -> (StatusCode, serde_json::Value) {
+        let response = error.into().into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn storage_failures_are_never_the_callers_fault() {
+        let (status, body) = answer(StorageError::from(sqlx::Error::PoolTimedOut)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["detail"], STORAGE_UNAVAILABLE);
+        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+        let (status, body) = answer(FileError::Io(full)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["detail"], STORAGE_FULL);
+        let (status, _) = answer(StorageError::Conflict("organization x".into())).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = answer(StorageError::Corrupt("secret row text".into())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["detail"], "Internal server error.");
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let (status, _) = answer(FileError::Io(missing)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let (status, _) = answer(FileError::Rejected("not a PNG".into())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }

@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use agentd_domain::{Agent, AgentId};
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Caller;
@@ -27,7 +29,7 @@ use error::ApiError;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_request_bytes;
-    Router::new()
+    let router = Router::new()
         .route("/v1/agents/", get(agents::list).post(agents::create))
         .route("/v1/agents/types/", get(discovery::engine_types))
         .route("/v1/agents/models/", get(discovery::models))
@@ -86,9 +88,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(|| async { "ok" }))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::max(max_body));
+    #[cfg(debug_assertions)]
+    let router = router.layer(axum::middleware::from_fn(crate::panics::panic_on_request));
+    router
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A handler panicked: logged, answered with a generic JSON 500.
+fn panic_response(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    let message = crate::panics::panic_message(panic.as_ref());
+    ApiError::Internal(anyhow::anyhow!("a request handler panicked: {message}")).into_response()
 }
 
 /// An agent of the caller's organization: 404 for a malformed id, an

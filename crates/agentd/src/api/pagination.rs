@@ -33,8 +33,10 @@ impl PageRequest {
         })
     }
 
+    /// Saturates instead of overflowing for a huge page number (a page past
+    /// the end, answered 404 by [`Self::respond`]).
     pub fn offset(&self) -> i64 {
-        (self.page - 1) * self.page_size
+        (self.page - 1).saturating_mul(self.page_size)
     }
 
     /// The page body; a page past the end is a 404 as in DRF.
@@ -75,4 +77,37 @@ fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
     pairs.push(("page".into(), page.to_string()));
     let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
     format!("http://{host}{}?{query}", uri.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_page_number_does_not_overflow() {
+        let page = PageRequest::parse(Some("9223372036854775807"), Some("1000")).unwrap();
+        assert_eq!(page.offset(), i64::MAX);
+        let uri: Uri = "/v1/agents/?page=9223372036854775807".parse().unwrap();
+        let past_the_end = page.respond(5, Vec::new(), &uri, &HeaderMap::new());
+        assert!(matches!(past_the_end, Err(ApiError::NotFound(_))));
+    }
+
+    #[test]
+    fn page_sizes_are_capped_and_non_positive_numbers_refused() {
+        let page = PageRequest::parse(None, Some("9223372036854775807")).unwrap();
+        assert_eq!(page.page_size, MAX_PAGE_SIZE);
+        for bad in [
+            "0",
+            "-1",
+            "-9223372036854775808",
+            "99999999999999999999",
+            "x",
+        ] {
+            assert!(PageRequest::parse(Some(bad), None).is_err(), "page={bad}");
+            assert!(
+                PageRequest::parse(None, Some(bad)).is_err(),
+                "page_size={bad}"
+            );
+        }
+    }
 }

@@ -227,6 +227,6 @@ fn file_input(file: &FileRef) -> (String, Option<String>, String) {
 fn file_error(key: &str, error: FileError) -> ApiError {
     match error {
         FileError::Rejected(message) => ApiError::bad_request_field(key, message),
-        other => ApiError::Internal(other.into()),
+        other => other.into(),
     }
 }

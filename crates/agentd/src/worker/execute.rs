@@ -13,6 +13,7 @@ use agentd_providers::ProviderRegistry;
 use agentd_storage::Storage;
 use async_trait::async_trait;
 
+use super::{retry_transient, INTERNAL_FAILURE, READ_ATTEMPTS};
 use crate::files::{FileError, FileStore};
 
 #[derive(Clone, Debug)]
@@ -28,19 +29,53 @@ pub struct JobExecutor {
     files: FileStore,
 }
 
-struct AttemptError {
-    failure: Failure,
-    usage: Usage,
-    cost: f64,
+/// What one attempt at a job came to.
+#[derive(Debug)]
+pub enum Attempted {
+    Finished(JobOutcome),
+    /// Storage stayed unavailable (a full disk, a locked database) through
+    /// the retries: nothing is recorded, and the job runs again once its
+    /// lease expires.
+    Postponed,
+}
+
+enum AttemptError {
+    Failed {
+        failure: Failure,
+        usage: Usage,
+        cost: f64,
+    },
+    Postponed,
 }
 
 impl From<Failure> for AttemptError {
     fn from(failure: Failure) -> Self {
-        Self {
+        Self::Failed {
             failure,
             usage: Usage::default(),
             cost: 0.0,
         }
+    }
+}
+
+/// A failure inside agentd: the details go to the log, the job gets a
+/// generic message (internal text never reaches a user).
+fn internal(job: &Job, error: &dyn std::fmt::Display) -> Failure {
+    tracing::error!(job = %job.id, %error, "job failed inside agentd");
+    Failure {
+        kind: FailureKind::Internal,
+        message: INTERNAL_FAILURE.to_owned(),
+    }
+}
+
+/// A storage failure while preparing a job: still transient after the
+/// retries postpones the job, anything else fails it.
+fn storage_failure(job: &Job, error: &agentd_storage::StorageError) -> AttemptError {
+    if error.is_transient() {
+        tracing::warn!(job = %job.id, %error, "storage unavailable; the job runs again after its lease");
+        AttemptError::Postponed
+    } else {
+        internal(job, error).into()
     }
 }
 
@@ -67,38 +102,36 @@ impl JobExecutor {
     }
 
     /// Runs a claimed job once; the caller records the outcome.
-    pub async fn execute(&self, job: &Job) -> JobOutcome {
+    pub async fn execute(&self, job: &Job) -> Attempted {
+        crate::panics::panic_on_job(job);
         match self.attempt(job).await {
-            Ok(output) => JobOutcome::Success {
+            Ok(output) => Attempted::Finished(JobOutcome::Success {
                 outputs: output.outputs,
                 usage: output.usage,
                 cost: output.cost,
-            },
-            Err(error) => {
-                if error.failure.kind == FailureKind::Internal {
-                    tracing::error!(job = %job.id, error = %error.failure.message, "job failed inside agentd");
-                }
-                JobOutcome::Failure {
-                    error_message: error.failure.message,
-                    kind: error.failure.kind,
-                    usage: error.usage,
-                    cost: error.cost,
-                }
-            }
+            }),
+            Err(AttemptError::Failed {
+                failure,
+                usage,
+                cost,
+            }) => Attempted::Finished(JobOutcome::Failure {
+                error_message: failure.message,
+                kind: failure.kind,
+                usage,
+                cost,
+            }),
+            Err(AttemptError::Postponed) => Attempted::Postponed,
         }
     }
 
     async fn attempt(&self, job: &Job) -> Result<agentd_engines::EngineOutput, AttemptError> {
-        let internal = |message: String| Failure {
-            kind: FailureKind::Internal,
-            message,
-        };
-        let context = self
-            .storage
-            .run_context(job.organization_id, job.agent_id, job.agent_version_id)
-            .await
-            .map_err(|e| internal(e.to_string()))?
-            .ok_or_else(|| invalid("The agent was deleted before the job ran."))?;
+        let context = retry_transient("reading a job's agent", READ_ATTEMPTS, move || {
+            self.storage
+                .run_context(job.organization_id, job.agent_id, job.agent_version_id)
+        })
+        .await
+        .map_err(|e| storage_failure(job, &e))?
+        .ok_or_else(|| invalid("The agent was deleted before the job ran."))?;
         // Checked again here, so that queued jobs cannot overspend a balance
         // by more than the jobs already running.
         if context.credits.exhausted() {
@@ -140,7 +173,7 @@ impl JobExecutor {
                         FailureKind::Upstream
                     }
                 };
-                AttemptError {
+                AttemptError::Failed {
                     failure: Failure {
                         kind,
                         message: failure.error.to_string(),
@@ -156,7 +189,7 @@ impl JobExecutor {
         &self,
         job: &Job,
         definitions: &[agentd_domain::InputDefinition],
-    ) -> Result<ResolvedInputs, Failure> {
+    ) -> Result<ResolvedInputs, AttemptError> {
         let mut inputs = ResolvedInputs::default();
         // What the job's URL inputs may still fetch, all together.
         let mut budget = self.files.fetch_limits().max_bytes_per_job;
@@ -182,7 +215,7 @@ impl JobExecutor {
         job: &Job,
         record: &JobInput,
         budget: &mut u64,
-    ) -> Result<FileRef, Failure> {
+    ) -> Result<FileRef, AttemptError> {
         let key = &record.key;
         if let Ok(id) = record.value.parse::<FileId>() {
             return self
@@ -192,7 +225,7 @@ impl JobExecutor {
                 .map_err(|e| file_failure(job, key, e));
         }
         if !(record.value.starts_with("http://") || record.value.starts_with("https://")) {
-            return Err(invalid(format!("Input '{key}' has no stored file.")));
+            return Err(invalid(format!("Input '{key}' has no stored file.")).into());
         }
         let staged = self
             .files
@@ -208,7 +241,8 @@ impl JobExecutor {
             // Cancelled or deleted meanwhile: the staged bytes go.
             return Err(invalid(format!(
                 "The job ended while its input '{key}' was fetched."
-            )));
+            ))
+            .into());
         }
         let file = staged.file().clone();
         staged.keep();
@@ -217,16 +251,24 @@ impl JobExecutor {
 }
 
 /// A file that could not be read or fetched: the input's fault when the
-/// file was refused, agentd's otherwise (details logged, not shown).
-fn file_failure(job: &Job, key: &str, error: FileError) -> Failure {
+/// file was refused; postponed when storage or the disk is full or busy
+/// (the job runs again after its lease); agentd's fault otherwise (details
+/// logged, not shown).
+fn file_failure(job: &Job, key: &str, error: FileError) -> AttemptError {
     match error {
-        FileError::Rejected(message) => invalid(format!("Input '{key}': {message}")),
+        FileError::Rejected(message) => invalid(format!("Input '{key}': {message}")).into(),
+        FileError::Storage(error) if error.is_transient() => storage_failure(job, &error),
+        FileError::Io(error) if agentd_storage::is_disk_full(&error) => {
+            tracing::warn!(job = %job.id, input = key, %error, "the file store is full; the job runs again after its lease");
+            AttemptError::Postponed
+        }
         other => {
             tracing::error!(job = %job.id, input = key, error = %other, "storing an input file failed");
             Failure {
                 kind: FailureKind::Internal,
                 message: format!("Input '{key}' could not be stored; try again later."),
             }
+            .into()
         }
     }
 }
@@ -241,12 +283,19 @@ struct JobFiles<'a> {
 #[async_trait]
 impl FileReader for JobFiles<'_> {
     async fn read(&self, id: FileId) -> Result<(FileRef, Vec<u8>), String> {
+        let unreadable = |error: FileError| match error {
+            FileError::Rejected(message) => message,
+            other => {
+                tracing::error!(file = %id, error = %other, "reading a job's file failed");
+                format!("File {id} could not be read.")
+            }
+        };
         let file = self
             .store
             .find(self.storage, self.organization_id, id)
             .await
-            .map_err(|e| e.to_string())?;
-        let bytes = self.store.read(id).await.map_err(|e| e.to_string())?;
+            .map_err(unreadable)?;
+        let bytes = self.store.read(id).await.map_err(unreadable)?;
         Ok((file, bytes))
     }
 

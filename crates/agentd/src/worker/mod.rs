@@ -6,16 +6,59 @@
 mod execute;
 mod signals;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_domain::{Job, JobId, JobOutcome, OrganizationId};
+use agentd_domain::{FailureKind, Job, JobId, JobOutcome, OrganizationId, Usage};
 use agentd_storage::{ClaimRequest, LeaseState, Storage};
+use futures_util::FutureExt as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use execute::{Failure, JobExecutor};
+pub use execute::{Attempted, Failure, JobExecutor};
 pub use signals::JobSignals;
+
+/// The `error_message` of a job that failed inside agentd (a bug, a panic,
+/// a storage error that is not transient); the details are in the log.
+pub const INTERNAL_FAILURE: &str =
+    "The job failed because of an internal error in agentd; the error was logged.";
+
+/// Attempts at a storage read before a job is postponed (about 4 s).
+const READ_ATTEMPTS: u32 = 5;
+/// Attempts at recording an outcome before it is left to the lease (about
+/// 28 s): the outcome may have cost a model call, so it is worth waiting for.
+const RECORD_ATTEMPTS: u32 = 10;
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(250);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// Runs a storage call, retrying it with exponential backoff while it fails
+/// for a transient reason (a full disk, a busy or unreachable database), at
+/// most `attempts` times. Other errors and the last failure are returned.
+pub(crate) async fn retry_transient<T, F, Fut>(
+    what: &str,
+    attempts: u32,
+    mut call: F,
+) -> agentd_storage::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = agentd_storage::Result<T>>,
+{
+    let mut delay = RETRY_FIRST_DELAY;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(error) if error.is_transient() && attempt < attempts => {
+                tracing::warn!(%error, attempt, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX_DELAY);
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -132,21 +175,29 @@ impl WorkerPool {
         }
     }
 
-    /// Stores the outcome (and claims the next job when asked to).
+    /// Stores the outcome (and claims the next job when asked to),
+    /// retrying while storage is full or busy.
     async fn record(
         &self,
         job: &Job,
         outcome: &JobOutcome,
         claim: Option<&ClaimRequest>,
     ) -> Option<Job> {
-        let result = match claim {
-            Some(claim) => self.storage.finish_and_claim(job.id, outcome, claim).await,
-            None => self
-                .storage
-                .finish_job(job.id, outcome)
-                .await
-                .map(|()| Vec::new()),
-        };
+        let result = retry_transient(
+            "recording a job outcome",
+            RECORD_ATTEMPTS,
+            move || async move {
+                match claim {
+                    Some(claim) => self.storage.finish_and_claim(job.id, outcome, claim).await,
+                    None => self
+                        .storage
+                        .finish_job(job.id, outcome)
+                        .await
+                        .map(|()| Vec::new()),
+                }
+            },
+        )
+        .await;
         match result {
             Ok(mut claimed) => (!claimed.is_empty()).then(|| claimed.remove(0)),
             Err(error) => {
@@ -158,16 +209,32 @@ impl WorkerPool {
     }
 
     /// Runs one claimed job, renewing its lease until it ends; `None` when
-    /// it was cancelled or its lease was lost.
+    /// it was cancelled, its lease was lost or it was postponed. A panic
+    /// fails the job, not the worker.
     async fn run(&self, job: &Job) -> Option<JobOutcome> {
         let cancel = self.signals.running(job.id);
-        let work = self.executor.execute(job);
+        let work = AssertUnwindSafe(self.executor.execute(job))
+            .catch_unwind()
+            .map(|attempted| match attempted {
+                Ok(Attempted::Finished(outcome)) => Some(outcome),
+                Ok(Attempted::Postponed) => None,
+                Err(panic) => {
+                    let message = crate::panics::panic_message(panic.as_ref());
+                    tracing::error!(job = %job.id, panic = message, "a job panicked");
+                    Some(JobOutcome::Failure {
+                        error_message: INTERNAL_FAILURE.to_owned(),
+                        kind: FailureKind::Internal,
+                        usage: Usage::default(),
+                        cost: 0.0,
+                    })
+                }
+            });
         tokio::pin!(work);
         let mut heartbeat = tokio::time::interval(self.config.lease / 3);
         heartbeat.tick().await;
         loop {
             tokio::select! {
-                outcome = &mut work => return Some(outcome),
+                outcome = &mut work => return outcome,
                 _ = cancel.cancelled() => return None,
                 _ = heartbeat.tick() => {
                     match self.storage.renew_lease(job.id, &self.owner, self.config.lease).await {
