@@ -11,8 +11,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -244,11 +244,20 @@ def test_a_full_disk_answers_503_loses_no_job_and_recovers_without_restart(start
             input_definitions=photo_inputs, engine_config=extraction_config(images="${photo}"))), 201)
         run_url = f"/v1/agents/run/{agent['id']}/"
 
-        # Jobs accepted before the disk fills; their model answers arrive once it is full.
-        fake.enqueue(*[Reply.default(delay=2.0) for _ in range(3)])
+        # Jobs accepted before the disk fills, one of them a synchronous run; their model
+        # answers arrive once it is full.
+        fake.enqueue(*[Reply.default(delay=2.0) for _ in range(4)])
+        sync_answer: list[httpx.Response] = []
+
+        def run_sync() -> None:
+            with client_for(srv, timeout=600) as own:
+                sync_answer.append(own.post(run_url, json={"text": f"sync before {unique()}"}))
+
+        sync_run = threading.Thread(target=run_sync)
+        sync_run.start()
         before = [expect(c.post(run_url + "async/", json={"text": f"before {i} {unique()}"}), 200)
                   for i in range(3)]
-        fake.wait_for_requests(3, timeout=DEADLINE)
+        fake.wait_for_requests(4, timeout=DEADLINE)
         filler = fill(small_disk)
 
         # Writes go on until the database runs out of room too (its files may have some left).
@@ -286,6 +295,14 @@ def test_a_full_disk_answers_503_loses_no_job_and_recovers_without_restart(start
         only_output(expect(c.post(f"/v1/agents/run/{created['id']}/", json={"text": unique()}), 200))
         only_output(expect(c.post(f"/v1/agents/run/{photo_agent['id']}/", data={"text": "x"},
                                   files={"photo": ("p.png", png_bytes(64, 64), "image/png")}), 200))
+        # The synchronous run ends: its answer, or a JSON error naming its job (never a hang).
+        sync_run.join(DEADLINE * 2)
+        assert not sync_run.is_alive(), "a synchronous run accepted before the disk filled never ended"
+        if sync_answer[0].status_code == 200:
+            only_output(sync_answer[0].json())
+        else:
+            assert_error(sync_answer[0], sync_answer[0].status_code)
+            assert sync_answer[0].status_code in (503, 504), sync_answer[0].text
         statuses = wait_for_jobs(c, before + accepted, timeout=DEADLINE * 2)
         assert all(s["status"] == SUCCESS for s in statuses), [s for s in statuses if s["status"] != SUCCESS][:5]
     assert "begin_with" not in srv.log_text()
