@@ -43,7 +43,8 @@ pub struct ConnectionLimits {
 }
 
 /// File descriptors kept for everything but client connections (database,
-/// uploaded files, outbound HTTP, the model file).
+/// uploaded files, outbound HTTP, the model file): a quarter of the limit,
+/// at most this many.
 const RESERVED_FILE_DESCRIPTORS: u64 = 256;
 
 /// Raises the soft limit on open files to the hard limit (a server holding
@@ -66,7 +67,8 @@ impl ConnectionLimits {
         let Some(open_files) = open_files else {
             return self;
         };
-        let room = open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS).max(1);
+        let reserved = (open_files / 4).min(RESERVED_FILE_DESCRIPTORS);
+        let room = open_files.saturating_sub(reserved).max(1);
         if self.max_connections as u64 <= room {
             return self;
         }
@@ -308,7 +310,9 @@ mod tests {
         assert_eq!(limits(4096).fitted_to(Some(1024)).max_connections, 768);
         assert_eq!(limits(4096).fitted_to(Some(100_000)).max_connections, 4096);
         assert_eq!(limits(4096).fitted_to(None).max_connections, 4096);
-        assert_eq!(limits(10).fitted_to(Some(10)).max_connections, 1);
+        assert_eq!(limits(4096).fitted_to(Some(256)).max_connections, 192);
+        assert_eq!(limits(10).fitted_to(Some(10)).max_connections, 8);
+        assert_eq!(limits(10).fitted_to(Some(1)).max_connections, 1);
     }
 
     #[tokio::test(start_paused = true)]
