@@ -57,8 +57,11 @@ async fn discard_if_in_transaction(
     connection: &mut sqlx::SqliteConnection,
 ) -> std::result::Result<bool, sqlx::Error> {
     use sqlx::Connection as _;
-    // The ping is queued behind the rollback a dropped transaction started,
-    // so the depth read after it is the depth once that rollback ran.
+    if !connection.is_in_transaction() {
+        return Ok(true);
+    }
+    // A dropped transaction queues its rollback; the ping is queued behind
+    // it, so the depth read after the ping is the depth once it ran.
     connection.ping().await?;
     let keep = !connection.is_in_transaction();
     if !keep {
