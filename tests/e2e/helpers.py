@@ -100,7 +100,8 @@ def assert_error(
 ) -> dict[str, Any]:
     """Asserts an error answer: status, JSON body with equal ``detail`` and ``message``.
 
-    ``field``: the 400 body also carries ``errors[field]`` (a non-empty list of strings).
+    ``field``: the 400 body also carries ``field`` beside ``detail`` and ``message`` (Roe's flat
+    field map): a non-empty list of strings.
     ``mentions``: the message mentions (one of) these words, case-insensitively.
     """
     assert resp.status_code == status, describe(resp)
@@ -113,16 +114,20 @@ def assert_error(
     low = body["detail"].lower()
     assert "traceback" not in low and "panicked" not in low, describe(resp)
     if field is not None:
-        errors = body.get("errors")
-        assert isinstance(errors, dict), f"no 'errors' field map: {describe(resp)}"
-        assert field in errors, f"'errors' lacks {field!r}: {describe(resp)}"
-        msgs = errors[field]
+        assert "errors" not in body, f"field errors must be flat, not under 'errors': {describe(resp)}"
+        assert field in body, f"the body lacks the field {field!r}: {describe(resp)}"
+        msgs = body[field]
         assert isinstance(msgs, list) and msgs and all(isinstance(m, str) and m for m in msgs), describe(resp)
     if mentions is not None:
         words = (mentions,) if isinstance(mentions, str) else mentions
         text = json.dumps(body).lower()
         assert any(w.lower() in text for w in words), f"error mentions none of {words}: {describe(resp)}"
     return body
+
+
+def field_errors(body: dict[str, Any]) -> dict[str, list[str]]:
+    """The flat field map of a 400 body: every key but ``detail`` and ``message``."""
+    return {k: v for k, v in body.items() if k not in ("detail", "message")}
 
 
 def only_output(data: Any) -> dict[str, Any]:

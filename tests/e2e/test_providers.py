@@ -640,7 +640,7 @@ def test_unknown_model_is_400_with_suggestions(http, fake, typo, suggestion):
     body = {"name": unique("typo-"), "engine_class_id": ENGINE, "input_definitions": [TEXT_INPUT],
             "engine_config": extraction_config(model=typo)}
     err = assert_error(http.post("/v1/agents/", json=body), 400, field="engine_config.model")
-    text = " ".join(err["errors"]["engine_config.model"])
+    text = " ".join(err["engine_config.model"])
     assert typo in text, err
     assert suggestion in text, f"no suggestion of {suggestion}: {err}"
     assert fake.completions == []

@@ -60,7 +60,7 @@ def test_create_unknown_model(client):
             engine_config={**extraction_config(), "model": "gpt-does-not-exist"},
         )
     assert_detail(exc.value, 400)
-    assert "model" in exc.value.message.lower() or "model" in str(exc.value.response.get("errors", {}))
+    assert "model" in exc.value.message.lower() or "model" in str(exc.value.response)
 
 
 def test_create_invalid_output_schema(client):
@@ -70,7 +70,7 @@ def test_create_invalid_output_schema(client):
             engine_config=extraction_config(schema={"type": "object", "properties": {"a": {"type": 17}}}),
         )
     assert_detail(exc.value, 400)
-    assert "output_schema" in exc.value.message + str(exc.value.response.get("errors", {}))
+    assert "output_schema" in exc.value.message + str(exc.value.response)
 
 
 def test_create_output_schema_string_not_json(client):
@@ -79,7 +79,7 @@ def test_create_output_schema_string_not_json(client):
             name=unique("bad-schema-"), engine_class_id=ENGINE, input_definitions=[TEXT_INPUT],
             engine_config=extraction_config(schema="{not json"),
         )
-    assert "output_schema" in exc.value.message + str(exc.value.response.get("errors", {}))
+    assert "output_schema" in exc.value.message + str(exc.value.response)
 
 
 def test_create_missing_instruction(client):
@@ -89,14 +89,14 @@ def test_create_missing_instruction(client):
         client.agents.create(name=unique("no-instr-"), engine_class_id=ENGINE,
                              input_definitions=[TEXT_INPUT], engine_config=cfg)
     assert_detail(exc.value, 400)
-    assert "instruction" in exc.value.message + str(exc.value.response.get("errors", {}))
+    assert "instruction" in exc.value.message + str(exc.value.response)
 
 
 def test_create_unknown_engine(client):
     with pytest.raises(BadRequestError) as exc:
         client.agents.create(name=unique("no-engine-"), engine_class_id="NoSuchEngine",
                              input_definitions=[TEXT_INPUT], engine_config=extraction_config())
-    assert "engine_class_id" in exc.value.message + str(exc.value.response.get("errors", {}))
+    assert "engine_class_id" in exc.value.message + str(exc.value.response)
 
 
 def test_run_missing_input(client, fake):
@@ -105,7 +105,7 @@ def test_run_missing_input(client, fake):
     with pytest.raises(BadRequestError) as exc:
         client.agents.run_sync(str(agent.id), text="only text " + unique())
     assert_detail(exc.value, 400)
-    assert "lang" in exc.value.response["errors"]
+    assert "lang" in exc.value.response
     assert fake.completions == []
 
 
@@ -113,7 +113,7 @@ def test_run_unknown_input(client, fake):
     agent = make_agent(client)
     with pytest.raises(BadRequestError) as exc:
         client.agents.run_sync(str(agent.id), text="t " + unique(), txet="typo")
-    assert "txet" in exc.value.response["errors"]
+    assert "txet" in exc.value.response
     assert fake.completions == []
 
 
@@ -125,7 +125,7 @@ def test_run_pdf_input_given_png(client, fake, tmp_path):
     with pytest.raises(BadRequestError) as exc:
         client.agents.run_sync(str(agent.id), text="t " + unique(), doc=str(fake_pdf))
     assert_detail(exc.value, 400)
-    assert "doc" in exc.value.response["errors"]
+    assert "doc" in exc.value.response
     assert fake.completions == []
     # The same agent accepts a real PDF, given as a path or as a FileUpload.
     real_pdf = tmp_path / "real.pdf"

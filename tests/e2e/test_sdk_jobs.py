@@ -409,8 +409,9 @@ def test_idempotency_key(client, fake):
     # run_version honours it too.
     v = str(agent.current_version_id)
     vkey = "idem-v-" + unique()
-    jv1 = client.agents.run_version(str(agent.id), v, idempotency_key=vkey, text="ver " + unique())
-    jv2 = client.agents.run_version(str(agent.id), v, idempotency_key=vkey, text="ver " + unique())
+    vtext = "ver " + unique()
+    jv1 = client.agents.run_version(str(agent.id), v, idempotency_key=vkey, text=vtext)
+    jv2 = client.agents.run_version(str(agent.id), v, idempotency_key=vkey, text=vtext)
     assert jv1.id == jv2.id
     for j in (j4, j5, jv1):
         assert j.wait(interval=0.1, timeout=30)["status"] == SUCCESS

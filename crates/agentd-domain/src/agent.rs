@@ -7,7 +7,8 @@ use crate::ids::{AgentId, AgentVersionId, OrganizationId};
 use crate::time::Timestamp;
 use crate::FieldErrors;
 
-/// A validated agent name: trimmed, 1 to 200 characters.
+/// A validated agent name: trimmed, 1 to 200 characters (Roe's
+/// `maxLength`), no control characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentName(String);
 
@@ -19,12 +20,7 @@ impl AgentName {
         if name.is_empty() {
             return Err("This field may not be blank.".into());
         }
-        if name.chars().count() > Self::MAX_CHARS {
-            return Err(format!(
-                "Ensure this field has no more than {} characters.",
-                Self::MAX_CHARS
-            ));
-        }
+        check_line(name, Self::MAX_CHARS)?;
         Ok(Self(name.to_owned()))
     }
 
@@ -35,6 +31,51 @@ impl AgentName {
     pub fn into_inner(self) -> String {
         self.0
     }
+}
+
+/// Limits on what an agent version may declare, so that a definition can
+/// neither bloat every job nor smuggle control characters into logs.
+pub mod limits {
+    /// Input definitions per version.
+    pub const MAX_INPUT_DEFINITIONS: usize = 100;
+    /// An input key: an identifier (templates refer to it as `${key}`).
+    pub const MAX_INPUT_KEY_CHARS: usize = 64;
+    /// A `data_type`: a MIME type such as `text/plain` or `image/*`.
+    pub const MAX_DATA_TYPE_CHARS: usize = 100;
+    /// An input definition's `description` and `example`.
+    pub const MAX_INPUT_TEXT_CHARS: usize = 5_000;
+    /// An input definition's `default`.
+    pub const MAX_INPUT_DEFAULT_CHARS: usize = 100_000;
+    /// A version's `version_name`.
+    pub const MAX_VERSION_NAME_CHARS: usize = 200;
+    /// A version's `description`.
+    pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
+}
+
+/// A one-line text: at most `max` characters, no control characters.
+pub fn check_line(text: &str, max: usize) -> Result<(), String> {
+    check_text(text, max)?;
+    if text.chars().any(char::is_control) {
+        return Err("Control characters (such as NUL or line breaks) are not allowed.".into());
+    }
+    Ok(())
+}
+
+/// A free text: at most `max` characters; line breaks and tabs are fine,
+/// other control characters (NUL) are not.
+pub fn check_text(text: &str, max: usize) -> Result<(), String> {
+    if text.chars().count() > max {
+        return Err(format!(
+            "Ensure this field has no more than {max} characters."
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err("Control characters (such as NUL) are not allowed.".into());
+    }
+    Ok(())
 }
 
 /// Whether an input carries text or a file, derived from its MIME `data_type`.
@@ -75,33 +116,116 @@ impl InputDefinition {
         }
     }
 
-    /// Checks a list of definitions; errors are keyed `input_definitions`.
+    /// Checks a list of definitions; errors are keyed `input_definitions`
+    /// and each message names the entry and field at fault.
     pub fn validate_all(definitions: &[InputDefinition]) -> Result<(), FieldErrors> {
+        use limits::*;
         let mut errors = FieldErrors::default();
+        if definitions.len() > MAX_INPUT_DEFINITIONS {
+            errors.add(
+                "input_definitions",
+                format!(
+                    "At most {MAX_INPUT_DEFINITIONS} input definitions are allowed, got {}.",
+                    definitions.len()
+                ),
+            );
+            return Err(errors);
+        }
         let mut seen = std::collections::HashSet::new();
         for (index, definition) in definitions.iter().enumerate() {
-            let key = definition.key.trim();
-            if key.is_empty() {
+            let mut fail = |field: &str, message: String| {
                 errors.add(
                     "input_definitions",
-                    format!("input_definitions[{index}].key may not be blank."),
-                );
-            } else if key == "metadata" {
-                errors.add(
-                    "input_definitions",
-                    "'metadata' is reserved and cannot be an input key.",
-                );
-            } else if !seen.insert(key.to_owned()) {
-                errors.add("input_definitions", format!("Duplicate input key '{key}'."));
+                    format!("input_definitions[{index}].{field}: {message}"),
+                )
+            };
+            match check_input_key(&definition.key) {
+                Err(message) => fail("key", message),
+                Ok(()) if !seen.insert(definition.key.as_str()) => {
+                    fail("key", format!("Duplicate input key '{}'.", definition.key))
+                }
+                Ok(()) => {}
             }
-            if definition.data_type.trim().is_empty() {
-                errors.add(
-                    "input_definitions",
-                    format!("input_definitions[{index}].data_type may not be blank."),
-                );
+            if let Err(message) = check_data_type(&definition.data_type) {
+                fail("data_type", message);
+            }
+            let texts = [
+                (
+                    "description",
+                    Some(&definition.description),
+                    MAX_INPUT_TEXT_CHARS,
+                ),
+                ("example", definition.example.as_ref(), MAX_INPUT_TEXT_CHARS),
+                (
+                    "default",
+                    definition.default.as_ref(),
+                    MAX_INPUT_DEFAULT_CHARS,
+                ),
+            ];
+            for (field, text, max) in texts {
+                if let Some(Err(message)) = text.map(|t| check_text(t, max)) {
+                    fail(field, message);
+                }
             }
         }
         errors.into_result()
+    }
+}
+
+/// An input key is an identifier of at most 64 characters, so that
+/// templates can name it; `metadata` is reserved for the run's metadata.
+pub fn check_input_key(key: &str) -> Result<(), String> {
+    use limits::MAX_INPUT_KEY_CHARS;
+    if key.is_empty() {
+        return Err("This field may not be blank.".into());
+    }
+    if key.chars().count() > MAX_INPUT_KEY_CHARS {
+        return Err(format!(
+            "Ensure this field has no more than {MAX_INPUT_KEY_CHARS} characters."
+        ));
+    }
+    if !crate::template::is_identifier(key) {
+        return Err(format!(
+            "'{}' is not a valid input key: use letters, digits and '_', not starting with a digit.",
+            key.escape_debug()
+        ));
+    }
+    if key == "metadata" {
+        return Err("'metadata' is reserved and cannot be an input key.".into());
+    }
+    Ok(())
+}
+
+/// A `data_type` is a MIME type (`text/plain`, `image/*`) or one of the
+/// short forms Roe accepts (`text`, `string`, `json`).
+pub fn check_data_type(data_type: &str) -> Result<(), String> {
+    use limits::MAX_DATA_TYPE_CHARS;
+    if data_type.trim().is_empty() {
+        return Err("This field may not be blank.".into());
+    }
+    if data_type.chars().count() > MAX_DATA_TYPE_CHARS {
+        return Err(format!(
+            "Ensure this field has no more than {MAX_DATA_TYPE_CHARS} characters."
+        ));
+    }
+    let token = |part: &str, wildcard: bool| {
+        !part.is_empty()
+            && (part == "*" && wildcard
+                || part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c)))
+    };
+    let valid = match data_type.split_once('/') {
+        Some((family, subtype)) => token(family, false) && token(subtype, true),
+        None => token(data_type, false),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{}' is not a MIME type such as text/plain, application/pdf or image/*.",
+            data_type.escape_debug()
+        ))
     }
 }
 
@@ -183,6 +307,30 @@ mod tests {
         assert_eq!(AgentName::parse("  a  ").unwrap().as_str(), "a");
         assert!(AgentName::parse("   ").is_err());
         assert!(AgentName::parse(&"x".repeat(201)).is_err());
+        assert!(AgentName::parse("a\0b").is_err());
+    }
+
+    #[test]
+    fn keys_are_identifiers_and_data_types_mime_types() {
+        assert!(check_input_key("pdf_file").is_ok());
+        for bad in ["", "a b", "1a", "a\0", "metadata", &"k".repeat(65)] {
+            assert!(check_input_key(bad).is_err(), "{bad:?}");
+        }
+        for good in ["text/plain", "image/*", "application/vnd.ms-excel", "text"] {
+            assert!(check_data_type(good).is_ok(), "{good}");
+        }
+        for bad in ["", "*/png", "text/ plain", "a\0/b", &"t".repeat(101)] {
+            assert!(check_data_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_definitions_are_refused() {
+        let defs: Vec<_> = (0..=limits::MAX_INPUT_DEFINITIONS)
+            .map(|i| definition(&format!("k{i}"), "text/plain"))
+            .collect();
+        assert!(InputDefinition::validate_all(&defs).is_err());
+        assert!(InputDefinition::validate_all(&defs[1..]).is_ok());
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Template strings in engine configs: `${key}` and `$key` are replaced by the
 //! run's inputs. Text inputs interpolate anywhere; a file input must be the
 //! whole string, which then becomes the file's id. `$$` is a literal `$`.
-//! Placeholders naming no input are left as written (`$USD` stays `$USD`).
+//! Placeholders naming no input are left as written (`$USD` stays `$USD`);
+//! [`check`] refuses, when an agent version is created, a braced
+//! placeholder that names no input, one left open, and a file input that
+//! does not stand alone.
 
 use serde_json::Value;
 
+use crate::agent::{InputDefinition, InputKind};
 use crate::input::{InputValue, ResolvedInputs};
+use crate::FieldErrors;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
@@ -65,7 +70,7 @@ fn placeholder_at(rest: &str) -> Option<Placeholder<'_>> {
     is_identifier(key).then_some(Placeholder { key, len: end + 1 })
 }
 
-fn is_identifier(key: &str) -> bool {
+pub fn is_identifier(key: &str) -> bool {
     let mut chars = key.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -105,6 +110,102 @@ fn render_str(text: &str, inputs: &ResolvedInputs, field: &str) -> Result<String
     }
     out.push_str(&text[i..]);
     Ok(out)
+}
+
+/// Checks every template string of `config` against the input definitions
+/// of its version; errors are keyed `engine_config.<path>`.
+pub fn check(config: &Value, definitions: &[InputDefinition]) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    visit_strings(config, "engine_config", &mut |path, text| {
+        if let Err(message) = check_str(text, definitions) {
+            errors.add(path, message);
+        }
+    });
+    errors
+}
+
+fn visit_strings(value: &Value, path: &str, visit: &mut dyn FnMut(&str, &str)) {
+    match value {
+        Value::String(text) => visit(path, text),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                visit_strings(item, &format!("{path}[{i}]"), visit);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                visit_strings(item, &format!("{path}.{key}"), visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_str(text: &str, definitions: &[InputDefinition]) -> Result<(), String> {
+    let mut i = 0;
+    while let Some(offset) = text[i..].find('$') {
+        let start = i + offset;
+        let rest = &text[start..];
+        if rest.starts_with("$$") {
+            i = start + 2;
+            continue;
+        }
+        if let Some(braced) = rest.strip_prefix("${") {
+            let Some(end) = braced.find('}') else {
+                return Err(format!(
+                    "Unterminated placeholder '{}': close it with '}}', or write '$${{' for a literal '${{'.",
+                    shorten(rest)
+                ));
+            };
+            let key = &braced[..end];
+            if !is_identifier(key) {
+                return Err(format!(
+                    "'${{{}}}' is not a placeholder: use ${{input_key}}, or '$$' for a literal '$'.",
+                    shorten(key)
+                ));
+            }
+            if !definitions.iter().any(|d| d.key == key) {
+                return Err(format!(
+                    "'${{{key}}}' names no input. {}",
+                    declared_keys(definitions)
+                ));
+            }
+        }
+        // A lone `$` and an unbraced `$word` naming no input are literal text.
+        let Some(placeholder) = placeholder_at(rest) else {
+            i = start + 1;
+            continue;
+        };
+        let file = definitions
+            .iter()
+            .find(|d| d.key == placeholder.key && d.kind() == InputKind::File);
+        if let Some(file) = file.filter(|_| placeholder.len != text.len()) {
+            return Err(format!(
+                "File input '{}' must stand alone in its field (\"${{{}}}\"), not inside a longer text.",
+                file.key, file.key
+            ));
+        }
+        i = start + placeholder.len;
+    }
+    Ok(())
+}
+
+fn shorten(text: &str) -> String {
+    let short: String = text.chars().take(40).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+fn declared_keys(definitions: &[InputDefinition]) -> String {
+    if definitions.is_empty() {
+        "This version declares no inputs.".into()
+    } else {
+        let keys: Vec<&str> = definitions.iter().map(|d| d.key.as_str()).collect();
+        format!("Declared inputs: {}.", keys.join(", "))
+    }
 }
 
 /// The input keys a config refers to, for checks at agent creation.
@@ -218,6 +319,56 @@ mod tests {
     fn referenced_keys_are_listed_once() {
         let keys = referenced_keys(&json!({"a": "$text ${text} $$x", "b": ["${doc}"]}));
         assert_eq!(keys, vec!["doc".to_string(), "text".to_string()]);
+    }
+
+    fn definitions() -> Vec<InputDefinition> {
+        let definition = |key: &str, data_type: &str| InputDefinition {
+            key: key.into(),
+            data_type: data_type.into(),
+            description: String::new(),
+            example: None,
+            accepts_multiple_files: None,
+            default: None,
+        };
+        vec![
+            definition("text", "text/plain"),
+            definition("doc", "application/pdf"),
+        ]
+    }
+
+    fn check_one(value: Value) -> Vec<String> {
+        check(&value, &definitions())
+            .fields()
+            .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+            .collect()
+    }
+
+    #[test]
+    fn valid_templates_pass_the_check() {
+        let config =
+            json!({"text": "${text} and $text, $USD $$5 $", "pdf": "${doc}", "b": "$doc", "n": 3});
+        assert!(check_one(config).is_empty());
+    }
+
+    #[test]
+    fn unknown_open_and_malformed_placeholders_are_named() {
+        let errors = check_one(json!({"a": {"b": "${unknown}"}}));
+        assert!(
+            errors[0].starts_with("engine_config.a.b: '${unknown}' names no input"),
+            "{errors:?}"
+        );
+        let errors = check_one(json!({"t": "hello ${text"}));
+        assert!(errors[0].contains("Unterminated"), "{errors:?}");
+        let errors = check_one(json!(["${not valid}"]));
+        assert!(errors[0].starts_with("engine_config[0]:"), "{errors:?}");
+    }
+
+    #[test]
+    fn file_inputs_inside_text_are_refused() {
+        for text in ["see ${doc}", "$doc!", " ${doc}"] {
+            let errors = check_one(json!({"text": text}));
+            assert!(errors[0].contains("must stand alone"), "{text}: {errors:?}");
+        }
     }
 
     #[test]

@@ -37,12 +37,75 @@ struct RunConfig {
     max_output_tokens: Option<u32>,
 }
 
-/// Roe configs often hold numbers as strings ("0.7").
-fn number(value: &Value) -> Option<f64> {
-    match value {
+/// Sampling temperatures the providers accept.
+const TEMPERATURE_RANGE: std::ops::RangeInclusive<f64> = 0.0..=2.0;
+/// Larger answers than any model gives are a typo, not a wish.
+const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
+
+/// Roe configs often hold numbers as strings ("0.7"); `null` and `""` mean
+/// "not set". Anything else that is not a number is an error.
+fn number(value: &Value) -> Result<Option<f64>, String> {
+    let parsed = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
+    };
+    match parsed.filter(|n| n.is_finite()) {
+        Some(n) => Ok(Some(n)),
+        None => Err(format!("'{}' is not a number.", shorten(value))),
+    }
+}
+
+fn shorten(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    text.chars().take(40).collect()
+}
+
+fn read_temperature(value: &Value) -> Result<Option<f64>, String> {
+    match number(value)? {
+        Some(t) if !TEMPERATURE_RANGE.contains(&t) => Err(format!(
+            "Must be between {} and {}, got {t}.",
+            TEMPERATURE_RANGE.start(),
+            TEMPERATURE_RANGE.end()
+        )),
+        other => Ok(other),
+    }
+}
+
+fn read_max_output_tokens(value: &Value) -> Result<Option<u32>, String> {
+    match number(value)? {
+        None => Ok(None),
+        Some(n) if n.fract() == 0.0 && n >= 1.0 && n <= MAX_OUTPUT_TOKENS as f64 => {
+            Ok(Some(n as u32))
+        }
+        Some(n) => Err(format!(
+            "Must be a whole number from 1 to {MAX_OUTPUT_TOKENS}, got {n}."
+        )),
+    }
+}
+
+/// `reasoning`, or Roe's `reasoning_effort`.
+fn reasoning_field(config: &Value) -> (&'static str, &Value) {
+    if config["reasoning"].is_null() {
+        ("reasoning_effort", &config["reasoning_effort"])
+    } else {
+        ("reasoning", &config["reasoning"])
+    }
+}
+
+fn read_reasoning(value: &Value) -> Result<Option<ReasoningEffort>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => ReasoningEffort::parse(s)
+            .map(Some)
+            .ok_or_else(|| format!("Must be low, medium or high, not '{}'.", shorten(value))),
+        _ => Err("Must be low, medium or high.".into()),
     }
 }
 
@@ -56,14 +119,10 @@ fn non_empty_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
 impl RunConfig {
     fn read(config: &Value) -> Result<Self, EngineError> {
         let schema = OutputSchema::parse(&config["output_schema"]).map_err(EngineError::Invalid)?;
-        let reasoning = match non_empty_str(config, "reasoning") {
-            Some(text) => Some(ReasoningEffort::parse(text).ok_or_else(|| {
-                EngineError::Invalid(format!(
-                    "reasoning must be low, medium or high, not '{text}'"
-                ))
-            })?),
-            None => None,
-        };
+        fn invalid(field: &str) -> impl Fn(String) -> EngineError + '_ {
+            move |message| EngineError::Invalid(format!("{field}: {message}"))
+        }
+        let (reasoning_name, reasoning_value) = reasoning_field(config);
         let images = image_refs(&config["images"]);
         if images.len() > MAX_IMAGES {
             return Err(EngineError::Invalid(format!(
@@ -79,9 +138,11 @@ impl RunConfig {
             text: non_empty_str(config, "text").map(str::to_owned),
             images,
             schema,
-            temperature: number(&config["temperature"]),
-            reasoning,
-            max_output_tokens: number(&config["max_output_tokens"]).map(|n| n as u32),
+            temperature: read_temperature(&config["temperature"])
+                .map_err(invalid("temperature"))?,
+            reasoning: read_reasoning(reasoning_value).map_err(invalid(reasoning_name))?,
+            max_output_tokens: read_max_output_tokens(&config["max_output_tokens"])
+                .map_err(invalid("max_output_tokens"))?,
         })
     }
 
@@ -160,9 +221,10 @@ impl Engine for MultimodalExtractionEngine {
                     "description": "JSON Schema of the answer, as an object or a JSON string.",
                     "anyOf": [{"type": "object"}, {"type": "string"}]
                 },
-                "reasoning": {"type": "string"},
-                "temperature": {"type": ["number", "string"]},
-                "max_output_tokens": {"type": ["integer", "string"]}
+                "reasoning": {"type": "string", "description": "low, medium or high."},
+                "reasoning_effort": {"type": "string", "description": "Roe's name of reasoning."},
+                "temperature": {"type": ["number", "string"], "description": "0 to 2."},
+                "max_output_tokens": {"type": ["number", "string"], "description": "1 to 1000000."}
             },
             "required": ["instruction", "output_schema"]
         })
@@ -206,10 +268,28 @@ impl Engine for MultimodalExtractionEngine {
                 }
             }
         }
-        if let Some(reasoning) = non_empty_str(config, "reasoning").filter(|r| !r.starts_with('$'))
-        {
-            if ReasoningEffort::parse(reasoning).is_none() {
-                errors.add("engine_config.reasoning", "Must be low, medium or high.");
+        // Templated values are only known, and checked, at run time.
+        let (reasoning_name, reasoning_value) = reasoning_field(config);
+        let checks = [
+            (
+                "temperature",
+                read_temperature(&config["temperature"]).err(),
+                &config["temperature"],
+            ),
+            (
+                "max_output_tokens",
+                read_max_output_tokens(&config["max_output_tokens"]).err(),
+                &config["max_output_tokens"],
+            ),
+            (
+                reasoning_name,
+                read_reasoning(reasoning_value).err(),
+                reasoning_value,
+            ),
+        ];
+        for (field, error, value) in checks {
+            if let (false, Some(message)) = (is_template(value), error) {
+                errors.add(format!("engine_config.{field}"), message);
             }
         }
         let has_images = !image_refs(&config["images"]).is_empty();

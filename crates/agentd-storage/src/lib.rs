@@ -155,6 +155,8 @@ pub enum AgentOrderField {
     MostRecentJob,
     JobCount,
     EngineClassId,
+    /// The creating key (keys stand in for Roe's users).
+    Creator,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +188,7 @@ impl AgentOrdering {
             "most_recent_job" => AgentOrderField::MostRecentJob,
             "job_count" => AgentOrderField::JobCount,
             "engine_class_id" => AgentOrderField::EngineClassId,
+            "creator" => AgentOrderField::Creator,
             _ => return None,
         };
         Some(Self { field, descending })
@@ -202,10 +205,24 @@ pub struct AgentQuery {
     pub exclude_engine_class_id: Option<String>,
     /// Only these agents (a key restricted to some agents).
     pub only: Option<Vec<AgentId>>,
+    /// Created by one of these keys (keys stand in for Roe's users).
+    pub creator_ids: Vec<i64>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
+    pub most_recent_job: TimeRange,
+    pub job_count_min: Option<i64>,
+    pub job_count_max: Option<i64>,
     pub ordering: AgentOrdering,
     /// Zero-based offset and page length.
     pub offset: i64,
     pub limit: i64,
+}
+
+/// Inclusive bounds on a timestamp; either may be open.
+#[derive(Clone, Debug, Default)]
+pub struct TimeRange {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
@@ -239,7 +256,7 @@ pub struct NewJob {
     /// Version + canonical inputs: jobs with the same key give the same result.
     pub cache_key: Option<String>,
     /// The same key for the same agent within 24 h returns the first job.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// A cache hit: the job is created final (CACHED) with these results.
     pub cached: Option<CachedResult>,
     /// The files the job's inputs refer to, linked to it in the same transaction.
@@ -255,24 +272,36 @@ pub enum JobFile {
     Existing(FileId),
 }
 
+/// An `Idempotency-Key` with a hash of the canonical request it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct CachedResult {
     pub outputs: Option<Vec<AgentDatum>>,
     pub error_message: Option<String>,
+    /// Who was to blame for a cached failure, as for the original job.
+    pub error_kind: Option<agentd_domain::FailureKind>,
 }
 
 /// What `create_job` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Created {
     New(JobId),
-    /// An earlier job with the same idempotency key.
+    /// An earlier job with the same idempotency key and the same request.
     Existing(JobId),
+    /// The idempotency key was used within 24 h for a different request
+    /// (that job's id); nothing was created.
+    KeyReused(JobId),
 }
 
 impl Created {
     pub fn job_id(self) -> JobId {
         match self {
-            Created::New(id) | Created::Existing(id) => id,
+            Created::New(id) | Created::Existing(id) | Created::KeyReused(id) => id,
         }
     }
 }
@@ -299,10 +328,17 @@ pub enum LeaseState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobOrderField {
     Id,
+    AgentVersionName,
     StatusCode,
     CreatedAt,
     LastUpdatedAt,
     Cost,
+    /// From the first status event to the last non-CACHED one; unfinished
+    /// jobs have none and sort first when ascending.
+    Duration,
+    /// Jobs have no grader scores here: every job ties, and the
+    /// tie-breakers (creation time) decide.
+    GraderScore,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -315,7 +351,12 @@ pub struct JobQuery {
     pub created_to: Option<Timestamp>,
     /// Substring of the job id, its inputs or its metadata.
     pub search: Option<String>,
-    pub order_by: Option<(JobOrderField, bool)>,
+    /// Substring of the job id.
+    pub job_id: Option<String>,
+    /// Substring of the job's inputs (keys and values).
+    pub job_inputs: Option<String>,
+    /// Sort keys, each `(field, descending)`; newest first when empty.
+    pub order_by: Vec<(JobOrderField, bool)>,
     pub offset: i64,
     pub limit: i64,
 }

@@ -8,8 +8,8 @@ use agentd_domain::{
     JobStatus, NewAgent, NewAgentVersion, OrganizationId, Usage,
 };
 use agentd_storage::{
-    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, JobFile, JobQuery,
-    LeaseState, NewJob, Storage,
+    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, IdempotencyKey,
+    JobFile, JobQuery, LeaseState, NewJob, Storage,
 };
 use serde_json::json;
 
@@ -216,16 +216,34 @@ async fn cancelling_stops_leases_and_is_final() {
 async fn idempotency_keys_return_the_first_job() {
     let (db, agent) = setup().await;
     let s = db.storage.as_ref();
+    let key = |request_hash: &str| {
+        Some(IdempotencyKey {
+            key: "key-1".into(),
+            request_hash: request_hash.into(),
+        })
+    };
     let mut first = new_job(&agent);
-    first.idempotency_key = Some("key-1".into());
+    first.idempotency_key = key("h1");
     let first_id = first.id;
     let mut second = new_job(&agent);
-    second.idempotency_key = Some("key-1".into());
+    second.idempotency_key = key("h1");
     assert_eq!(s.create_job(first).await.unwrap(), Created::New(first_id));
     assert_eq!(
         s.create_job(second).await.unwrap(),
         Created::Existing(first_id)
     );
+    let mut other_request = new_job(&agent);
+    other_request.idempotency_key = key("h2");
+    let other_id = other_request.id;
+    assert_eq!(
+        s.create_job(other_request).await.unwrap(),
+        Created::KeyReused(first_id)
+    );
+    assert!(s
+        .get_job(agent.organization_id, other_id)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -253,6 +271,7 @@ async fn the_cache_finds_the_newest_finished_job_of_the_version() {
     cached.cached = Some(CachedResult {
         outputs: hit.outputs.clone(),
         error_message: None,
+        error_kind: None,
     });
     let cached_id = s.create_job(cached).await.unwrap().job_id();
     let job = s

@@ -111,6 +111,19 @@ impl Caller {
         }
     }
 
+    /// 403 unless the key may create agents: a key limited to some agents
+    /// may change those, but not make new ones (which it could not reach).
+    pub fn require_agent_creation(&self) -> Result<(), ApiError> {
+        self.require(agentd_domain::Operation::Write)?;
+        if self.key.agent_restriction().is_some() {
+            return Err(ApiError::Forbidden(
+                "This API key is limited to some agents and cannot create or duplicate agents."
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// 403 when a `organization_id` given in the body names another organization.
     pub fn check_organization(&self, given: Option<&str>) -> Result<(), ApiError> {
         match given.map(str::trim).filter(|s| !s.is_empty()) {

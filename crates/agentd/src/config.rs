@@ -29,6 +29,11 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_BOOTSTRAP_API_KEY", hide_env_values = true)]
     pub bootstrap_api_key: Option<String>,
 
+    /// The base of links the server returns (pagination), e.g.
+    /// `https://agentd.example.com`; by default the listen address.
+    #[arg(long, env = "AGENTD_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
     /// Largest request body (and so largest file), in bytes.
     #[arg(long, env = "AGENTD_MAX_REQUEST_BYTES", default_value_t = 50 * 1024 * 1024)]
     pub max_request_bytes: usize,
@@ -180,6 +185,32 @@ pub struct ServeConfig {
     /// Files younger than this (seconds) are never swept.
     #[arg(long, env = "AGENTD_FILE_SWEEP_GRACE_SECS", default_value_t = 3600)]
     pub file_sweep_grace_secs: u64,
+}
+
+/// An absolute http(s) URL without query or fragment; kept without its
+/// trailing `/` so paths can be appended.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must not carry a query, a fragment or credentials".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The public URL when none is configured: the listen address, with an
+/// unspecified address (`0.0.0.0`, `::`) replaced by loopback.
+pub fn default_public_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 impl ServeConfig {

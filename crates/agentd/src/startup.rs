@@ -31,6 +31,9 @@ pub struct AppState {
     pub executor: Arc<JobExecutor>,
     pub signals: Arc<JobSignals>,
     pub config: ServeConfig,
+    /// The base of returned links: `AGENTD_PUBLIC_URL`, else the bound
+    /// address (known only once the listener is bound).
+    public_url: std::sync::OnceLock<String>,
 }
 
 pub struct Application {
@@ -182,8 +185,18 @@ impl AppState {
             files,
             executor,
             signals: Arc::new(JobSignals::default()),
+            public_url: config
+                .public_url
+                .clone()
+                .map_or_else(Default::default, Into::into),
             config,
         }))
+    }
+
+    /// The base of links the server returns, without a trailing `/`.
+    pub fn public_url(&self) -> &str {
+        self.public_url
+            .get_or_init(|| crate::config::default_public_url(self.config.addr))
     }
 
     /// Starts the worker pool; it stops claiming when `shutdown` fires.
@@ -216,6 +229,12 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        if let Ok(bound) = listener.local_addr() {
+            // Unless AGENTD_PUBLIC_URL set it, links name the bound port.
+            let _ = state
+                .public_url
+                .set(crate::config::default_public_url(bound));
+        }
         Ok(Self { listener, state })
     }
 

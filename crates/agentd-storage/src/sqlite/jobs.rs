@@ -19,6 +19,12 @@ const SELECT_JOBS: &str = "SELECT j.*, v.version_name AS agent_version_name FROM
 
 const UNFINISHED: &str = "(0, 1, 2)";
 
+/// A job's duration in days, as `Job::duration_ms` computes it: first
+/// event to the last non-CACHED one; NULL while the job is unfinished.
+const DURATION: &str = "(CASE WHEN j.status NOT IN (0, 1, 2) THEN \
+    (SELECT julianday(COALESCE(MAX(CASE WHEN e.status <> 6 THEN e.created_at END), MIN(e.created_at))) \
+     - julianday(MIN(e.created_at)) FROM job_events e WHERE e.job_id = j.id) END)";
+
 pub(super) fn now() -> String {
     time::format(&time::now())
 }
@@ -34,8 +40,8 @@ fn chrono_duration(d: Duration) -> agentd_domain::time::Delta {
 
 async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Result<()> {
     let id = job.id.to_string();
-    let (status, outputs, error_message, tokens, cost) = match &job.cached {
-        None => (JobStatus::Pending, None, None, None, None),
+    let (status, outputs, error_message, error_kind, tokens, cost) = match &job.cached {
+        None => (JobStatus::Pending, None, None, None, None, None),
         Some(cached) => (
             JobStatus::Cached,
             cached
@@ -43,15 +49,16 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
                 .as_ref()
                 .map(|o| serde_json::to_string(o).expect("outputs serialize")),
             cached.error_message.clone(),
+            cached.error_kind.map(|kind| kind.as_str()),
             Some(0i64),
             Some(0.0f64),
         ),
     };
     sqlx::query(
         "INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, metadata, \
-         outputs, error_message, input_tokens, output_tokens, cached_input_tokens, cost, attempts, \
-         creator_key_id, cache_key, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+         outputs, error_message, error_kind, input_tokens, output_tokens, cached_input_tokens, cost, \
+         attempts, creator_key_id, cache_key, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(job.organization_id.to_string())
@@ -62,6 +69,7 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
     .bind(job.metadata.to_string())
     .bind(outputs)
     .bind(&error_message)
+    .bind(error_kind)
     .bind(tokens)
     .bind(tokens)
     .bind(tokens)
@@ -83,30 +91,39 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
 pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Created> {
     let at = now();
     let mut tx = db.begin_write().await?;
-    if let Some(key) = &job.idempotency_key {
+    if let Some(idempotency) = &job.idempotency_key {
         let agent = job.agent_id.to_string();
-        let existing: Option<(String, String)> = sqlx::query_as(
-            "SELECT job_id, created_at FROM idempotency_keys WHERE agent_id = ? AND key = ?",
+        let existing: Option<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT job_id, created_at, request_hash FROM idempotency_keys WHERE agent_id = ? AND key = ?",
         )
         .bind(&agent)
-        .bind(key)
+        .bind(&idempotency.key)
         .fetch_optional(&mut *tx)
         .await?;
         let window_start = time::format(&(time::now() - agentd_domain::time::Delta::hours(24)));
-        if let Some((job_id, created_at)) = existing {
+        if let Some((job_id, created_at, request_hash)) = existing {
             if created_at > window_start {
                 tx.commit().await?;
-                return Ok(Created::Existing(parse_id(&job_id)?));
+                let job_id = parse_id(&job_id)?;
+                // Keys stored before hashes were kept match any request.
+                let same = request_hash.is_none_or(|hash| hash == idempotency.request_hash);
+                return Ok(if same {
+                    Created::Existing(job_id)
+                } else {
+                    Created::KeyReused(job_id)
+                });
             }
         }
         sqlx::query(
-            "INSERT INTO idempotency_keys (agent_id, key, job_id, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (agent_id, key) DO UPDATE SET job_id = excluded.job_id, created_at = excluded.created_at",
+            "INSERT INTO idempotency_keys (agent_id, key, job_id, created_at, request_hash) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (agent_id, key) DO UPDATE SET job_id = excluded.job_id, \
+             created_at = excluded.created_at, request_hash = excluded.request_hash",
         )
         .bind(&agent)
-        .bind(key)
+        .bind(&idempotency.key)
         .bind(job.id.to_string())
         .bind(&at)
+        .bind(&idempotency.request_hash)
         .execute(&mut *tx)
         .await?;
     }
@@ -257,6 +274,15 @@ fn push_job_filters<'q>(
             .push(" AND j.created_at <= ")
             .push_bind(time::format(to));
     }
+    let substrings = [("j.id", &filter.job_id), ("j.inputs", &filter.job_inputs)];
+    for (column, text) in substrings {
+        if let Some(text) = text {
+            query
+                .push(format!(" AND {column} LIKE "))
+                .push_bind(format!("%{}%", super::escape_like(text)))
+                .push(" ESCAPE '\\'");
+        }
+    }
     if let Some(search) = &filter.search {
         let pattern = format!("%{}%", super::escape_like(search));
         query
@@ -284,17 +310,33 @@ pub(super) async fn list_jobs(
 
     let mut select = QueryBuilder::<Sqlite>::new(SELECT_JOBS);
     push_job_filters(&mut select, org, agent, filter);
-    let (field, descending) = filter.order_by.unwrap_or((JobOrderField::CreatedAt, true));
-    let column = match field {
-        JobOrderField::Id => "j.id",
-        JobOrderField::StatusCode => "j.status",
-        JobOrderField::CreatedAt => "j.created_at",
-        JobOrderField::LastUpdatedAt => "j.updated_at",
-        JobOrderField::Cost => "j.cost",
+    let default_order = [(JobOrderField::CreatedAt, true)];
+    let keys = if filter.order_by.is_empty() {
+        &default_order[..]
+    } else {
+        &filter.order_by[..]
     };
-    let direction = if descending { "DESC" } else { "ASC" };
+    let order: Vec<String> = keys
+        .iter()
+        .map(|(field, descending)| {
+            let column = match field {
+                JobOrderField::Id => "j.id",
+                JobOrderField::AgentVersionName => "v.version_name",
+                JobOrderField::StatusCode => "j.status",
+                JobOrderField::CreatedAt => "j.created_at",
+                JobOrderField::LastUpdatedAt => "j.updated_at",
+                JobOrderField::Cost => "j.cost",
+                JobOrderField::Duration => DURATION,
+                JobOrderField::GraderScore => "NULL",
+            };
+            format!("{column} {}", if *descending { "DESC" } else { "ASC" })
+        })
+        .collect();
+    // Ties follow the direction of the first key, then creation order.
+    let direction = if keys[0].1 { "DESC" } else { "ASC" };
     select.push(format!(
-        " ORDER BY {column} {direction}, j.created_at {direction}, j.rowid {direction} LIMIT "
+        " ORDER BY {}, j.created_at {direction}, j.rowid {direction} LIMIT ",
+        order.join(", ")
     ));
     select
         .push_bind(filter.limit)

@@ -219,6 +219,37 @@ fn push_agent_filters<'q>(
             .push(" AND a.engine_class_id <> ")
             .push_bind(excluded.as_str());
     }
+    if !query.creator_ids.is_empty() {
+        builder.push(" AND a.creator_key_id IN (");
+        let mut list = builder.separated(", ");
+        for id in &query.creator_ids {
+            list.push_bind(*id);
+        }
+        builder.push(")");
+    }
+    let ranges = [
+        ("a.created_at", &query.created),
+        ("a.updated_at", &query.updated),
+        ("a.most_recent_job", &query.most_recent_job),
+    ];
+    for (column, range) in ranges {
+        if let Some(from) = &range.from {
+            builder
+                .push(format!(" AND {column} >= "))
+                .push_bind(agentd_domain::time::format(from));
+        }
+        if let Some(to) = &range.to {
+            builder
+                .push(format!(" AND {column} <= "))
+                .push_bind(agentd_domain::time::format(to));
+        }
+    }
+    if let Some(min) = query.job_count_min {
+        builder.push(" AND a.job_count >= ").push_bind(min);
+    }
+    if let Some(max) = query.job_count_max {
+        builder.push(" AND a.job_count <= ").push_bind(max);
+    }
     if let Some(only) = &query.only {
         builder.push(" AND a.id IN (");
         let mut list = builder.separated(", ");
@@ -247,6 +278,7 @@ fn order_column(field: AgentOrderField) -> &'static str {
         AgentOrderField::MostRecentJob => "most_recent_job",
         AgentOrderField::JobCount => "job_count",
         AgentOrderField::EngineClassId => "a.engine_class_id",
+        AgentOrderField::Creator => "a.creator_key_id",
     }
 }
 

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use agentd_domain::{AgentName, NewAgent, NewAgentVersion, Operation};
-use agentd_storage::{AgentOrdering, AgentQuery, AgentUpdate};
+use agentd_storage::{AgentOrdering, AgentQuery, AgentUpdate, TimeRange};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
@@ -18,14 +18,38 @@ use super::{load_agent, wire};
 use crate::auth::Caller;
 use crate::startup::AppState;
 
+/// The query parameters of the agents list, as Roe documents them.
+const LIST_PARAMETERS: &[&str] = &[
+    "page",
+    "page_size",
+    "ordering",
+    "name",
+    "search",
+    "engine_class_id",
+    "exclude_engine_class_id",
+    "creator_id",
+    "created_from",
+    "created_to",
+    "updated_from",
+    "updated_to",
+    "most_recent_job_from",
+    "most_recent_job_to",
+    "job_count_min",
+    "job_count_max",
+    "include_job_stats",
+    "include_untagged",
+    "tags",
+    "tags_match",
+];
+
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     uri: Uri,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::Read)?;
     let params = QueryParams::from_uri(&uri);
+    params.reject_unknown(LIST_PARAMETERS)?;
     let first = |name: &str| params.first(name);
     let page = PageRequest::parse(first("page"), first("page_size"))?;
     let ordering = match first("ordering") {
@@ -35,31 +59,71 @@ pub async fn list(
                 "ordering",
                 format!(
                     "'{text}' is not a valid ordering. Options: name, created_at, updated_at, \
-                     most_recent_job, job_count, engine_class_id (prefix '-' for descending)."
+                     most_recent_job, job_count, engine_class_id, creator (prefix '-' for descending)."
                 ),
             )
         })?,
     };
+    let include_job_stats = params.flag("include_job_stats")?.unwrap_or(true);
+    let include_untagged = params.flag("include_untagged")?.unwrap_or(false);
+    if let Some(text) = first("tags_match").filter(|t| !matches!(*t, "any" | "all")) {
+        return Err(ApiError::bad_request_field(
+            "tags_match",
+            format!("'{text}' is not one of: any, all."),
+        ));
+    }
     let query = AgentQuery {
         name: first("name").map(str::to_owned),
         search: first("search").map(str::to_owned),
         engine_class_ids: params.all("engine_class_id"),
         exclude_engine_class_id: first("exclude_engine_class_id").map(str::to_owned),
         only: caller.key.agent_restriction(),
+        creator_ids: params.ints("creator_id")?,
+        created: TimeRange {
+            from: params.time("created_from")?,
+            to: params.time("created_to")?,
+        },
+        updated: TimeRange {
+            from: params.time("updated_from")?,
+            to: params.time("updated_to")?,
+        },
+        most_recent_job: TimeRange {
+            from: params.time("most_recent_job_from")?,
+            to: params.time("most_recent_job_to")?,
+        },
+        job_count_min: params.int("job_count_min")?,
+        job_count_max: params.int("job_count_max")?,
         ordering,
         offset: page.offset(),
         limit: page.page_size,
     };
-    let found = state
-        .storage
-        .list_agents(caller.organization_id(), &query)
-        .await?;
+    // Agents carry no tags here, so a tag filter matches none of them,
+    // unless untagged agents are asked for too.
+    let tagged_only = !params.all("tags").is_empty() && !include_untagged;
+    let found = if tagged_only {
+        agentd_storage::Page {
+            items: Vec::new(),
+            total: 0,
+        }
+    } else {
+        state
+            .storage
+            .list_agents(caller.organization_id(), &query)
+            .await?
+    };
     let results = found
         .items
         .iter()
-        .map(|agent| wire::base_agent(agent, &state.engines))
+        .map(|agent| {
+            let mut body = wire::base_agent(agent, &state.engines);
+            if !include_job_stats {
+                body["job_count"] = Value::Null;
+                body["most_recent_job"] = Value::Null;
+            }
+            body
+        })
         .collect();
-    Ok(Json(page.respond(found.total, results, &uri, &headers)?))
+    Ok(Json(page.respond(found.total, results, &uri, &state)?))
 }
 
 pub async fn create(
@@ -67,7 +131,7 @@ pub async fn create(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require(Operation::Write)?;
+    caller.require_agent_creation()?;
     let mut fields = FieldReader::new(&body);
     caller.check_organization(fields.string("organization_id").as_deref())?;
     let name = fields
@@ -95,6 +159,11 @@ pub async fn create(
     let version = engine
         .as_ref()
         .and_then(|engine| read_new_version(&mut fields, engine.as_ref(), &state, caller.key.id));
+    let cache_settings = AgentUpdate {
+        name: None,
+        disable_cache: fields.bool("disable_cache"),
+        cache_failed_jobs: fields.bool("cache_failed_jobs"),
+    };
     fields.finish()?;
     let (Some(name), Some(engine), Some(first_version)) = (name, engine, version) else {
         unreachable!("missing fields were reported as errors");
@@ -109,6 +178,16 @@ pub async fn create(
             first_version,
         })
         .await?;
+    let agent =
+        if cache_settings.disable_cache.is_some() || cache_settings.cache_failed_jobs.is_some() {
+            state
+                .storage
+                .update_agent(caller.organization_id(), agent.id, cache_settings)
+                .await?
+                .ok_or_else(ApiError::agent_not_found)?
+        } else {
+            agent
+        };
     Ok((
         StatusCode::CREATED,
         Json(wire::base_agent(&agent, &state.engines)),
@@ -181,7 +260,7 @@ pub async fn duplicate(
     caller: Caller,
     Path(agent_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require(Operation::Write)?;
+    caller.require_agent_creation()?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let current = super::versions::load_version(&state, &agent, agent.current_version_id).await?;
     let name = AgentName::parse(&format!("{} (copy)", agent.name))

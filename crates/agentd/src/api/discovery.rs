@@ -66,16 +66,25 @@ pub async fn models(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::Read)?;
     let params = QueryParams::from_uri(&uri);
-    let capability = match params.first("capability") {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_value::<Capability>(json!(text)).map_err(|_| {
+    params.reject_unknown(&["capability", "all"])?;
+    /// What a `capability` filter asks for.
+    enum Wanted {
+        Any,
+        Only(Capability),
+        /// A modality Roe knows that no model here takes.
+        Unsupported,
+    }
+    let wanted = match params.first("capability") {
+        None => Wanted::Any,
+        Some("audio" | "video") => Wanted::Unsupported,
+        Some(text) => Wanted::Only(serde_json::from_value::<Capability>(json!(text)).map_err(
+            |_| {
                 ApiError::bad_request_field(
                     "capability",
-                    format!("Unknown capability '{text}' (text or image)."),
+                    format!("Unknown capability '{text}' (text, image, audio or video)."),
                 )
-            })?,
-        ),
+            },
+        )?),
     };
     // `all=true`: also models whose provider is not configured here.
     let show_all = params.flag("all")?.unwrap_or(false);
@@ -84,7 +93,11 @@ pub async fn models(
         .catalog()
         .models()
         .iter()
-        .filter(|m| capability.is_none_or(|c| m.supports(c)))
+        .filter(|m| match wanted {
+            Wanted::Any => true,
+            Wanted::Only(capability) => m.supports(capability),
+            Wanted::Unsupported => false,
+        })
         .filter_map(|m| {
             // Listed: models whose own provider is configured. Usable: also
             // those the local fallback would run.

@@ -1,6 +1,8 @@
 //! Every error the API returns, mapped to HTTP in one place. Bodies are
 //! `{"detail", "message"}` (same text; the seed reads `message`, the SDKs
-//! `detail`), plus `errors` for field validation. 500s are logged, never shown.
+//! `detail`). A 400 for invalid fields also carries Roe's flat field map
+//! beside them: `{"name": ["..."], "detail": "...", "message": "..."}`.
+//! 500s are logged, never shown.
 
 use agentd_domain::{FieldErrors, JobId};
 use agentd_storage::{StorageError, StorageErrorKind};
@@ -32,6 +34,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    UnprocessableEntity(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -71,6 +75,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnprocessableEntity(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -139,6 +144,19 @@ impl From<FileError> for ApiError {
     }
 }
 
+/// Puts each field's messages beside `detail` and `message`, as Roe (DRF)
+/// does. A field that is itself named `detail` or `message` is reported as
+/// `field:detail` / `field:message`, so the summary keys keep their meaning.
+fn add_field_errors(body: &mut serde_json::Value, errors: &FieldErrors) {
+    for (field, messages) in errors.fields() {
+        let key = match field.as_str() {
+            "detail" | "message" => format!("field:{field}"),
+            _ => field.clone(),
+        };
+        body[key] = json!(messages);
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -154,7 +172,7 @@ impl IntoResponse for ApiError {
             Self::BadRequest {
                 errors: Some(errors),
                 ..
-            } => body["errors"] = json!(errors),
+            } => add_field_errors(&mut body, errors),
             Self::GatewayTimeout { job_id, .. } => body["job_id"] = json!(job_id),
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! Request extractors whose rejections are JSON errors, and a reader for
 //! JSON object bodies that collects DRF-style field errors.
 
+use agentd_domain::time::Timestamp;
 use agentd_domain::FieldErrors;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
@@ -128,9 +129,44 @@ impl<'a> FieldReader<'a> {
         }
     }
 
+    /// Keeps `value` when `rule` accepts it, else records the error.
+    pub fn check<T>(
+        &mut self,
+        field: &str,
+        value: T,
+        rule: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Option<T> {
+        match rule(&value) {
+            Ok(()) => Some(value),
+            Err(message) => {
+                self.errors.add(field, message);
+                None
+            }
+        }
+    }
+
     pub fn finish(self) -> Result<(), ApiError> {
         self.errors.into_result().map_err(ApiError::from)
     }
+}
+
+fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    agentd_domain::time::parse(text)
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request_field(field, format!("'{text}' is not an ISO 8601 date-time."))
+        })
 }
 
 /// The query string's pairs, for filters that may repeat.
@@ -164,6 +200,58 @@ impl QueryParams {
                     format!("'{text}' is not a boolean."),
                 )),
             })
+            .transpose()
+    }
+
+    /// 400 naming every parameter that is not in `known` (nor
+    /// `organization_id`, accepted everywhere): a misspelt filter must not
+    /// silently return everything.
+    pub fn reject_unknown(&self, known: &[&str]) -> Result<(), ApiError> {
+        let mut errors = FieldErrors::default();
+        for (name, _) in &self.0 {
+            if name != "organization_id" && !known.contains(&name.as_str()) {
+                let shown: String = name.chars().take(60).collect();
+                errors.add(
+                    name.clone(),
+                    format!(
+                        "Unknown query parameter '{}'. Known: {}.",
+                        shown.escape_debug(),
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        errors.into_result().map_err(ApiError::from)
+    }
+
+    /// An integer parameter.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.first(name)
+            .map(|text| {
+                text.trim().parse::<i64>().map_err(|_| {
+                    ApiError::bad_request_field(name, format!("'{text}' is not an integer."))
+                })
+            })
+            .transpose()
+    }
+
+    /// Every value of a repeatable integer parameter.
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>, ApiError> {
+        self.all(name)
+            .iter()
+            .flat_map(|text| text.split(','))
+            .map(|text| {
+                text.trim().parse::<i64>().map_err(|_| {
+                    ApiError::bad_request_field(name, format!("'{text}' is not an integer."))
+                })
+            })
+            .collect()
+    }
+
+    /// An ISO 8601 date-time (or date) parameter.
+    pub fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+        self.first(name)
+            .map(|text| parse_time(name, text))
             .transpose()
     }
 

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use agentd_domain::time::Timestamp;
 use std::collections::HashMap;
 
 use agentd_domain::{AgentId, Job, JobId, JobStatus, Operation};
 use agentd_storage::{DeleteData, JobOrderField, JobQuery};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -69,7 +69,7 @@ pub async fn result(
     Ok(Json(wire::job_result(&job)))
 }
 
-/// `{"job_ids": [...]}`, at most 1000; answers in the order asked.
+/// `{"job_ids": [...]}`: at most 1000 UUIDs; answers in the order asked.
 fn read_job_ids(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
     let invalid = || ApiError::bad_request_field("job_ids", "Must be a non-empty list of job ids.");
     let Some(Value::Array(items)) = body.get("job_ids") else {
@@ -87,10 +87,21 @@ fn read_job_ids(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, Ap
             ),
         ));
     }
-    items
+    let mut errors = agentd_domain::FieldErrors::default();
+    for (index, item) in items.iter().enumerate() {
+        if item.as_str().is_none_or(|id| id.parse::<JobId>().is_err()) {
+            let shown: String = item.to_string().chars().take(60).collect();
+            errors.add(
+                "job_ids",
+                format!("job_ids[{index}]: {shown} is not a valid UUID."),
+            );
+        }
+    }
+    errors.into_result()?;
+    Ok(items
         .iter()
-        .map(|item| item.as_str().map(str::to_owned).ok_or_else(invalid))
-        .collect()
+        .filter_map(|item| item.as_str().map(str::to_owned))
+        .collect())
 }
 
 /// Answers a bulk request in the order asked, with `missing` for ids that
@@ -166,25 +177,6 @@ pub async fn results(
     ))
 }
 
-fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
-    use chrono::{NaiveDate, NaiveDateTime};
-    agentd_domain::time::parse(text)
-        .or_else(|| {
-            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                .ok()
-                .map(|t| t.and_utc())
-        })
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc())
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request_field(field, format!("'{text}' is not an ISO 8601 date-time."))
-        })
-}
-
 fn parse_ordering(text: &str) -> Result<(JobOrderField, bool), ApiError> {
     let (descending, name) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -192,18 +184,37 @@ fn parse_ordering(text: &str) -> Result<(JobOrderField, bool), ApiError> {
     };
     let field = match name {
         "id" => JobOrderField::Id,
+        "agent_version_name" => JobOrderField::AgentVersionName,
         "status_code" => JobOrderField::StatusCode,
         "created_at" => JobOrderField::CreatedAt,
         "last_updated_at" => JobOrderField::LastUpdatedAt,
         "cost" => JobOrderField::Cost,
+        "duration" => JobOrderField::Duration,
+        "grader_score" => JobOrderField::GraderScore,
         _ => {
             return Err(ApiError::bad_request_field(
                 "ordering",
-                format!("'{text}' is not supported. Options: id, status_code, created_at, last_updated_at, cost (prefix '-' for descending)."),
+                format!(
+                    "'{text}' is not supported. Options: id, agent_version_name, status_code, \
+                     created_at, last_updated_at, cost, duration, grader_score \
+                     (prefix '-' for descending)."
+                ),
             ))
         }
     };
     Ok((field, descending))
+}
+
+/// `ordering=a,-b` (and repeated `ordering`): sort keys in order.
+fn parse_orderings(params: &QueryParams) -> Result<Vec<(JobOrderField, bool)>, ApiError> {
+    params
+        .all("ordering")
+        .iter()
+        .flat_map(|text| text.split(','))
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(parse_ordering)
+        .collect()
 }
 
 fn parse_statuses(text: &str) -> Result<Vec<JobStatus>, ApiError> {
@@ -234,18 +245,65 @@ fn parse_metadata_filter(text: &str) -> Result<Vec<(String, Value)>, ApiError> {
     }
 }
 
+/// The query parameters of an agent's job list: Roe's, and `review_state`
+/// which the SDK may send.
+const LIST_PARAMETERS: &[&str] = &[
+    "page",
+    "page_size",
+    "ordering",
+    "status_code",
+    "version_name",
+    "metadata",
+    "created_from",
+    "created_to",
+    "search",
+    "job_id",
+    "job_inputs",
+    "exclude_metadata",
+    "limit",
+    "semantic_string",
+    "verdict",
+    "review_state",
+];
+
+/// Roe's default cap on the jobs a list considers and counts.
+const DEFAULT_LIST_LIMIT: i64 = 100_000;
+const MAX_LIST_LIMIT: i64 = 1_000_000;
+
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
     uri: Uri,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let params = QueryParams::from_uri(&uri);
+    params.reject_unknown(LIST_PARAMETERS)?;
     let first = |name: &str| params.first(name);
+    if first("semantic_string").is_some() {
+        return Err(ApiError::bad_request_field(
+            "semantic_string",
+            "Semantic search over jobs is not available on this server; use 'search'.",
+        ));
+    }
     let page = PageRequest::parse(first("page"), first("page_size"))?;
+    // Jobs are considered up to `limit` (0: no cap), newest first as Roe does.
+    let cap = match params.int("limit")?.unwrap_or(DEFAULT_LIST_LIMIT) {
+        0 => None,
+        n @ 1..=MAX_LIST_LIMIT => Some(n),
+        n => {
+            return Err(ApiError::bad_request_field(
+                "limit",
+                format!("Must be between 0 and {MAX_LIST_LIMIT}, got {n}."),
+            ))
+        }
+    };
+    let exclude_metadata = params.flag("exclude_metadata")?.unwrap_or(false);
+    // Jobs here are never reviewed or graded: those filters match all
+    // jobs ("unreviewed") or none.
+    let matches_none = first("verdict").is_some()
+        || first("review_state").is_some_and(|state| state != "unreviewed");
     let query = JobQuery {
         statuses: first("status_code")
             .map(parse_statuses)
@@ -256,41 +314,80 @@ pub async fn list(
             .map(parse_metadata_filter)
             .transpose()?
             .unwrap_or_default(),
-        created_from: first("created_from")
-            .map(|t| parse_time("created_from", t))
-            .transpose()?,
-        created_to: first("created_to")
-            .map(|t| parse_time("created_to", t))
-            .transpose()?,
+        created_from: params.time("created_from")?,
+        created_to: params.time("created_to")?,
         search: first("search").map(str::to_owned),
-        order_by: first("ordering")
-            .map(|o| parse_ordering(o.split(',').next().unwrap_or(o)))
-            .transpose()?,
+        job_id: first("job_id").map(str::to_owned),
+        job_inputs: first("job_inputs").map(str::to_owned),
+        order_by: parse_orderings(&params)?,
         offset: page.offset(),
-        limit: page.page_size,
+        limit: cap.map_or(page.page_size, |cap| {
+            page.page_size.min(cap.saturating_sub(page.offset()).max(0))
+        }),
     };
-    let found = state
-        .storage
-        .list_jobs(caller.organization_id(), agent.id, &query)
-        .await?;
-    let results = found.items.iter().map(wire::list_agent_job).collect();
-    Ok(Json(page.respond(found.total, results, &uri, &headers)?))
+    let found = if matches_none {
+        agentd_storage::Page {
+            items: Vec::new(),
+            total: 0,
+        }
+    } else {
+        state
+            .storage
+            .list_jobs(caller.organization_id(), agent.id, &query)
+            .await?
+    };
+    let total = cap.map_or(found.total, |cap| found.total.min(cap));
+    let results = found
+        .items
+        .iter()
+        .map(|job| {
+            let mut body = wire::list_agent_job(job);
+            if exclude_metadata {
+                if let Value::Object(map) = &mut body {
+                    map.remove("metadata");
+                }
+            }
+            body
+        })
+        .collect();
+    Ok(Json(page.respond(total, results, &uri, &state)?))
 }
 
+/// 204 when the job is cancelled. A job that had already finished stays as
+/// it was: 200 with a message saying so (and its status), so a client that
+/// cancels late learns it without an error.
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(job_id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Operation::Run)?;
     let job = load_job(&state, &caller, &job_id).await?;
-    state
+    let after = state
         .storage
         .cancel_job(caller.organization_id(), job.id)
         .await?
         .ok_or_else(job_not_found)?;
+    if job.status.is_final() || after != JobStatus::Cancelled {
+        let status = if job.status.is_final() {
+            job.status
+        } else {
+            after
+        };
+        let message = format!(
+            "Agent job {} had already finished with status {}; it was not cancelled.",
+            job.id,
+            status.name()
+        );
+        return Ok(Json(json!({
+            "message": message,
+            "status": status.code(),
+            "cancelled": false,
+        }))
+        .into_response());
+    }
     state.signals.cancel(job.id);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn cancel_all(

@@ -1,6 +1,6 @@
 //! DRF-style page-number pagination: `count`, `next`, `previous`, `results`.
 
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -39,19 +39,22 @@ impl PageRequest {
         (self.page - 1).saturating_mul(self.page_size)
     }
 
-    /// The page body; a page past the end is a 404 as in DRF.
+    /// The page body; a page past the end is a 404 as in DRF. Links start
+    /// with the server's public URL, never with the request's Host header
+    /// (which a client can forge).
     pub fn respond(
         &self,
         total: i64,
         results: Vec<Value>,
         uri: &Uri,
-        headers: &HeaderMap,
+        state: &crate::startup::AppState,
     ) -> Result<Value, ApiError> {
         let last_page = ((total + self.page_size - 1) / self.page_size).max(1);
         if self.page > last_page {
             return Err(ApiError::NotFound("Invalid page.".into()));
         }
-        let link = |page: i64| page_url(uri, headers, page);
+        let base = state.public_url();
+        let link = |page: i64| page_url(base, uri, page);
         Ok(json!({
             "count": total,
             "next": (self.page < last_page).then(|| link(self.page + 1)),
@@ -61,11 +64,7 @@ impl PageRequest {
     }
 }
 
-fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+fn page_url(base: &str, uri: &Uri, page: i64) -> String {
     let mut pairs: Vec<(String, String)> = uri
         .query()
         .map(|q| {
@@ -76,7 +75,7 @@ fn page_url(uri: &Uri, headers: &HeaderMap, page: i64) -> String {
         .unwrap_or_default();
     pairs.push(("page".into(), page.to_string()));
     let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-    format!("http://{host}{}?{query}", uri.path())
+    format!("{base}{}?{query}", uri.path())
 }
 
 #[cfg(test)]

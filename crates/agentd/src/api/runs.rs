@@ -10,7 +10,7 @@ use std::sync::Arc;
 use agentd_domain::{
     Agent, AgentDatum, AgentVersion, AgentVersionId, FailureKind, Job, JobId, JobStatus, Operation,
 };
-use agentd_storage::Created;
+use agentd_storage::{Created, IdempotencyKey};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -21,7 +21,8 @@ use super::extract::{FieldReader, JsonObject};
 use super::load_agent;
 use super::run_body::{RunBody, RunRequest};
 use super::submit::{
-    check_credits, check_metadata_size, check_url_input_count, prepare_job, PreparedJob, RunOptions,
+    check_credits, check_metadata_size, check_url_input_count, prepare_job, request_hash,
+    PreparedJob, RunOptions,
 };
 use super::versions::{load_version, parse_version_id};
 use crate::auth::Caller;
@@ -59,17 +60,28 @@ async fn submit_one(
     check_url_input_count(state, &version.input_definitions, [&request])?;
     let PreparedJob { mut job, staged } =
         prepare_job(state, caller, agent, version, request, options).await?;
-    job.idempotency_key = options.idempotency_key.clone();
+    job.idempotency_key = options.idempotency_key.clone().map(|key| IdempotencyKey {
+        request_hash: request_hash(&job),
+        key,
+    });
     let queued = job.cached.is_none();
-    let created = state.storage.create_job(job).await?;
-    // An earlier job with the same idempotency key keeps its own files.
-    if let Created::New(_) = created {
-        PreparedJob::stored(staged);
-        if queued {
-            state.signals.job_enqueued();
+    // An earlier job with the same idempotency key keeps its own files;
+    // the files staged here are dropped (removed) unless a job was created.
+    match state.storage.create_job(job).await? {
+        Created::New(id) => {
+            PreparedJob::stored(staged);
+            if queued {
+                state.signals.job_enqueued();
+            }
+            Ok(id)
         }
+        Created::Existing(id) => Ok(id),
+        Created::KeyReused(first) => Err(ApiError::UnprocessableEntity(format!(
+            "Idempotency-Key '{}' was already used for a different request (job {first}) \
+             within the last 24 hours; use a new key for a new request.",
+            options.idempotency_key.as_deref().unwrap_or_default()
+        ))),
     }
-    Ok(created.job_id())
 }
 
 pub async fn run_sync(

@@ -185,6 +185,7 @@ pub async fn prepare_job(
             .map(|hit| CachedResult {
                 outputs: hit.outputs.map(free_of_charge),
                 error_message: hit.error_message,
+                error_kind: hit.error_kind,
             })
     };
     let job = NewJob {
@@ -201,6 +202,35 @@ pub async fn prepare_job(
         files,
     };
     Ok(PreparedJob { job, staged })
+}
+
+/// The fingerprint an `Idempotency-Key` is stored with: the version and
+/// canonical inputs (the cache key; files by content hash) and the metadata
+/// with its object keys sorted.
+pub fn request_hash(job: &NewJob) -> String {
+    let canonical = json!({
+        "cache_key": job.cache_key,
+        "metadata": sorted_keys(&job.metadata),
+    });
+    hex::encode(Sha256::digest(canonical.to_string()))
+}
+
+fn sorted_keys(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A cache hit costs nothing.

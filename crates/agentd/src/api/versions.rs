@@ -2,52 +2,35 @@
 
 use std::sync::Arc;
 
+use agentd_domain::agent::{check_line, check_text, limits};
 use agentd_domain::{
     Agent, AgentVersion, AgentVersionId, InputDefinition, NewAgentVersion, Operation,
 };
 use agentd_engines::Engine;
 use agentd_storage::VersionUpdate;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{FieldReader, JsonObject};
+use super::extract::{FieldReader, JsonObject, QueryParams};
 use super::{load_agent, wire};
 use crate::auth::Caller;
 use crate::startup::AppState;
 
 /// Reads `version_name`, `description`, `input_definitions` and
-/// `engine_config` of a new version, checking the config against the engine.
+/// `engine_config` of a new version, checking the config against the engine
+/// and its templates against the input definitions.
 pub(super) fn read_new_version(
     fields: &mut FieldReader<'_>,
     engine: &dyn Engine,
     state: &AppState,
     creator_key_id: i64,
 ) -> Option<NewAgentVersion> {
-    let version_name = fields.non_blank_string("version_name");
-    let description = fields.string("description");
-    let input_definitions = match fields.json("input_definitions") {
-        None => Some(Vec::new()),
-        Some(value) => match serde_json::from_value::<Vec<InputDefinition>>(value) {
-            Ok(definitions) => match InputDefinition::validate_all(&definitions) {
-                Ok(()) => Some(definitions),
-                Err(errors) => {
-                    fields.errors.merge(errors);
-                    None
-                }
-            },
-            Err(e) => {
-                fields.errors.add(
-                    "input_definitions",
-                    format!("Must be a list of {{key, data_type, description}} objects: {e}"),
-                );
-                None
-            }
-        },
-    };
+    let (version_name, description) = read_version_texts(fields);
+    let input_definitions = read_input_definitions(fields);
     let engine_config = match fields.json("engine_config").unwrap_or_else(|| json!({})) {
         config @ Value::Object(_) => match engine.check_config(&config, &state.models) {
             Ok(()) => Some(config),
@@ -61,6 +44,11 @@ pub(super) fn read_new_version(
             None
         }
     };
+    if let (Some(config), Some(definitions)) = (&engine_config, &input_definitions) {
+        fields
+            .errors
+            .merge(agentd_domain::template::check(config, definitions));
+    }
     Some(NewAgentVersion {
         version_name,
         description,
@@ -68,6 +56,58 @@ pub(super) fn read_new_version(
         engine_config: engine_config?,
         creator_key_id: Some(creator_key_id),
     })
+}
+
+/// `version_name` (a line) and `description` (a text), both optional.
+fn read_version_texts(fields: &mut FieldReader<'_>) -> (Option<String>, Option<String>) {
+    let version_name = fields.non_blank_string("version_name").and_then(|name| {
+        fields.check("version_name", name, |n| {
+            check_line(n, limits::MAX_VERSION_NAME_CHARS)
+        })
+    });
+    let description = fields.string("description").and_then(|text| {
+        fields.check("description", text, |t| {
+            check_text(t, limits::MAX_DESCRIPTION_CHARS)
+        })
+    });
+    (version_name, description)
+}
+
+fn read_input_definitions(fields: &mut FieldReader<'_>) -> Option<Vec<InputDefinition>> {
+    let value = match fields.json("input_definitions") {
+        None => return Some(Vec::new()),
+        Some(value) => value,
+    };
+    // Counted before they are parsed: a huge list is refused cheaply.
+    if let Value::Array(items) = &value {
+        if items.len() > limits::MAX_INPUT_DEFINITIONS {
+            fields.errors.add(
+                "input_definitions",
+                format!(
+                    "At most {} input definitions are allowed, got {}.",
+                    limits::MAX_INPUT_DEFINITIONS,
+                    items.len()
+                ),
+            );
+            return None;
+        }
+    }
+    match serde_json::from_value::<Vec<InputDefinition>>(value) {
+        Ok(definitions) => match InputDefinition::validate_all(&definitions) {
+            Ok(()) => Some(definitions),
+            Err(errors) => {
+                fields.errors.merge(errors);
+                None
+            }
+        },
+        Err(e) => {
+            fields.errors.add(
+                "input_definitions",
+                format!("Must be a list of {{key, data_type, description}} objects: {e}"),
+            );
+            None
+        }
+    }
 }
 
 pub(super) async fn load_version(
@@ -131,26 +171,45 @@ pub async fn create(
     ))
 }
 
+/// `get_supports_eval=true` adds `supports_eval`: whether the engine can be
+/// evaluated. Evaluations are not part of this server, so it is `false`.
+fn version_body(
+    state: &AppState,
+    version: &AgentVersion,
+    agent: &Agent,
+    uri: &Uri,
+) -> Result<Value, ApiError> {
+    let params = QueryParams::from_uri(uri);
+    params.reject_unknown(&["get_supports_eval"])?;
+    let mut body = wire::agent_version(version, agent, &state.engines);
+    if params.flag("get_supports_eval")?.unwrap_or(false) {
+        body["supports_eval"] = json!(false);
+    }
+    Ok(body)
+}
+
 pub async fn retrieve(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((agent_id, version_id)): Path<(String, String)>,
+    uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::Read)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let version = load_version(&state, &agent, parse_version_id(&version_id)?).await?;
-    Ok(Json(wire::agent_version(&version, &agent, &state.engines)))
+    Ok(Json(version_body(&state, &version, &agent, &uri)?))
 }
 
 pub async fn current(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
+    uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::Read)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let version = load_version(&state, &agent, agent.current_version_id).await?;
-    Ok(Json(wire::agent_version(&version, &agent, &state.engines)))
+    Ok(Json(version_body(&state, &version, &agent, &uri)?))
 }
 
 /// PUT and PATCH change only `version_name` and `description`.
@@ -164,9 +223,17 @@ pub async fn update(
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let version = load_version(&state, &agent, parse_version_id(&version_id)?).await?;
     let mut fields = FieldReader::new(&body);
+    if let Some(Value::String(description)) = body.get("description") {
+        if description.trim().is_empty() {
+            fields
+                .errors
+                .add("description", "This field may not be blank.");
+        }
+    }
+    let (version_name, description) = read_version_texts(&mut fields);
     let update = VersionUpdate {
-        version_name: fields.non_blank_string("version_name"),
-        description: fields.non_blank_string("description"),
+        version_name,
+        description,
     };
     fields.finish()?;
     state

@@ -65,7 +65,7 @@ pub fn agent_version(version: &AgentVersion, agent: &Agent, engines: &EngineRegi
         "version_name": version.version_name,
         "creator": version.creator_key_id.map(|id| user_info(id, None)),
         "created_at": format(&version.created_at),
-        "description": version.description,
+        "description": version.description.as_deref().unwrap_or_default(),
         "engine_class_id": agent.engine_class_id,
         "engine_name": engine_name(engines, &agent.engine_class_id),
         "supports_memory": false,
@@ -172,6 +172,26 @@ pub fn missing_job_result(id: &str) -> Value {
     })
 }
 
+/// `ListAgentJob.metadata` is a map of strings in Roe's schema: other
+/// values are shown as their JSON text there (the job's result keeps them
+/// as they were given).
+fn metadata_as_strings(metadata: &Value) -> Value {
+    match metadata {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let text = match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    (key.clone(), Value::String(text))
+                })
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
 /// `ListAgentJob`.
 pub fn list_agent_job(job: &Job) -> Value {
     let (input_tokens, output_tokens) = tokens(job);
@@ -197,7 +217,7 @@ pub fn list_agent_job(job: &Job) -> Value {
         "last_updated_at": format(&job.updated_at),
         "duration_ms": job.duration_ms(),
         "job_inputs": job.inputs,
-        "metadata": job.metadata,
+        "metadata": metadata_as_strings(&job.metadata),
         "ui_fields": {},
         "evaluation": null,
         "feedback_review": null,
