@@ -429,6 +429,7 @@ async fn a_file_lives_while_a_job_refers_to_it() {
     reuse.cached = Some(CachedResult {
         outputs: Some(vec![]),
         error_message: None,
+        error_kind: None,
     });
     let second = s.create_job(reuse).await.unwrap().job_id();
     finish_all(s).await;
@@ -484,9 +485,15 @@ async fn a_job_seen_again_by_its_idempotency_key_records_no_files() {
     let first_file = file_ref("a.png");
     let second_file = file_ref("b.png");
     let mut first = job_with_file(&agent, JobFile::New(first_file.clone()));
-    first.idempotency_key = Some("k".into());
+    let same_request = || {
+        Some(IdempotencyKey {
+            key: "k".into(),
+            request_hash: "h".into(),
+        })
+    };
+    first.idempotency_key = same_request();
     let mut second = job_with_file(&agent, JobFile::New(second_file.clone()));
-    second.idempotency_key = Some("k".into());
+    second.idempotency_key = same_request();
     s.create_job(first).await.unwrap();
     assert!(matches!(
         s.create_job(second).await.unwrap(),

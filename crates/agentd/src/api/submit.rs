@@ -205,8 +205,8 @@ pub async fn prepare_job(
 }
 
 /// The fingerprint an `Idempotency-Key` is stored with: the version and
-/// canonical inputs (the cache key; files by content hash) and the metadata
-/// with its object keys sorted.
+/// canonical inputs (the cache key: files by content hash, URL inputs by
+/// URL) and the metadata with its object keys sorted.
 pub fn request_hash(job: &NewJob) -> String {
     let canonical = json!({
         "cache_key": job.cache_key,
