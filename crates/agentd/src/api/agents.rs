@@ -123,7 +123,12 @@ pub async fn list(
             body
         })
         .collect();
-    Ok(Json(page.respond(found.total, results, &uri, &state)?))
+    Ok(Json(page.respond(
+        found.total,
+        results,
+        &uri,
+        state.public_url(),
+    )?))
 }
 
 pub async fn create(

@@ -350,7 +350,12 @@ pub async fn list(
             body
         })
         .collect();
-    Ok(Json(page.respond(total, results, &uri, &state)?))
+    Ok(Json(page.respond(
+        total,
+        results,
+        &uri,
+        state.public_url(),
+    )?))
 }
 
 /// 204 when the job is cancelled. A job that had already finished stays as

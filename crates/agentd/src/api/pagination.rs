@@ -40,20 +40,19 @@ impl PageRequest {
     }
 
     /// The page body; a page past the end is a 404 as in DRF. Links start
-    /// with the server's public URL, never with the request's Host header
-    /// (which a client can forge).
+    /// with `base`, the server's public URL (`AppState::public_url`), never
+    /// with the request's Host header (which a client can forge).
     pub fn respond(
         &self,
         total: i64,
         results: Vec<Value>,
         uri: &Uri,
-        state: &crate::startup::AppState,
+        base: &str,
     ) -> Result<Value, ApiError> {
         let last_page = ((total + self.page_size - 1) / self.page_size).max(1);
         if self.page > last_page {
             return Err(ApiError::NotFound("Invalid page.".into()));
         }
-        let base = state.public_url();
         let link = |page: i64| page_url(base, uri, page);
         Ok(json!({
             "count": total,
@@ -87,7 +86,7 @@ mod tests {
         let page = PageRequest::parse(Some("9223372036854775807"), Some("1000")).unwrap();
         assert_eq!(page.offset(), i64::MAX);
         let uri: Uri = "/v1/agents/?page=9223372036854775807".parse().unwrap();
-        let past_the_end = page.respond(5, Vec::new(), &uri, &HeaderMap::new());
+        let past_the_end = page.respond(5, Vec::new(), &uri, "http://127.0.0.1:8080");
         assert!(matches!(past_the_end, Err(ApiError::NotFound(_))));
     }
 
