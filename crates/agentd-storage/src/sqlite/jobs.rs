@@ -83,6 +83,25 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
 pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Created> {
     let at = now();
     let mut tx = db.begin_write().await?;
+    let created = create_in(&mut tx, &job, &at).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub(super) async fn create_jobs(db: &SqliteStorage, jobs: Vec<NewJob>) -> Result<Vec<Created>> {
+    let at = now();
+    let mut tx = db.begin_write().await?;
+    let mut created = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        created.push(create_in(&mut tx, job, &at).await?);
+    }
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Inserts the job, unless its idempotency key names a job of the same agent
+/// created in the last 24 h: that job is the answer.
+async fn create_in(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Result<Created> {
     if let Some(key) = &job.idempotency_key {
         let agent = job.agent_id.to_string();
         let existing: Option<(String, String)> = sqlx::query_as(
@@ -90,12 +109,11 @@ pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Create
         )
         .bind(&agent)
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let window_start = time::format(&(time::now() - agentd_domain::time::Delta::hours(24)));
         if let Some((job_id, created_at)) = existing {
             if created_at > window_start {
-                tx.commit().await?;
                 return Ok(Created::Existing(parse_id(&job_id)?));
             }
         }
@@ -106,23 +124,12 @@ pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Create
         .bind(&agent)
         .bind(key)
         .bind(job.id.to_string())
-        .bind(&at)
-        .execute(&mut *tx)
+        .bind(at)
+        .execute(&mut *conn)
         .await?;
     }
-    insert_job(&mut tx, &job, &at).await?;
-    tx.commit().await?;
+    insert_job(conn, job, at).await?;
     Ok(Created::New(job.id))
-}
-
-pub(super) async fn create_jobs(db: &SqliteStorage, jobs: Vec<NewJob>) -> Result<()> {
-    let at = now();
-    let mut tx = db.begin_write().await?;
-    for job in &jobs {
-        insert_job(&mut tx, job, &at).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T> {

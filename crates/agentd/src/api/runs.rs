@@ -197,6 +197,10 @@ async fn run_async_inner(
 /// applies to every job (so the per-job cap bounds it); per-item metadata is
 /// ignored, as in Roe. All or nothing: one refused input set refuses the
 /// batch, and the files the others brought are removed.
+///
+/// With `Idempotency-Key: K`, input set `i` carries the key `K#i`: sending
+/// the same batch again with the same key answers the same job ids and runs
+/// nothing twice (what `agentd run-many` relies on to resume).
 pub async fn run_async_many(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -237,7 +241,7 @@ pub async fn run_async_many(
             ))
         }
     };
-    let options = RunOptions::from_headers(&headers, false)?;
+    let options = RunOptions::from_headers(&headers, true)?;
     check_credits(&state, &caller).await?;
     let requests: Vec<Result<RunRequest, ApiError>> = items
         .iter()
@@ -249,8 +253,9 @@ pub async fn run_async_many(
         requests.iter().flatten(),
     )?;
     let mut jobs = Vec::with_capacity(items.len());
-    // Files of the batch, removed if any input set is refused.
-    let mut staged = Vec::new();
+    // Files of each input set, removed if any input set is refused or the
+    // set's idempotency key names an earlier job.
+    let mut staged = Vec::with_capacity(items.len());
     let mut errors = agentd_domain::FieldErrors::default();
     for (index, request) in requests.into_iter().enumerate() {
         let prepared = match request {
@@ -258,9 +263,13 @@ pub async fn run_async_many(
             Err(error) => Err(error),
         };
         match prepared {
-            Ok(prepared) => {
+            Ok(mut prepared) => {
+                prepared.job.idempotency_key = options
+                    .idempotency_key
+                    .as_ref()
+                    .map(|key| format!("{key}#{index}"));
                 jobs.push(prepared.job);
-                staged.extend(prepared.staged);
+                staged.push(prepared.staged);
             }
             Err(ApiError::BadRequest {
                 errors: Some(item_errors),
@@ -273,14 +282,19 @@ pub async fn run_async_many(
         }
     }
     errors.into_result().map_err(ApiError::from)?;
-    let ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
-    let queued = jobs.iter().any(|job| job.cached.is_none());
-    state.storage.create_jobs(jobs).await?;
-    PreparedJob::stored(staged);
-    if queued {
+    let queued: Vec<bool> = jobs.iter().map(|job| job.cached.is_none()).collect();
+    let created = state.storage.create_jobs(jobs).await?;
+    let mut enqueued = false;
+    for ((created, files), queued) in created.iter().zip(staged).zip(queued) {
+        if let Created::New(_) = created {
+            PreparedJob::stored(files);
+            enqueued |= queued;
+        }
+    }
+    if enqueued {
         state.signals.job_enqueued();
     }
-    Ok(Json(ids))
+    Ok(Json(created.into_iter().map(Created::job_id).collect()))
 }
 
 /// One item of a batch as a run request, with the batch's metadata.
