@@ -84,8 +84,9 @@ fn empty_object() -> Value {
 
 impl AgentFile {
     fn read(path: &Path) -> Result<Self, ClientError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| ClientError::usage(format!("cannot read {}: {error}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ClientError::usage(format!("cannot read {}: {error}", path.display()))
+        })?;
         Self::parse(&text, is_json_path(path))
             .map_err(|error| ClientError::usage(format!("{}: {error}", path.display())))
     }
@@ -166,8 +167,13 @@ pub async fn run(args: AgentsArgs) -> Result<ExitCode, ClientError> {
         AgentsCommand::List { json } => list(&api, json).await,
         AgentsCommand::Get { id } => {
             let agent = api.get(&agent_path(&id)).await?;
-            let version = api.get(&format!("{}versions/current/", agent_path(&id))).await?;
-            println!("{}", pretty(&json!({"agent": agent, "current_version": version})));
+            let version = api
+                .get(&format!("{}versions/current/", agent_path(&id)))
+                .await?;
+            println!(
+                "{}",
+                pretty(&json!({"agent": agent, "current_version": version}))
+            );
             Ok(())
         }
         AgentsCommand::Create { file } => create(&api, &AgentFile::read(&file)?).await,
@@ -211,13 +217,22 @@ async fn list(api: &Api, as_json: bool) -> Result<(), ClientError> {
     let rows: Vec<Vec<String>> = agents
         .iter()
         .map(|agent| {
-            ["id", "name", "engine_class_id", "current_version_id", "job_count"]
-                .iter()
-                .map(|field| cell(&agent[*field]))
-                .collect()
+            [
+                "id",
+                "name",
+                "engine_class_id",
+                "current_version_id",
+                "job_count",
+            ]
+            .iter()
+            .map(|field| cell(&agent[*field]))
+            .collect()
         })
         .collect();
-    print!("{}", table(&["ID", "NAME", "ENGINE", "VERSION", "JOBS"], &rows));
+    print!(
+        "{}",
+        table(&["ID", "NAME", "ENGINE", "VERSION", "JOBS"], &rows)
+    );
     Ok(())
 }
 
@@ -250,7 +265,9 @@ async fn update(api: &Api, id: &str, file: &AgentFile) -> Result<(), ClientError
     if !changes.is_empty() {
         api.put(&agent_path(id), &Value::Object(changes)).await?;
     }
-    let current = api.get(&format!("{}versions/current/", agent_path(id))).await?;
+    let current = api
+        .get(&format!("{}versions/current/", agent_path(id)))
+        .await?;
     if file.same_version_as(&current) {
         eprintln!("configuration unchanged; current version stays");
         println!("{}", cell(&current["id"]));
@@ -269,7 +286,9 @@ async fn update(api: &Api, id: &str, file: &AgentFile) -> Result<(), ClientError
 
 async fn export(api: &Api, id: &str) -> Result<AgentFile, ClientError> {
     let agent = api.get(&agent_path(id)).await?;
-    let version = api.get(&format!("{}versions/current/", agent_path(id))).await?;
+    let version = api
+        .get(&format!("{}versions/current/", agent_path(id)))
+        .await?;
     let text = |value: &Value| value.as_str().map(str::to_owned);
     Ok(AgentFile {
         name: text(&agent["name"]).unwrap_or_default(),
@@ -298,7 +317,9 @@ mod tests {
             description: None,
             disable_cache: Some(true),
             cache_failed_jobs: Some(false),
-            input_definitions: vec![json!({"key": "text", "data_type": "text/plain", "description": "x"})],
+            input_definitions: vec![
+                json!({"key": "text", "data_type": "text/plain", "description": "x"}),
+            ],
             engine_config: json!({"model": "m", "text": "${text}", "output_schema": {"type": "object"}}),
         }
     }

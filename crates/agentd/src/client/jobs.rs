@@ -93,10 +93,10 @@ pub async fn run(args: JobsArgs) -> Result<ExitCode, ClientError> {
             show(&api, &job).await
         }
         JobsCommand::Cancel { job } => {
-            let answer = api
-                .post(&format!("{}cancel/", job_path(&job)), &json!({}))
+            api.post(&format!("{}cancel/", job_path(&job)), &json!({}))
                 .await?;
-            println!("{}", pretty(&answer));
+            // A running job stops at its next model call: `jobs wait` tells the end.
+            eprintln!("cancellation requested for job {job}");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -12,9 +12,9 @@ mod http;
 mod jobs;
 mod output;
 mod profile;
+mod rows;
 mod run;
 mod run_many;
-mod rows;
 
 use std::process::ExitCode;
 

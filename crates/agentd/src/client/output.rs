@@ -61,7 +61,11 @@ pub fn outputs_table(outputs: &[Value]) -> String {
         match serde_json::from_str::<Value>(&raw) {
             Ok(Value::Object(fields)) if is_json(&datum["data_type"]) && !fields.is_empty() => {
                 for (index, (field, value)) in fields.iter().enumerate() {
-                    let cost = if index == 0 { cost.clone() } else { String::new() };
+                    let cost = if index == 0 {
+                        cost.clone()
+                    } else {
+                        String::new()
+                    };
                     rows.push(vec![format!("{key}.{field}"), cell(value), cost]);
                 }
             }
@@ -86,7 +90,10 @@ mod tests {
     fn columns_line_up_and_line_breaks_stay_inside_a_row() {
         let text = table(
             &["A", "B"],
-            &[vec!["long value".into(), "x\ny".into()], vec!["s".into(), "z".into()]],
+            &[
+                vec!["long value".into(), "x\ny".into()],
+                vec!["s".into(), "z".into()],
+            ],
         );
         assert_eq!(text, "A           B\nlong value  x\\ny\ns           z\n");
     }

@@ -54,7 +54,9 @@ fn config_path() -> Option<PathBuf> {
 }
 
 fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
 fn read_config() -> Result<(Option<PathBuf>, ConfigFile), ClientError> {
@@ -63,9 +65,8 @@ fn read_config() -> Result<(Option<PathBuf>, ConfigFile), ClientError> {
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let config = toml::from_str(&text).map_err(|error| {
-                ClientError::usage(format!("{}: {error}", path.display()))
-            })?;
+            let config = toml::from_str(&text)
+                .map_err(|error| ClientError::usage(format!("{}: {error}", path.display())))?;
             Ok((Some(path), config))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {

@@ -52,7 +52,9 @@ fn json_lines(bytes: &[u8]) -> Result<Vec<Row>, String> {
 /// Every record as `{header: value}`; an empty cell is left out, so the
 /// input's default (if it declares one) applies.
 fn csv_rows(bytes: &[u8]) -> Result<Vec<Row>, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| e.to_string())?
@@ -60,7 +62,10 @@ fn csv_rows(bytes: &[u8]) -> Result<Vec<Row>, String> {
         .map(|h| h.trim().to_owned())
         .collect();
     if let Some(blank) = headers.iter().position(String::is_empty) {
-        return Err(format!("column {} has no name in the header row", blank + 1));
+        return Err(format!(
+            "column {} has no name in the header row",
+            blank + 1
+        ));
     }
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -86,8 +91,14 @@ mod tests {
         let text = "text,lang\n\"Hello, world\",en\n\"two\nlines, \"\"quoted\"\"\",\n";
         let rows = csv_rows(text.as_bytes()).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(Value::Object(rows[0].clone()), json!({"text": "Hello, world", "lang": "en"}));
-        assert_eq!(Value::Object(rows[1].clone()), json!({"text": "two\nlines, \"quoted\""}));
+        assert_eq!(
+            Value::Object(rows[0].clone()),
+            json!({"text": "Hello, world", "lang": "en"})
+        );
+        assert_eq!(
+            Value::Object(rows[1].clone()),
+            json!({"text": "two\nlines, \"quoted\""})
+        );
     }
 
     #[test]

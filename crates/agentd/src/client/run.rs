@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn inputs_are_text_files_or_escaped_at_signs() {
         let text = parse_input("text=a=b").unwrap();
-        assert_eq!((text.key.as_str(), text.value), ("text", InputValue::Text("a=b".into())));
+        assert_eq!(
+            (text.key.as_str(), text.value),
+            ("text", InputValue::Text("a=b".into()))
+        );
         let file = parse_input("doc=@dir/invoice.pdf").unwrap();
         assert_eq!(file.value, InputValue::File("dir/invoice.pdf".into()));
         let literal = parse_input("handle=@@agentd").unwrap();

@@ -129,7 +129,7 @@ async fn run_all(api: &Api, args: &RunManyArgs) -> Result<ExitCode, ClientError>
 fn open_files(args: &RunManyArgs, wanted: Header) -> Result<(StateFile, Results), ClientError> {
     let state_path = StateFile::path_for(&args.out);
     match StateFile::open(&state_path)? {
-        Some(mut state) => {
+        Some(state) => {
             let earlier = &state.header;
             if earlier.agent_id != wanted.agent_id || earlier.inputs_sha256 != wanted.inputs_sha256
             {
@@ -149,8 +149,6 @@ fn open_files(args: &RunManyArgs, wanted: Header) -> Result<(StateFile, Results)
                     state_path.display()
                 )));
             }
-            // Batches keep the boundaries (and idempotency keys) they started with.
-            state.header.rows = wanted.rows;
             let results = Results::resume(&args.out)?;
             Ok((state, results))
         }
@@ -259,7 +257,11 @@ impl Run<'_> {
         .await?;
         let ids: Vec<String> = answer
             .as_array()
-            .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         if ids.len() != rows.len() {
             return Err(ClientError::failed(format!(
@@ -311,7 +313,12 @@ impl Run<'_> {
             other => Err(ClientError::failed(format!(
                 "the server answered {what} for {} jobs with {}",
                 jobs.len(),
-                other.as_array().map_or("something else".to_owned(), |a| format!("{} items", a.len()))
+                other
+                    .as_array()
+                    .map_or("something else".to_owned(), |a| format!(
+                        "{} items",
+                        a.len()
+                    ))
             ))),
         }
     }

@@ -28,10 +28,9 @@ impl Progress {
     pub fn new(total: usize, done_before: usize) -> Self {
         let view = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total as u64);
-            let style = ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style =
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.set_position(done_before as u64);
             bar.reset_eta();

@@ -60,7 +60,9 @@ impl StateFile {
             ))
         };
         let header: Header = match lines.next() {
-            Some(Ok(line)) => serde_json::from_str(&line).map_err(|_| corrupt("unreadable header"))?,
+            Some(Ok(line)) => {
+                serde_json::from_str(&line).map_err(|_| corrupt("unreadable header"))?
+            }
             _ => return Err(corrupt("empty or unreadable")),
         };
         let mut job_ids = vec![None; header.rows];
