@@ -447,3 +447,71 @@ def test_jobs_cancel_a_pending_job(start_server, fake, tmp_path):
         assert waited.returncode == 1
         assert json.loads(waited.stdout)["status"] == "CANCELLED"
         assert cli(env, "jobs", "wait", busy).returncode == 0
+
+
+def test_a_batch_whose_answer_was_lost_is_not_run_again(env, fake, http, create_agent, tmp_path):
+    """Without the state file (as when the client died before recording the
+    server's answer), the batch is sent again with the same idempotency key
+    and the server answers the jobs it already made."""
+    agent = create_agent()
+    expect(http.put(f"/v1/agents/{agent['id']}/", json={"disable_cache": True}), 200)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": unique(f"lost-{i}-")}) + "\n" for i in range(5)))
+    out = tmp_path / "out.jsonl"
+    args = ["run-many", agent["id"], "--inputs", str(rows), "--out", str(out)]
+    ok(cli(env, *args))
+    first = read_lines(out)
+    assert len(fake.completions) == 5
+    out.unlink()
+    (tmp_path / "out.jsonl.state").unlink()
+    ok(cli(env, *args))
+    assert read_lines(out) == first
+    assert len(fake.completions) == 5
+    assert expect(http.get(f"/v1/agents/{agent['id']}/"), 200)["job_count"] == 5
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_run_many_carries_on_across_a_server_restart(start_server, fake, tmp_path):
+    settings = {"AGENTD_ADDR": f"127.0.0.1:{free_port()}", "AGENTD_JOB_LEASE_SECS": "2",
+                "AGENTD_JOB_POLL_MS": "200"}
+    workdir = tmp_path / "server"
+    srv = start_server(settings, workdir=workdir)
+    import httpx
+    with httpx.Client(base_url=srv.base_url, headers={"Authorization": f"Bearer {srv.api_key}"},
+                      timeout=30) as http:
+        agent = expect(http.post("/v1/agents/", json=agent_body()), 201)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = cli_env(srv, home)
+    total = 600
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": f"restart row {i} {unique()}"}) + "\n" for i in range(total)))
+    out = tmp_path / "out.jsonl"
+    args = [str(agentd_bin()), "run-many", agent["id"], "--inputs", str(rows), "--out", str(out),
+            "--concurrency", "100"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: complete_lines(out) >= 100, "the first results", proc=proc)
+        srv.stop()
+        start_server(settings, workdir=workdir, org_id=srv.org_id, api_key=srv.api_key)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The client retries for a while; if the server took longer, running the
+    # same command again is the way to resume.
+    if proc.returncode == 3:
+        again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300,
+                               stdin=subprocess.DEVNULL)
+        proc.returncode, err = again.returncode, again.stderr
+    assert proc.returncode == 0, err
+    results = read_lines(out)
+    assert [r["row"] for r in results] == list(range(total))
+    assert all(r["status"] == "SUCCESS" for r in results)
+    assert len({r["job_id"] for r in results}) == total

@@ -184,7 +184,7 @@ impl Run<'_> {
             let written = self.write_ready()?;
             let submitted = self.submit_what_fits().await?;
             let running = self.running();
-            progress.update(&self.results.tally, running.len());
+            progress.update(&self.finished_tally(), running.len());
             if self.results.tally.done() == self.rows.len() {
                 return self.results.flush();
             }
@@ -196,6 +196,13 @@ impl Run<'_> {
                 interval = (interval * 2).min(MAX_POLL_INTERVAL);
             }
         }
+    }
+
+    /// The rows finished, written or waiting for an earlier row.
+    fn finished_tally(&self) -> results::Tally {
+        let mut tally = self.results.tally;
+        self.finished.values().for_each(|line| tally.add(line));
+        tally
     }
 
     /// Rows submitted, not yet finished.

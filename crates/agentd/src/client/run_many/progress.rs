@@ -28,8 +28,9 @@ impl Progress {
     pub fn new(total: usize, done_before: usize) -> Self {
         let view = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total as u64);
+            // `wide_bar` takes what the line leaves, so the line never wraps.
             let style =
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} ETA {eta}")
+                ProgressStyle::with_template("{wide_bar} {pos}/{len} done, {msg}, ETA {eta}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.set_position(done_before as u64);
@@ -47,15 +48,20 @@ impl Progress {
         }
     }
 
+    /// `tally`: the rows finished (written or not yet); `running`: the
+    /// jobs submitted and not finished.
     pub fn update(&mut self, tally: &Tally, running: usize) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let fresh = tally.done().saturating_sub(self.done_before) as f64;
+        let rate = if elapsed > 0.0 { fresh / elapsed } else { 0.0 };
         let message = format!(
-            "done ({} ok, {} failed, {running} running)",
+            "{} ok, {} failed, {running} running, {rate:.1} rows/s",
             tally.succeeded, tally.failed
         );
         match &mut self.view {
             View::Bar(bar) => {
-                bar.set_message(message);
                 bar.set_position(tally.done() as u64);
+                bar.set_message(message);
             }
             View::Lines { last } => {
                 let finished = tally.done() == self.total;
@@ -63,9 +69,6 @@ impl Progress {
                     return;
                 }
                 *last = Some(Instant::now());
-                let elapsed = self.started.elapsed().as_secs_f64();
-                let fresh = tally.done().saturating_sub(self.done_before) as f64;
-                let rate = if elapsed > 0.0 { fresh / elapsed } else { 0.0 };
                 let left = self.total - tally.done();
                 let eta = if rate > 0.0 {
                     format!("{:.0} s", left as f64 / rate)
@@ -73,7 +76,7 @@ impl Progress {
                     "?".to_owned()
                 };
                 eprintln!(
-                    "progress: {}/{} {message}, {rate:.1} rows/s, ETA {eta}",
+                    "progress: {}/{} done, {message}, ETA {eta}",
                     tally.done(),
                     self.total
                 );
