@@ -447,8 +447,11 @@ pub trait Storage: Send + Sync + 'static {
     /// status event; with an idempotency key seen in the last 24 h for the
     /// same agent, returns that job instead.
     async fn create_job(&self, job: NewJob) -> Result<Created>;
-    /// Persists many jobs in one transaction (no idempotency keys).
-    async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<()>;
+    /// Persists many jobs in one transaction, in order; each idempotency key
+    /// behaves as in `create_job`. All or nothing: when a key was used for a
+    /// different request, nothing is stored and the answer is that one
+    /// `KeyReused`.
+    async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Created>>;
     async fn get_job(&self, org: OrganizationId, id: JobId) -> Result<Option<Job>>;
     /// The jobs of the organization among `ids`, in no particular order,
     /// without their status events (for bulk answers).

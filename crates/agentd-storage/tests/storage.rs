@@ -247,6 +247,48 @@ async fn idempotency_keys_return_the_first_job() {
 }
 
 #[tokio::test]
+async fn a_batch_honours_the_idempotency_key_of_each_job() {
+    let (db, agent) = setup().await;
+    let s = db.storage.as_ref();
+    let keyed_for = |key: &str, request_hash: &str| {
+        let mut job = new_job(&agent);
+        job.idempotency_key = Some(IdempotencyKey {
+            key: key.into(),
+            request_hash: request_hash.into(),
+        });
+        job
+    };
+    let keyed = |key: &str| keyed_for(key, "same");
+    let (a, b) = (keyed("batch#0"), keyed("batch#1"));
+    let (a_id, b_id) = (a.id, b.id);
+    assert_eq!(
+        s.create_jobs(vec![a, b]).await.unwrap(),
+        vec![Created::New(a_id), Created::New(b_id)]
+    );
+    let again = keyed("batch#0");
+    let fresh = keyed("batch#2");
+    let fresh_id = fresh.id;
+    assert_eq!(
+        s.create_jobs(vec![again, fresh]).await.unwrap(),
+        vec![Created::Existing(a_id), Created::New(fresh_id)]
+    );
+    // One input set reusing a key for another request refuses the batch whole.
+    let unstored = keyed("batch#3");
+    let unstored_id = unstored.id;
+    assert_eq!(
+        s.create_jobs(vec![unstored, keyed_for("batch#1", "other")])
+            .await
+            .unwrap(),
+        vec![Created::KeyReused(b_id)]
+    );
+    assert!(s
+        .get_job(agent.organization_id, unstored_id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
 async fn the_cache_finds_the_newest_finished_job_of_the_version() {
     let (db, agent) = setup().await;
     let s = db.storage.as_ref();

@@ -1,4 +1,5 @@
-//! Command line: `agentd serve` and `agentd admin ...`.
+//! Command line: `agentd serve`, `agentd admin ...`, and the client
+//! commands (`agents`, `run`, `run-many`, `jobs`; see [`crate::client`]).
 
 use clap::{Args, Parser, Subcommand};
 
@@ -23,6 +24,9 @@ pub enum Command {
     Worker(ServeConfig),
     /// Manage organizations, API keys and credits in DATABASE_URL.
     Admin(AdminArgs),
+    /// Client commands, against AGENTD_URL with AGENTD_API_KEY.
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Debug, Args)]
@@ -86,18 +90,30 @@ pub enum CreditsCommand {
     },
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(config) => {
-            crate::telemetry::init(&config.log_format);
-            let application = crate::startup::Application::build(config).await?;
-            application.run_until_stopped().await
-        }
-        Command::Worker(config) => {
-            crate::telemetry::init(&config.log_format);
-            let state = crate::startup::AppState::build(config).await?;
-            state.run_workers_until_stopped().await
-        }
+pub async fn run(cli: Cli) -> std::process::ExitCode {
+    let outcome = match cli.command {
+        Command::Client(command) => return crate::client::run(command).await,
+        Command::Serve(config) => serve(config).await,
+        Command::Worker(config) => worker(config).await,
         Command::Admin(args) => crate::admin::run(args).await,
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("agentd: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    crate::telemetry::init(&config.log_format);
+    let application = crate::startup::Application::build(config).await?;
+    application.run_until_stopped().await
+}
+
+async fn worker(config: ServeConfig) -> anyhow::Result<()> {
+    crate::telemetry::init(&config.log_format);
+    let state = crate::startup::AppState::build(config).await?;
+    state.run_workers_until_stopped().await
 }

@@ -91,6 +91,31 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
 pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Created> {
     let at = now();
     let mut tx = db.begin_write().await?;
+    let created = create_in(&mut tx, &job, &at).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub(super) async fn create_jobs(db: &SqliteStorage, jobs: Vec<NewJob>) -> Result<Vec<Created>> {
+    let at = now();
+    let mut tx = db.begin_write().await?;
+    let mut created = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let outcome = create_in(&mut tx, job, &at).await?;
+        if let Created::KeyReused(_) = outcome {
+            // All or nothing: dropping the transaction rolls the batch back.
+            return Ok(vec![outcome]);
+        }
+        created.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Inserts the job, unless its idempotency key names a job of the same agent
+/// created in the last 24 h: that job is the answer (or, for a different
+/// request under the same key, the conflict).
+async fn create_in(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Result<Created> {
     if let Some(idempotency) = &job.idempotency_key {
         let agent = job.agent_id.to_string();
         let existing: Option<(String, String, Option<String>)> = sqlx::query_as(
@@ -98,12 +123,11 @@ pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Create
         )
         .bind(&agent)
         .bind(&idempotency.key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let window_start = time::format(&(time::now() - agentd_domain::time::Delta::hours(24)));
         if let Some((job_id, created_at, request_hash)) = existing {
             if created_at > window_start {
-                tx.commit().await?;
                 let job_id = parse_id(&job_id)?;
                 // Keys stored before hashes were kept match any request.
                 let same = request_hash.is_none_or(|hash| hash == idempotency.request_hash);
@@ -122,24 +146,13 @@ pub(super) async fn create_job(db: &SqliteStorage, job: NewJob) -> Result<Create
         .bind(&agent)
         .bind(&idempotency.key)
         .bind(job.id.to_string())
-        .bind(&at)
+        .bind(at)
         .bind(&idempotency.request_hash)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    insert_job(&mut tx, &job, &at).await?;
-    tx.commit().await?;
+    insert_job(conn, job, at).await?;
     Ok(Created::New(job.id))
-}
-
-pub(super) async fn create_jobs(db: &SqliteStorage, jobs: Vec<NewJob>) -> Result<()> {
-    let at = now();
-    let mut tx = db.begin_write().await?;
-    for job in &jobs {
-        insert_job(&mut tx, job, &at).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T> {

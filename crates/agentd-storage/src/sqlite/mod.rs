@@ -615,7 +615,7 @@ impl Storage for SqliteStorage {
         jobs::create_job(self, job).await
     }
 
-    async fn create_jobs(&self, new_jobs: Vec<NewJob>) -> Result<()> {
+    async fn create_jobs(&self, new_jobs: Vec<NewJob>) -> Result<Vec<Created>> {
         jobs::create_jobs(self, new_jobs).await
     }
 

@@ -76,12 +76,19 @@ async fn submit_one(
             Ok(id)
         }
         Created::Existing(id) => Ok(id),
-        Created::KeyReused(first) => Err(ApiError::UnprocessableEntity(format!(
-            "Idempotency-Key '{}' was already used for a different request (job {first}) \
-             within the last 24 hours; use a new key for a new request.",
-            options.idempotency_key.as_deref().unwrap_or_default()
-        ))),
+        Created::KeyReused(first) => Err(key_reused(
+            options.idempotency_key.as_deref().unwrap_or_default(),
+            first,
+        )),
     }
+}
+
+/// 422: the key was used within 24 h for a different request.
+fn key_reused(key: &str, first: JobId) -> ApiError {
+    ApiError::UnprocessableEntity(format!(
+        "Idempotency-Key '{key}' was already used for a different request (job {first}) \
+         within the last 24 hours; use a new key for a new request."
+    ))
 }
 
 pub async fn run_sync(
@@ -209,6 +216,10 @@ async fn run_async_inner(
 /// applies to every job (so the per-job cap bounds it); per-item metadata is
 /// ignored, as in Roe. All or nothing: one refused input set refuses the
 /// batch, and the files the others brought are removed.
+///
+/// With `Idempotency-Key: K`, input set `i` carries the key `K#i`: sending
+/// the same batch again with the same key answers the same job ids and runs
+/// nothing twice (what `agentd run-many` relies on to resume).
 pub async fn run_async_many(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -249,7 +260,7 @@ pub async fn run_async_many(
             ))
         }
     };
-    let options = RunOptions::from_headers(&headers, false)?;
+    let options = RunOptions::from_headers(&headers, true)?;
     check_credits(&state, &caller).await?;
     let requests: Vec<Result<RunRequest, ApiError>> = items
         .iter()
@@ -261,8 +272,9 @@ pub async fn run_async_many(
         requests.iter().flatten(),
     )?;
     let mut jobs = Vec::with_capacity(items.len());
-    // Files of the batch, removed if any input set is refused.
-    let mut staged = Vec::new();
+    // Files of each input set, removed if any input set is refused or the
+    // set's idempotency key names an earlier job.
+    let mut staged = Vec::with_capacity(items.len());
     let mut errors = agentd_domain::FieldErrors::default();
     for (index, request) in requests.into_iter().enumerate() {
         let prepared = match request {
@@ -270,9 +282,14 @@ pub async fn run_async_many(
             Err(error) => Err(error),
         };
         match prepared {
-            Ok(prepared) => {
+            Ok(mut prepared) => {
+                prepared.job.idempotency_key =
+                    options.idempotency_key.as_ref().map(|key| IdempotencyKey {
+                        request_hash: request_hash(&prepared.job),
+                        key: format!("{key}#{index}"),
+                    });
                 jobs.push(prepared.job);
-                staged.extend(prepared.staged);
+                staged.push(prepared.staged);
             }
             Err(ApiError::BadRequest {
                 errors: Some(item_errors),
@@ -285,14 +302,25 @@ pub async fn run_async_many(
         }
     }
     errors.into_result().map_err(ApiError::from)?;
-    let ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
-    let queued = jobs.iter().any(|job| job.cached.is_none());
-    state.storage.create_jobs(jobs).await?;
-    PreparedJob::stored(staged);
-    if queued {
+    let queued: Vec<bool> = jobs.iter().map(|job| job.cached.is_none()).collect();
+    let created = state.storage.create_jobs(jobs).await?;
+    if let Some(Created::KeyReused(first)) = created.first() {
+        return Err(key_reused(
+            options.idempotency_key.as_deref().unwrap_or_default(),
+            *first,
+        ));
+    }
+    let mut enqueued = false;
+    for ((created, files), queued) in created.iter().zip(staged).zip(queued) {
+        if let Created::New(_) = created {
+            PreparedJob::stored(files);
+            enqueued |= queued;
+        }
+    }
+    if enqueued {
         state.signals.job_enqueued();
     }
-    Ok(Json(ids))
+    Ok(Json(created.into_iter().map(Created::job_id).collect()))
 }
 
 /// One item of a batch as a run request, with the batch's metadata.
