@@ -226,8 +226,11 @@ pub fn decode_data_url(text: &str) -> Result<Option<Upload>, String> {
     let (header, data) = rest
         .split_once(',')
         .ok_or_else(|| "Malformed data: URL (no comma).".to_string())?;
-    let is_base64 = header.ends_with(";base64");
-    let mime = header.trim_end_matches(";base64");
+    // Only the last `;base64` marks the encoding; the media type keeps the rest.
+    let (mime, is_base64) = match header.strip_suffix(";base64") {
+        Some(mime) => (mime, true),
+        None => (header, false),
+    };
     let bytes = if is_base64 {
         base64_decode(data).ok_or_else(|| "Malformed data: URL (invalid base64).".to_string())?
     } else {
@@ -425,6 +428,16 @@ mod tests {
         assert!(check_file_content("image/*", &png).is_ok());
         assert!(check_file_content("image/jpeg", &png).is_err());
         assert!(check_file_content("text/csv", b"a,b").is_ok());
+    }
+
+    #[test]
+    fn a_data_url_keeps_its_media_type_whole() {
+        // Found by the `data_url` fuzz target: `;base64` was trimmed repeatedly.
+        let upload = decode_data_url("data:text/x;base64;base64,aGk=")
+            .unwrap()
+            .unwrap();
+        assert_eq!(upload.content_type.as_deref(), Some("text/x;base64"));
+        assert_eq!(upload.bytes, b"hi");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod input;
 pub mod job;
 pub mod org;
 pub mod output_schema;
+pub mod run_body;
 pub mod template;
 pub mod time;
 

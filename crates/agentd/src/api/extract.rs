@@ -43,16 +43,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
 impl JsonObject {
     pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonObject(Map::new()));
-        }
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::bad_request(
-                "The request body must be a JSON object.",
-            )),
-            Err(e) => Err(ApiError::bad_request(format!("Malformed JSON body: {e}"))),
-        }
+        agentd_domain::run_body::parse_json_object(bytes)
+            .map(JsonObject)
+            .map_err(ApiError::bad_request)
     }
 }
 

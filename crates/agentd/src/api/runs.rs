@@ -337,5 +337,5 @@ fn batch_item_request(
     if let Some(metadata) = metadata {
         item.insert("metadata".into(), metadata.clone());
     }
-    RunBody::Json(item).into_request(&version.input_definitions)
+    RunBody::json(item).into_request(&version.input_definitions)
 }

@@ -1,0 +1,154 @@
+//! Templates in engine configs. The input is `CONFIG` or `CONFIG\0INPUTS`:
+//! CONFIG is a JSON config (or, when it is no JSON, one template string),
+//! INPUTS one input per line, `key=text` or `@key=file-id` (32 hex digits
+//! or a UUID). Checks the rules of `agentd_domain::template`: `$$` is a
+//! literal `$`, strings without placeholders of given inputs are kept, a
+//! file stands alone, and `referenced_keys` lists exactly the placeholders.
+#![no_main]
+
+use agentd_domain::input::{FileRef, InputValue, ResolvedInputs};
+use agentd_domain::template::{referenced_keys, render, TemplateError};
+use agentd_domain::FileId;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let (config_text, inputs_text) = text.split_once('\0').unwrap_or((&text, ""));
+    let config = serde_json::from_str::<Value>(config_text)
+        .unwrap_or_else(|_| Value::String(config_text.to_owned()));
+    let inputs = parse_inputs(inputs_text);
+
+    let keys = referenced_keys(&config);
+    assert_keys_are_placeholders(&config, &keys);
+
+    // With no inputs, only `$$` changes.
+    let unescaped = map_strings(&config, &|s| s.replace("$$", "$"));
+    assert_eq!(
+        render(&config, &ResolvedInputs::default()),
+        Ok(unescaped.clone())
+    );
+    // Escaping every `$` gives back the text, whatever the inputs.
+    let escaped = map_strings(&config, &|s| s.replace('$', "$$"));
+    assert_eq!(render(&escaped, &inputs), Ok(config.clone()));
+
+    match render(&config, &inputs) {
+        Ok(rendered) => {
+            assert_same_shape(&config, &rendered);
+            if keys.iter().all(|key| inputs.get(key).is_none()) {
+                assert_eq!(rendered, unescaped, "no input is referenced");
+            }
+        }
+        Err(TemplateError::FileNotAlone { key, .. }) => {
+            assert!(matches!(inputs.get(&key), Some(InputValue::File(_))));
+            assert!(keys.contains(&key));
+        }
+    }
+
+    // Each input alone, in both spellings, becomes its value.
+    for (key, value) in inputs.iter() {
+        if inputs.get(key) != Some(value) || !keys_of(&format!("${{{key}}}")).contains(key) {
+            continue; // a repeated or non-identifier key
+        }
+        let expected = match value {
+            InputValue::Text(text) => text.clone(),
+            InputValue::File(file) => file.id.to_string(),
+        };
+        for template in [format!("${{{key}}}"), format!("${key}")] {
+            assert_eq!(
+                render(&Value::String(template), &inputs),
+                Ok(Value::String(expected.clone()))
+            );
+        }
+    }
+});
+
+fn parse_inputs(text: &str) -> ResolvedInputs {
+    let mut inputs = ResolvedInputs::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match key.strip_prefix('@') {
+            Some(file_key) => {
+                if let Ok(id) = value.parse::<FileId>() {
+                    inputs.insert(file_key, InputValue::File(file(id)));
+                }
+            }
+            None => inputs.insert(key, InputValue::Text(value.to_owned())),
+        }
+    }
+    inputs
+}
+
+fn file(id: FileId) -> FileRef {
+    FileRef {
+        id,
+        file_name: "a.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 0,
+        sha256: String::new(),
+    }
+}
+
+fn keys_of(template: &str) -> Vec<String> {
+    referenced_keys(&Value::String(template.to_owned()))
+}
+
+/// Keys are sorted, unique identifiers, each written in some string.
+fn assert_keys_are_placeholders(config: &Value, keys: &[String]) {
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+    let mut strings = Vec::new();
+    collect_strings(config, &mut strings);
+    for key in keys {
+        let mut chars = key.chars();
+        assert!(matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_'));
+        assert!(chars.all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        assert!(
+            strings
+                .iter()
+                .any(|s| s.contains(&format!("${key}")) || s.contains(&format!("${{{key}}}"))),
+            "key {key:?} is not written in the config"
+        );
+    }
+}
+
+fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+fn map_strings(value: &Value, f: &dyn Fn(&str) -> String) -> Value {
+    match value {
+        Value::String(s) => Value::String(f(s)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| map_strings(v, f)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), map_strings(v, f)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Rendering changes strings only: same keys, same lengths, same leaves.
+fn assert_same_shape(before: &Value, after: &Value) {
+    match (before, after) {
+        (Value::String(_), Value::String(_)) => {}
+        (Value::Array(a), Value::Array(b)) => {
+            assert_eq!(a.len(), b.len());
+            a.iter().zip(b).for_each(|(x, y)| assert_same_shape(x, y));
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            assert!(a.keys().eq(b.keys()));
+            a.values()
+                .zip(b.values())
+                .for_each(|(x, y)| assert_same_shape(x, y));
+        }
+        (a, b) => assert_eq!(a, b),
+    }
+}
