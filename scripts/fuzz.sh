@@ -60,7 +60,7 @@ for target in "${targets[@]}"; do
         if [[ -n "$reproducer" ]]; then
             reproducer="$(realpath --relative-to=. "$reproducer")"
             echo "!! reproducer: fuzz/$reproducer"
-            echo "!! replay it:  cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $target $reproducer"
+            echo "!! replay it:  cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ${fuzz_flags[*]} $target $reproducer"
         fi
         failed+=("$target${reproducer:+ (fuzz/$reproducer)}")
     fi
