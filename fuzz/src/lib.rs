@@ -2,7 +2,9 @@
 //! definitions runs are checked against, and the properties every checked
 //! run must have.
 
-use agentd_domain::input::{check_inputs, decode_data_url, CheckedInput, FileSource};
+use agentd_domain::input::{
+    check_inputs, count_url_inputs, decode_data_url, CheckedInput, FileSource,
+};
 use agentd_domain::{FileId, InputDefinition, InputKind, RawInput, Upload};
 use arbitrary::{Arbitrary, Result, Unstructured};
 use serde_json::{Map, Value};
@@ -209,8 +211,16 @@ pub fn fixed_definitions() -> Vec<Vec<InputDefinition>> {
 /// run, accepted or not.
 pub fn check_and_assert(definitions: &[InputDefinition], raw: Vec<(String, RawInput)>) {
     let given = raw.clone();
+    let url_inputs = count_url_inputs(definitions, &given);
     match check_inputs(definitions, raw) {
         Ok(checked) => {
+            if keys_are_distinct(definitions) {
+                let fetched = checked
+                    .iter()
+                    .filter(|(_, input)| matches!(input, CheckedInput::File(FileSource::Url(_))))
+                    .count();
+                assert_eq!(url_inputs, fetched, "the URL count is what gets fetched");
+            }
             assert_eq!(checked.len(), definitions.len(), "one input per definition");
             for (index, ((checked_definition, input), definition)) in
                 checked.iter().zip(definitions).enumerate()
@@ -252,6 +262,12 @@ pub fn check_and_assert(definitions: &[InputDefinition], raw: Vec<(String, RawIn
             }
         }
     }
+}
+
+fn keys_are_distinct(definitions: &[InputDefinition]) -> bool {
+    let mut keys: Vec<&str> = definitions.iter().map(|d| d.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1])
 }
 
 /// A checked input has the kind of its definition, values that need no
