@@ -3,12 +3,13 @@
 //! INPUTS one input per line, `key=text` or `@key=file-id` (32 hex digits
 //! or a UUID). Checks the rules of `agentd_domain::template`: `$$` is a
 //! literal `$`, strings without placeholders of given inputs are kept, a
-//! file stands alone, and `referenced_keys` lists exactly the placeholders.
+//! file stands alone, `referenced_keys` lists exactly the placeholders, and
+//! a config that passes `check` renders.
 #![no_main]
 
 use agentd_domain::input::{FileRef, InputValue, ResolvedInputs};
-use agentd_domain::template::{referenced_keys, render, TemplateError};
-use agentd_domain::FileId;
+use agentd_domain::template::{check, referenced_keys, render, TemplateError};
+use agentd_domain::{FileId, InputDefinition};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -45,6 +46,22 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
+    // A config that passes the check at version creation renders with any
+    // inputs of the declared kinds.
+    let definitions = definitions_of(&inputs);
+    let errors = check(&config, &definitions);
+    if errors.is_empty() {
+        // `inputs.get` takes a key's first value, as `definitions_of` does.
+        assert!(
+            render(&config, &inputs).is_ok(),
+            "checked config fails to render"
+        );
+    }
+    for (field, messages) in errors.fields() {
+        assert!(field.starts_with("engine_config"), "{field}");
+        assert!(messages.iter().all(|m| !m.is_empty()));
+    }
+
     // Each input alone, in both spellings, becomes its value.
     for (key, value) in inputs.iter() {
         if inputs.get(key) != Some(value) || !keys_of(&format!("${{{key}}}")).contains(key) {
@@ -79,6 +96,30 @@ fn parse_inputs(text: &str) -> ResolvedInputs {
         }
     }
     inputs
+}
+
+/// The definitions the inputs answer: the first value of a key decides
+/// whether it is a text or a file input.
+fn definitions_of(inputs: &ResolvedInputs) -> Vec<InputDefinition> {
+    let mut definitions: Vec<InputDefinition> = Vec::new();
+    for (key, value) in inputs.iter() {
+        if definitions.iter().any(|d| &d.key == key) {
+            continue;
+        }
+        let data_type = match value {
+            InputValue::Text(_) => "text/plain",
+            InputValue::File(_) => "application/pdf",
+        };
+        definitions.push(InputDefinition {
+            key: key.clone(),
+            data_type: data_type.into(),
+            description: String::new(),
+            example: None,
+            accepts_multiple_files: None,
+            default: None,
+        });
+    }
+    definitions
 }
 
 fn file(id: FileId) -> FileRef {
