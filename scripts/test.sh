@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting and lint gates, Rust unit and integration
 # tests, then the end-to-end suite (real agentd binary driven by the official
-# roe-ai SDK and raw HTTP against loopback fake providers).
+# roe-ai SDK and raw HTTP against loopback fake providers), a schemathesis run
+# against Roe's OpenAPI, and the fuzz targets for a bounded time each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +20,7 @@ cargo test --workspace
 echo "== end-to-end (tests/e2e)"
 cargo build -p agentd
 ./scripts/test-e2e.sh "$@"
+echo "== schemathesis (Roe's OpenAPI against the server)"
+./scripts/schemathesis.sh
+echo "== fuzz targets (bounded time each)"
+./scripts/fuzz.sh "${AGENTD_FUZZ_SECONDS:-15}"
