@@ -16,11 +16,16 @@ use agentd_domain::{AgentDatum, JobStatus, JobSummary};
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub mod postgres;
 pub mod sqlite;
+mod status_events;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("unsupported database URL '{0}' (expected sqlite://PATH)")]
+    #[error(
+        "unsupported database URL '{}': expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+        url_without_password(.0)
+    )]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -84,9 +89,33 @@ mod sqlite_codes {
     pub const CANTOPEN: i64 = 14;
 }
 
+/// PostgreSQL error codes (SQLSTATE) that mean "try again later".
+fn postgres_error_kind(code: &str) -> StorageErrorKind {
+    match code {
+        // disk_full
+        "53100" => StorageErrorKind::Full,
+        // insufficient_resources, out_of_memory, too_many_connections
+        "53000" | "53200" | "53300" => StorageErrorKind::Unavailable,
+        // admin_shutdown, crash_shutdown, cannot_connect_now
+        "57P01" | "57P02" | "57P03" => StorageErrorKind::Unavailable,
+        // serialization_failure, deadlock_detected, lock_not_available
+        "40001" | "40P01" | "55P03" => StorageErrorKind::Unavailable,
+        // class 08: connection exceptions
+        _ if code.starts_with("08") => StorageErrorKind::Unavailable,
+        _ => StorageErrorKind::Internal,
+    }
+}
+
 fn database_error_kind(error: &sqlx::Error) -> StorageErrorKind {
     match error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StorageErrorKind::Conflict,
+        sqlx::Error::Database(db)
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some() =>
+        {
+            postgres_error_kind(db.code().as_deref().unwrap_or_default())
+        }
         sqlx::Error::Database(db) => {
             let primary = db
                 .code()
@@ -121,12 +150,62 @@ pub fn is_disk_full(error: &std::io::Error) -> bool {
     )
 }
 
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Pooled connections to PostgreSQL per process. (SQLite keeps its own
+    /// measured pool of four: it has one writer.)
+    pub max_connections: u32,
+}
+
+impl ConnectOptions {
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
 /// Opens the database named by `url`, creating it and applying migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Storage>> {
+    connect_with(url, &ConnectOptions::default()).await
+}
+
+/// [`connect`] with options: `sqlite://PATH` or `postgres://...` (also
+/// `postgresql://...`).
+pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Storage>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStorage::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            postgres::PostgresStorage::connect(url, options).await?,
+        ))
     } else {
         Err(StorageError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// `url` fit for logs and error messages: a password in it is replaced by `***`.
+pub fn url_without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let authority = &url[scheme_end..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &url[scheme_end + at..]
+        ),
+        _ => url.to_owned(),
     }
 }
 
@@ -529,5 +608,26 @@ pub(crate) fn stats(job_count: i64, most_recent_job: Option<String>) -> AgentSta
     AgentStats {
         job_count,
         most_recent_job: most_recent_job.and_then(|t| agentd_domain::time::parse(&t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_without_password;
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(
+            url_without_password("postgres://agentd:s3cr3t@db:5432/agentd?sslmode=require"),
+            "postgres://agentd:***@db:5432/agentd?sslmode=require"
+        );
+        assert_eq!(
+            url_without_password("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(
+            url_without_password("sqlite://./data/agentd.db"),
+            "sqlite://./data/agentd.db"
+        );
     }
 }

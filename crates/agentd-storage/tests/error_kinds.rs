@@ -127,3 +127,59 @@ async fn a_bad_statement_is_internal() {
         .unwrap_err();
     assert_eq!(kind_of(error), StorageErrorKind::Internal);
 }
+
+#[tokio::test]
+async fn an_unsupported_database_url_names_both_schemes() {
+    let error = match agentd_storage::connect("mysql://localhost/agentd").await {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("a mysql URL was accepted"),
+    };
+    assert!(error.contains("sqlite://"), "{error}");
+    assert!(error.contains("postgres://"), "{error}");
+}
+
+mod support;
+
+/// A PostgreSQL unique violation is a conflict; a connection the server
+/// terminated (admin_shutdown, as in a restart) is unavailable.
+#[tokio::test]
+async fn postgres_errors_are_classified() {
+    use sqlx::PgConnection;
+    let Some(url) = support::postgres_admin_url().await else {
+        return;
+    };
+    let mut db = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE TEMPORARY TABLE t (id integer PRIMARY KEY)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let error = sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&mut db)
+        .await
+        .unwrap_err();
+    assert_eq!(kind_of(error), StorageErrorKind::Conflict);
+    let error = sqlx::query("SELEC nothing")
+        .execute(&mut db)
+        .await
+        .unwrap_err();
+    assert_eq!(kind_of(error), StorageErrorKind::Internal);
+
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(terminated);
+    let error = sqlx::query("SELECT 1").execute(&mut db).await.unwrap_err();
+    let described = format!("{error:?}");
+    assert_eq!(kind_of(error), StorageErrorKind::Unavailable, "{described}");
+}

@@ -1,6 +1,5 @@
-//! Behaviour every storage backend must have, run against SQLite files.
+//! Behaviour every storage backend must have, run against SQLite and PostgreSQL.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_domain::{
@@ -13,24 +12,33 @@ use agentd_storage::{
 };
 use serde_json::json;
 
-struct TempDb {
-    storage: Arc<dyn Storage>,
-    dir: std::path::PathBuf,
-}
+mod support;
 
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::TempDb;
 
-async fn storage() -> TempDb {
-    let dir = std::env::temp_dir().join(format!("agentd-storage-test-{}", JobId::new()));
-    let url = format!("sqlite://{}/agentd.db", dir.display());
-    TempDb {
-        storage: agentd_storage::connect(&url).await.unwrap(),
-        dir,
-    }
+/// Runs each test once on a fresh SQLite file and once on a fresh
+/// PostgreSQL database (skipped, with a message, without a server).
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::TempDb::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(db) = super::TempDb::postgres().await {
+                        super::$test(db).await;
+                    }
+                }
+            )*
+        }
+    };
 }
 
 async fn agent(storage: &dyn Storage, org: OrganizationId, name: &str) -> agentd_domain::Agent {
@@ -102,8 +110,7 @@ fn success(cost: f64) -> JobOutcome {
     }
 }
 
-async fn setup() -> (TempDb, agentd_domain::Agent) {
-    let db = storage().await;
+async fn setup(db: TempDb) -> (TempDb, agentd_domain::Agent) {
     let org = db
         .storage
         .create_organization(OrganizationId::new(), "org")
@@ -113,9 +120,8 @@ async fn setup() -> (TempDb, agentd_domain::Agent) {
     (db, agent)
 }
 
-#[tokio::test]
-async fn a_job_is_claimed_once_and_finishing_charges_credits() {
-    let (db, agent) = setup().await;
+async fn a_job_is_claimed_once_and_finishing_charges_credits(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     s.set_credits(agent.organization_id, Credits(Some(1.0)))
         .await
@@ -151,9 +157,8 @@ async fn a_job_is_claimed_once_and_finishing_charges_credits() {
     assert!((org.spent - 0.25).abs() < 1e-9);
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_retried_then_abandoned() {
-    let (db, agent) = setup().await;
+async fn an_expired_lease_is_retried_then_abandoned(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
     let short = Duration::from_millis(1);
@@ -188,9 +193,8 @@ async fn an_expired_lease_is_retried_then_abandoned() {
     assert_eq!(job.error_kind, Some(FailureKind::Internal));
 }
 
-#[tokio::test]
-async fn cancelling_stops_leases_and_is_final() {
-    let (db, agent) = setup().await;
+async fn cancelling_stops_leases_and_is_final(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
     s.claim_jobs(&claim("w1", Duration::from_secs(30)))
@@ -212,9 +216,8 @@ async fn cancelling_stops_leases_and_is_final() {
     assert_eq!(s.cancel_job(OrganizationId::new(), id).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn idempotency_keys_return_the_first_job() {
-    let (db, agent) = setup().await;
+async fn idempotency_keys_return_the_first_job(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let key = |request_hash: &str| {
         Some(IdempotencyKey {
@@ -246,9 +249,8 @@ async fn idempotency_keys_return_the_first_job() {
         .is_none());
 }
 
-#[tokio::test]
-async fn a_batch_honours_the_idempotency_key_of_each_job() {
-    let (db, agent) = setup().await;
+async fn a_batch_honours_the_idempotency_key_of_each_job(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let keyed_for = |key: &str, request_hash: &str| {
         let mut job = new_job(&agent);
@@ -288,9 +290,8 @@ async fn a_batch_honours_the_idempotency_key_of_each_job() {
         .is_none());
 }
 
-#[tokio::test]
-async fn the_cache_finds_the_newest_finished_job_of_the_version() {
-    let (db, agent) = setup().await;
+async fn the_cache_finds_the_newest_finished_job_of_the_version(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
     assert!(s
@@ -342,9 +343,8 @@ async fn the_cache_finds_the_newest_finished_job_of_the_version() {
         .is_none());
 }
 
-#[tokio::test]
-async fn jobs_are_listed_with_filters() {
-    let (db, agent) = setup().await;
+async fn jobs_are_listed_with_filters(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let mut other = new_job(&agent);
     other.metadata = json!({"batch": "8"});
@@ -383,9 +383,8 @@ async fn jobs_are_listed_with_filters() {
     );
 }
 
-#[tokio::test]
-async fn agents_are_scoped_to_their_organization_and_ordered() {
-    let (db, first) = setup().await;
+async fn agents_are_scoped_to_their_organization_and_ordered(db: TempDb) {
+    let (db, first) = setup(db).await;
     let s = db.storage.as_ref();
     let second = agent(s, first.organization_id, "B agent").await;
     let stranger = s
@@ -454,9 +453,8 @@ async fn finish_all(s: &dyn Storage) {
     }
 }
 
-#[tokio::test]
-async fn a_file_lives_while_a_job_refers_to_it() {
-    let (db, agent) = setup().await;
+async fn a_file_lives_while_a_job_refers_to_it(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let org = agent.organization_id;
     let file = file_ref("p.png");
@@ -490,9 +488,8 @@ async fn a_file_lives_while_a_job_refers_to_it() {
     assert!(s.get_file(org, file.id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn deleting_an_agent_releases_the_files_only_its_jobs_used() {
-    let (db, doomed) = setup().await;
+async fn deleting_an_agent_releases_the_files_only_its_jobs_used(db: TempDb) {
+    let (db, doomed) = setup(db).await;
     let s = db.storage.as_ref();
     let org = doomed.organization_id;
     let kept_agent = agent(s, org, "kept").await;
@@ -520,9 +517,8 @@ async fn deleting_an_agent_releases_the_files_only_its_jobs_used() {
     );
 }
 
-#[tokio::test]
-async fn a_job_seen_again_by_its_idempotency_key_records_no_files() {
-    let (db, agent) = setup().await;
+async fn a_job_seen_again_by_its_idempotency_key_records_no_files(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let first_file = file_ref("a.png");
     let second_file = file_ref("b.png");
@@ -546,9 +542,8 @@ async fn a_job_seen_again_by_its_idempotency_key_records_no_files() {
     assert!(s.get_file(org, second_file.id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_fetched_file_is_attached_to_its_unfinished_job() {
-    let (db, agent) = setup().await;
+async fn a_fetched_file_is_attached_to_its_unfinished_job(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let org = agent.organization_id;
     let mut job = new_job(&agent);
@@ -584,9 +579,8 @@ async fn a_fetched_file_is_attached_to_its_unfinished_job() {
     );
 }
 
-#[tokio::test]
-async fn the_sweep_deletes_only_old_unreferenced_file_records() {
-    let (db, agent) = setup().await;
+async fn the_sweep_deletes_only_old_unreferenced_file_records(db: TempDb) {
+    let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let org = agent.organization_id;
     let orphan = file_ref("orphan.png");
@@ -620,3 +614,208 @@ async fn the_sweep_deletes_only_old_unreferenced_file_records() {
     assert!(s.get_file(org, orphan.id).await.unwrap().is_none());
     assert!(s.get_file(org, used.id).await.unwrap().is_some());
 }
+
+/// Many workers claim from one queue at once, each on its own connection:
+/// every job runs exactly once, has one STARTED event and is charged once.
+async fn concurrent_claims_never_take_a_job_twice(db: TempDb) {
+    const JOBS: usize = 500;
+    const WORKERS: usize = 16;
+    const COST: f64 = 0.001;
+    let (db, agent) = setup(db).await;
+    let org = agent.organization_id;
+    db.storage
+        .set_credits(org, Credits(Some(10.0)))
+        .await
+        .unwrap();
+    let jobs: Vec<NewJob> = (0..JOBS).map(|_| new_job(&agent)).collect();
+    db.storage.create_jobs(jobs).await.unwrap();
+
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|n| {
+            let storage = db.storage.clone();
+            tokio::spawn(async move {
+                let request = ClaimRequest {
+                    owner: format!("worker-{n}"),
+                    limit: 3,
+                    lease: Duration::from_secs(600),
+                    max_attempts: 3,
+                };
+                let mut ran = Vec::new();
+                loop {
+                    let claimed = storage.claim_jobs(&request).await.unwrap();
+                    if claimed.is_empty() {
+                        return ran;
+                    }
+                    for job in claimed {
+                        assert_eq!(job.status, JobStatus::Started);
+                        storage.finish_job(job.id, &success(COST)).await.unwrap();
+                        ran.push(job.id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut ran = Vec::new();
+    for worker in workers {
+        ran.extend(worker.await.unwrap());
+    }
+    let distinct: std::collections::HashSet<JobId> = ran.iter().copied().collect();
+    assert_eq!(distinct.len(), ran.len(), "a job was claimed twice");
+    assert_eq!(ran.len(), JOBS, "every job ran");
+
+    let listed = db
+        .storage
+        .list_jobs(
+            org,
+            agent.id,
+            &JobQuery {
+                limit: JOBS as i64,
+                ..JobQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.total, JOBS as i64);
+    for job in &listed.items {
+        assert_eq!(job.attempts, 1);
+        let codes: Vec<i16> = job.events.iter().map(|e| e.status.code()).collect();
+        assert_eq!(codes, vec![0, 1, 3], "events of {}", job.id);
+    }
+    let org = db.storage.get_organization(org).await.unwrap().unwrap();
+    let spent = COST * JOBS as f64;
+    assert!((org.spent - spent).abs() < 1e-9, "spent {}", org.spent);
+    assert!((org.credits.0.unwrap() - (10.0 - spent)).abs() < 1e-9);
+}
+
+/// Requests with one idempotency key racing each other create one job.
+async fn racing_idempotent_submissions_create_one_job(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let storage = db.storage.clone();
+            let mut job = new_job(&agent);
+            job.idempotency_key = Some("race".into());
+            tokio::spawn(async move { storage.create_job(job).await.unwrap() })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for racer in racers {
+        created.push(racer.await.unwrap());
+    }
+    let new: Vec<JobId> = created
+        .iter()
+        .filter_map(|c| match c {
+            Created::New(id) => Some(*id),
+            Created::Existing(_) => None,
+        })
+        .collect();
+    assert_eq!(new.len(), 1, "{created:?}");
+    assert!(created.iter().all(|c| c.job_id() == new[0]));
+    let listed = db
+        .storage
+        .list_jobs(
+            agent.organization_id,
+            agent.id,
+            &JobQuery {
+                limit: 100,
+                ..JobQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 1);
+}
+
+/// Name and search filters ignore case and take `%` and `_` literally.
+async fn agent_filters_ignore_case_and_wildcards(db: TempDb) {
+    let (db, first) = setup(db).await;
+    let s = db.storage.as_ref();
+    let org = first.organization_id;
+    agent(s, org, "Invoice Reader").await;
+    let named = |name: &str| AgentQuery {
+        name: Some(name.into()),
+        limit: 10,
+        ..AgentQuery::default()
+    };
+    let found = s.list_agents(org, &named("invoice r")).await.unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(found.items[0].name.as_str(), "Invoice Reader");
+    assert_eq!(s.list_agents(org, &named("%")).await.unwrap().total, 0);
+    assert_eq!(s.list_agents(org, &named("_")).await.unwrap().total, 0);
+    let search = AgentQuery {
+        search: Some("MULTIMODAL".into()),
+        limit: 10,
+        ..AgentQuery::default()
+    };
+    assert_eq!(s.list_agents(org, &search).await.unwrap().total, 2);
+}
+
+/// Job search and metadata filters, and cancelling an agent's jobs.
+async fn jobs_are_searched_and_an_agents_jobs_cancelled(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let org = agent.organization_id;
+    let mut numbered = new_job(&agent);
+    numbered.metadata = json!({"n": 3, "tag": "Blue"});
+    let numbered_id = numbered.id;
+    s.create_jobs(vec![new_job(&agent), numbered])
+        .await
+        .unwrap();
+    let query = |search: Option<&str>, metadata: Vec<(String, serde_json::Value)>| JobQuery {
+        search: search.map(str::to_owned),
+        metadata,
+        limit: 10,
+        ..JobQuery::default()
+    };
+    let by_number = s
+        .list_jobs(org, agent.id, &query(None, vec![("n".into(), json!(3))]))
+        .await
+        .unwrap();
+    assert_eq!(by_number.items.len(), 1);
+    assert_eq!(by_number.items[0].id, numbered_id);
+    let searched = s
+        .list_jobs(org, agent.id, &query(Some("blue"), vec![]))
+        .await
+        .unwrap();
+    assert_eq!(searched.total, 1);
+    assert_eq!(
+        s.list_jobs(org, agent.id, &query(Some("HELLO"), vec![]))
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+
+    let mut cancelled = s.cancel_agent_jobs(org, agent.id).await.unwrap();
+    cancelled.sort();
+    assert_eq!(cancelled.len(), 2);
+    assert!(s.cancel_agent_jobs(org, agent.id).await.unwrap().is_empty());
+    let job = s.get_job(org, numbered_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    let codes: Vec<i16> = job.events.iter().map(|e| e.status.code()).collect();
+    assert_eq!(codes, vec![0, 5]);
+    assert_eq!(
+        s.delete_job_data(org, numbered_id).await.unwrap(),
+        DeleteData::Deleted { files: vec![] }
+    );
+}
+
+on_every_backend!(
+    a_job_is_claimed_once_and_finishing_charges_credits,
+    an_expired_lease_is_retried_then_abandoned,
+    cancelling_stops_leases_and_is_final,
+    idempotency_keys_return_the_first_job,
+    a_batch_honours_the_idempotency_key_of_each_job,
+    the_cache_finds_the_newest_finished_job_of_the_version,
+    jobs_are_listed_with_filters,
+    agents_are_scoped_to_their_organization_and_ordered,
+    a_file_lives_while_a_job_refers_to_it,
+    deleting_an_agent_releases_the_files_only_its_jobs_used,
+    a_job_seen_again_by_its_idempotency_key_records_no_files,
+    a_fetched_file_is_attached_to_its_unfinished_job,
+    the_sweep_deletes_only_old_unreferenced_file_records,
+    concurrent_claims_never_take_a_job_twice,
+    racing_idempotent_submissions_create_one_job,
+    agent_filters_ignore_case_and_wildcards,
+    jobs_are_searched_and_an_agents_jobs_cancelled,
+);

@@ -13,11 +13,21 @@ fn parse_org(text: &str) -> anyhow::Result<OrganizationId> {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let storage = agentd_storage::connect(&args.database_url)
+    let options = agentd_storage::ConnectOptions {
+        max_connections: args.db_max_connections,
+    };
+    let storage = agentd_storage::connect_with(&args.database_url, &options)
         .await
-        .with_context(|| format!("opening {}", args.database_url))?;
+        .with_context(|| {
+            format!(
+                "opening {}",
+                agentd_storage::url_without_password(&args.database_url)
+            )
+        })?;
     let storage = storage.as_ref();
     match args.command {
+        // Connecting applied them.
+        AdminCommand::Migrate => println!("migrations applied"),
         AdminCommand::Org(OrgCommand::Create { name }) => {
             let org = storage
                 .create_organization(OrganizationId::new(), &name)

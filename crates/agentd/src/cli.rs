@@ -33,6 +33,9 @@ pub enum Command {
 pub struct AdminArgs {
     #[arg(long, env = "DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
     pub database_url: String,
+    /// Pooled PostgreSQL connections (SQLite ignores it).
+    #[arg(long, env = "AGENTD_DB_MAX_CONNECTIONS", default_value_t = agentd_storage::ConnectOptions::DEFAULT_MAX_CONNECTIONS)]
+    pub db_max_connections: u32,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -48,6 +51,9 @@ pub enum AdminCommand {
     /// Credits of an organization.
     #[command(subcommand)]
     Credits(CreditsCommand),
+    /// Apply the database's migrations and exit (servers also apply them
+    /// on start; run this first when rolling out a new version).
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]

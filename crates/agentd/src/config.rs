@@ -18,6 +18,10 @@ pub struct ServeConfig {
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
+    /// Pooled PostgreSQL connections of this process (SQLite ignores it).
+    #[arg(long, env = "AGENTD_DB_MAX_CONNECTIONS", default_value_t = agentd_storage::ConnectOptions::DEFAULT_MAX_CONNECTIONS)]
+    pub db_max_connections: u32,
+
     /// Uploaded inputs and job references are stored here.
     #[arg(long, env = "AGENTD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -154,9 +154,17 @@ pub async fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderR
 impl AppState {
     /// Opens storage (bootstrapping tenancy), providers, engines and files.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Arc<Self>> {
-        let storage = agentd_storage::connect(&config.database_url)
+        let options = agentd_storage::ConnectOptions {
+            max_connections: config.db_max_connections,
+        };
+        let storage = agentd_storage::connect_with(&config.database_url, &options)
             .await
-            .with_context(|| format!("opening {}", config.database_url))?;
+            .with_context(|| {
+                format!(
+                    "opening {}",
+                    agentd_storage::url_without_password(&config.database_url)
+                )
+            })?;
         crate::admin::bootstrap(
             storage.as_ref(),
             config.bootstrap_org_id.as_deref(),

@@ -10,6 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::job_from_row;
 use super::SqliteStorage;
+use crate::status_events::{contains_pattern, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
 };
@@ -297,7 +298,7 @@ fn push_job_filters<'q>(
         }
     }
     if let Some(search) = &filter.search {
-        let pattern = format!("%{}%", super::escape_like(search));
+        let pattern = contains_pattern(search);
         query
             .push(" AND (j.id LIKE ")
             .push_bind(pattern.clone())
@@ -362,7 +363,6 @@ pub(super) async fn list_jobs(
     })
 }
 
-const ABANDONED: &str = "The job was abandoned: its worker stopped responding too many times.";
 // The RETRY event's message is written by the `job_status_changed` trigger.
 
 /// Jobs whose worker vanished: retried, or failed after `max_attempts`.

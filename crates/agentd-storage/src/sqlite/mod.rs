@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
+use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, Created, DeleteData, JobQuery,
     LeaseState, NewApiKey, NewJob, Page, Result, RunContext, Storage, StorageError, StoredApiKey,
@@ -190,11 +191,11 @@ fn push_agent_filters<'q>(
     if let Some(name) = &query.name {
         builder
             .push(" AND a.name LIKE ")
-            .push_bind(format!("%{}%", escape_like(name)))
+            .push_bind(contains_pattern(name))
             .push(" ESCAPE '\\'");
     }
     if let Some(search) = &query.search {
-        let pattern = format!("%{}%", escape_like(search));
+        let pattern = contains_pattern(search);
         builder
             .push(" AND (a.name LIKE ")
             .push_bind(pattern.clone())
@@ -261,13 +262,6 @@ fn push_agent_filters<'q>(
             builder.push(" AND 0");
         }
     }
-}
-
-/// SQLite's LIKE is case-insensitive for ASCII; `%` and `_` are escaped.
-pub(super) fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 fn order_column(field: AgentOrderField) -> &'static str {

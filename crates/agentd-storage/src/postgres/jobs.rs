@@ -1,0 +1,687 @@
+//! The jobs table as a durable queue shared by many processes: claims skip
+//! rows other transactions hold (`FOR UPDATE SKIP LOCKED`) and recheck the
+//! status, leases run on the database's clock, and every status change
+//! writes its event (and a final one its charge) in its own transaction.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use agentd_domain::time::{self, Timestamp};
+use agentd_domain::{
+    AgentId, AgentVersionId, Job, JobId, JobInput, JobOutcome, JobStatus, JobSummary,
+    OrganizationId, StatusEvent,
+};
+use sqlx::postgres::PgRow;
+use sqlx::types::{Json, Uuid};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+
+use super::rows::{event_from_row, job_from_row, summary_from_row};
+use super::PostgresStorage;
+use crate::status_events::{contains_pattern, event_message, ABANDONED};
+use crate::{
+    ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
+    StorageError,
+};
+
+/// The columns of a job (`j`), money as `float8`.
+macro_rules! job_columns {
+    () => {
+        "j.id, j.organization_id, j.agent_id, j.agent_version_id, j.status, j.inputs, \
+         j.metadata, j.outputs, j.error_message, j.error_kind, j.input_tokens, j.output_tokens, \
+         j.cached_input_tokens, j.cost::float8 AS cost, j.attempts, j.creator_key_id, \
+         j.data_deleted, j.created_at, j.updated_at"
+    };
+}
+
+const SELECT_JOBS: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    ", v.version_name AS agent_version_name FROM jobs j \
+     LEFT JOIN agent_versions v ON v.id = j.agent_version_id"
+);
+
+const UNFINISHED: &str = "(0, 1, 2)";
+
+fn uuids<T: Copy>(ids: &[T], uuid: impl Fn(&T) -> Uuid) -> Vec<Uuid> {
+    ids.iter().map(uuid).collect()
+}
+
+/// A job whose status just changed, as an `UPDATE ... RETURNING` gives it.
+struct Changed {
+    id: Uuid,
+    status: i16,
+    error_message: Option<String>,
+}
+
+impl Changed {
+    fn from_row(row: &PgRow) -> Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            status: row.try_get("status")?,
+            error_message: row.try_get("error_message")?,
+        })
+    }
+}
+
+/// Writes the status events of jobs whose status changed, in the caller's
+/// transaction: the one place the events of this backend are made.
+async fn record_events(conn: &mut PgConnection, changed: &[Changed], at: Timestamp) -> Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut messages = Vec::with_capacity(changed.len());
+    for job in changed {
+        let status = JobStatus::from_code(job.status.into())
+            .ok_or_else(|| StorageError::Corrupt(format!("status {}", job.status)))?;
+        messages.push(event_message(status, job.error_message.as_deref()));
+    }
+    sqlx::query(
+        "INSERT INTO job_events (job_id, status, error_message, created_at) \
+         SELECT e.job_id, e.status, e.message, $4 \
+         FROM UNNEST($1::uuid[], $2::smallint[], $3::text[]) WITH ORDINALITY \
+              AS e(job_id, status, message, n) ORDER BY e.n",
+    )
+    .bind(changed.iter().map(|c| c.id).collect::<Vec<_>>())
+    .bind(changed.iter().map(|c| c.status).collect::<Vec<_>>())
+    .bind(messages)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Charges a final job's cost to its organization (in the transaction that
+/// made the job final); the row lock the update takes orders concurrent charges.
+async fn charge(conn: &mut PgConnection, org: Uuid, cost: f64) -> Result<()> {
+    if cost == 0.0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE organizations SET spent = spent + $1::numeric, credits = credits - $1::numeric \
+         WHERE id = $2",
+    )
+    .bind(cost)
+    .bind(org)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Result<()> {
+    let (status, outputs, error_message, tokens, cost) = match &job.cached {
+        None => (JobStatus::Pending, None, None, None, None),
+        Some(cached) => (
+            JobStatus::Cached,
+            cached.outputs.as_ref().map(Json),
+            cached.error_message.clone(),
+            Some(0i64),
+            Some(0.0f64),
+        ),
+    };
+    let id = *job.id.as_uuid();
+    sqlx::query(
+        "INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, \
+         metadata, outputs, error_message, input_tokens, output_tokens, cached_input_tokens, cost, \
+         attempts, creator_key_id, cache_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11, 0, $12, $13, $14, $14)",
+    )
+    .bind(id)
+    .bind(*job.organization_id.as_uuid())
+    .bind(*job.agent_id.as_uuid())
+    .bind(*job.agent_version_id.as_uuid())
+    .bind(status.code())
+    .bind(Json(&job.inputs))
+    .bind(Json(&job.metadata))
+    .bind(outputs)
+    .bind(&error_message)
+    .bind(tokens)
+    .bind(cost)
+    .bind(job.creator_key_id)
+    .bind(&job.cache_key)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    // Every job starts PENDING; a cache hit is final at once.
+    let mut events = vec![Changed {
+        id,
+        status: JobStatus::Pending.code(),
+        error_message: None,
+    }];
+    if status != JobStatus::Pending {
+        events.push(Changed {
+            id,
+            status: status.code(),
+            error_message,
+        });
+    }
+    record_events(conn, &events, at).await?;
+    sqlx::query(
+        "UPDATE agents SET job_count = job_count + 1, \
+         most_recent_job = GREATEST(most_recent_job, $1) WHERE id = $2",
+    )
+    .bind(at)
+    .bind(*job.agent_id.as_uuid())
+    .execute(&mut *conn)
+    .await?;
+    super::files::link_job_files(conn, job.organization_id, job.id, &job.files, at).await
+}
+
+/// Takes the idempotency key for this job, or returns the job that holds
+/// it: an insert that does nothing when a live key exists (a key older than
+/// 24 h is taken over), so two racing requests cannot both create a job.
+async fn take_idempotency_key(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    key: &str,
+    at: Timestamp,
+) -> Result<Option<JobId>> {
+    let window_start = at - time::Delta::hours(24);
+    let taken: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys AS k (agent_id, key, job_id, created_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (agent_id, key) DO UPDATE \
+         SET job_id = excluded.job_id, created_at = excluded.created_at \
+         WHERE k.created_at <= $5 RETURNING job_id",
+    )
+    .bind(*job.agent_id.as_uuid())
+    .bind(key)
+    .bind(*job.id.as_uuid())
+    .bind(at)
+    .bind(window_start)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if taken.is_some() {
+        return Ok(None);
+    }
+    let holder: Uuid =
+        sqlx::query_scalar("SELECT job_id FROM idempotency_keys WHERE agent_id = $1 AND key = $2")
+            .bind(*job.agent_id.as_uuid())
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Some(JobId::from(holder)))
+}
+
+pub(super) async fn create_job(db: &PostgresStorage, job: NewJob) -> Result<Created> {
+    let at = time::now();
+    let mut tx = db.pool.begin().await?;
+    if let Some(key) = &job.idempotency_key {
+        if let Some(existing) = take_idempotency_key(&mut tx, &job, key, at).await? {
+            tx.commit().await?;
+            return Ok(Created::Existing(existing));
+        }
+    }
+    insert_job(&mut tx, &job, at).await?;
+    tx.commit().await?;
+    Ok(Created::New(job.id))
+}
+
+pub(super) async fn create_jobs(db: &PostgresStorage, jobs: Vec<NewJob>) -> Result<()> {
+    let at = time::now();
+    let mut tx = db.pool.begin().await?;
+    for job in &jobs {
+        insert_job(&mut tx, job, at).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Completes job rows with their status events.
+async fn load_jobs(pool: &PgPool, rows: Vec<PgRow>, with_events: bool) -> Result<Vec<Job>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .map(|r| r.try_get::<Uuid, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut events: HashMap<Uuid, Vec<StatusEvent>> = HashMap::new();
+    if with_events {
+        let rows = sqlx::query(
+            "SELECT job_id, status, error_message, created_at FROM job_events \
+             WHERE job_id = ANY($1) ORDER BY id",
+        )
+        .bind(&ids)
+        .fetch_all(pool)
+        .await?;
+        for row in rows {
+            let job_id: Uuid = row.try_get("job_id")?;
+            events
+                .entry(job_id)
+                .or_default()
+                .push(event_from_row(&row)?);
+        }
+    }
+    rows.iter()
+        .zip(ids)
+        .map(|(row, id)| job_from_row(row, events.remove(&id).unwrap_or_default()))
+        .collect()
+}
+
+pub(super) async fn get_jobs(
+    pool: &PgPool,
+    org: OrganizationId,
+    ids: &[JobId],
+    with_events: bool,
+) -> Result<Vec<Job>> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_JOBS} WHERE j.id = ANY($1) AND j.organization_id = $2"
+    ))
+    .bind(uuids(ids, |id| *id.as_uuid()))
+    .bind(*org.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    load_jobs(pool, rows, with_events).await
+}
+
+pub(super) async fn get_job_summaries(
+    pool: &PgPool,
+    org: OrganizationId,
+    ids: &[JobId],
+) -> Result<Vec<JobSummary>> {
+    let rows = sqlx::query(
+        "SELECT id, agent_id, status, error_message, created_at, updated_at FROM jobs \
+         WHERE id = ANY($1) AND organization_id = $2",
+    )
+    .bind(uuids(ids, |id| *id.as_uuid()))
+    .bind(*org.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(summary_from_row).collect()
+}
+
+fn push_job_filters<'q>(
+    query: &mut QueryBuilder<'q, Postgres>,
+    org: OrganizationId,
+    agent: AgentId,
+    filter: &'q JobQuery,
+) {
+    query
+        .push(" WHERE j.organization_id = ")
+        .push_bind(*org.as_uuid())
+        .push(" AND j.agent_id = ")
+        .push_bind(*agent.as_uuid());
+    if !filter.statuses.is_empty() {
+        let codes: Vec<i16> = filter.statuses.iter().map(|s| s.code()).collect();
+        query
+            .push(" AND j.status = ANY(")
+            .push_bind(codes)
+            .push(")");
+    }
+    if let Some(name) = &filter.version_name {
+        query
+            .push(" AND v.version_name = ")
+            .push_bind(name.as_str());
+    }
+    for (key, value) in &filter.metadata {
+        query
+            .push(" AND j.metadata -> ")
+            .push_bind(key.as_str())
+            .push(" = ")
+            .push_bind(Json(value));
+    }
+    if let Some(from) = filter.created_from {
+        query.push(" AND j.created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.created_to {
+        query.push(" AND j.created_at <= ").push_bind(to);
+    }
+    if let Some(search) = &filter.search {
+        let pattern = contains_pattern(search);
+        query
+            .push(" AND (j.id::text ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR j.inputs::text ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR j.metadata::text ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+}
+
+pub(super) async fn list_jobs(
+    pool: &PgPool,
+    org: OrganizationId,
+    agent: AgentId,
+    filter: &JobQuery,
+) -> Result<Page<Job>> {
+    let mut count = QueryBuilder::<Postgres>::new(
+        "SELECT COUNT(*) FROM jobs j LEFT JOIN agent_versions v ON v.id = j.agent_version_id",
+    );
+    push_job_filters(&mut count, org, agent, filter);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+
+    let mut select = QueryBuilder::<Postgres>::new(SELECT_JOBS);
+    push_job_filters(&mut select, org, agent, filter);
+    let (field, descending) = filter.order_by.unwrap_or((JobOrderField::CreatedAt, true));
+    let column = match field {
+        JobOrderField::Id => "j.id::text",
+        JobOrderField::StatusCode => "j.status",
+        JobOrderField::CreatedAt => "j.created_at",
+        JobOrderField::LastUpdatedAt => "j.updated_at",
+        JobOrderField::Cost => "j.cost",
+    };
+    // NULLs sort as in SQLite: first ascending, last descending.
+    let direction = if descending {
+        "DESC NULLS LAST"
+    } else {
+        "ASC NULLS FIRST"
+    };
+    select.push(format!(
+        " ORDER BY {column} {direction}, j.created_at {direction}, j.seq {direction} LIMIT "
+    ));
+    select
+        .push_bind(filter.limit)
+        .push(" OFFSET ")
+        .push_bind(filter.offset);
+    let rows = select.build().fetch_all(pool).await?;
+    Ok(Page {
+        items: load_jobs(pool, rows, true).await?,
+        total,
+    })
+}
+
+/// Jobs whose lease expired by the database's clock: retried, or failed
+/// after `max_attempts`. Rows another transaction holds are left to it.
+async fn requeue_expired(conn: &mut PgConnection, max_attempts: i32, at: Timestamp) -> Result<()> {
+    let rows = sqlx::query(
+        "WITH expired AS (SELECT id FROM jobs WHERE status = 1 AND lease_expires_at < now() \
+                          FOR UPDATE SKIP LOCKED) \
+         UPDATE jobs j SET status = CASE WHEN j.attempts >= $1 THEN 4 ELSE 2 END, \
+         error_message = CASE WHEN j.attempts >= $1 THEN $2 ELSE j.error_message END, \
+         error_kind = CASE WHEN j.attempts >= $1 THEN 'internal' ELSE j.error_kind END, \
+         lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
+         FROM expired WHERE j.id = expired.id AND j.status = 1 \
+         RETURNING j.id, j.status, j.error_message",
+    )
+    .bind(max_attempts)
+    .bind(ABANDONED)
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?;
+    let changed = rows
+        .iter()
+        .map(Changed::from_row)
+        .collect::<Result<Vec<_>>>()?;
+    record_events(conn, &changed, at).await
+}
+
+/// Leases up to `request.limit` runnable jobs, oldest first, skipping the
+/// ones other claims are taking; the status is checked again on the locked row.
+async fn claim_in(
+    conn: &mut PgConnection,
+    request: &ClaimRequest,
+    at: Timestamp,
+) -> Result<Vec<Job>> {
+    requeue_expired(conn, request.max_attempts, at).await?;
+    let rows = sqlx::query(concat!(
+        "WITH picked AS (SELECT id FROM jobs WHERE status IN (0, 2) \
+                         ORDER BY created_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         UPDATE jobs j SET status = 1, attempts = j.attempts + 1, lease_owner = $1, \
+         lease_expires_at = now() + make_interval(secs => $2), updated_at = $3 \
+         FROM picked WHERE j.id = picked.id AND j.status IN (0, 2) RETURNING ",
+        job_columns!()
+    ))
+    .bind(&request.owner)
+    .bind(request.lease.as_secs_f64())
+    .bind(at)
+    .bind(request.limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    let mut changed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // Workers need no status history.
+        let job = job_from_row(row, Vec::new())?;
+        changed.push(Changed {
+            id: *job.id.as_uuid(),
+            status: JobStatus::Started.code(),
+            error_message: None,
+        });
+        claimed.push(job);
+    }
+    record_events(conn, &changed, at).await?;
+    claimed.sort_by_key(|job| job.created_at);
+    Ok(claimed)
+}
+
+pub(super) async fn claim_jobs(db: &PostgresStorage, request: &ClaimRequest) -> Result<Vec<Job>> {
+    let mut tx = db.pool.begin().await?;
+    let jobs = claim_in(&mut tx, request, time::now()).await?;
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+/// One transaction for the hot path of a worker: the end of one job and
+/// the start of the next.
+pub(super) async fn finish_and_claim(
+    db: &PostgresStorage,
+    id: JobId,
+    outcome: &JobOutcome,
+    next: &ClaimRequest,
+) -> Result<Vec<Job>> {
+    let at = time::now();
+    let mut tx = db.pool.begin().await?;
+    finish_in(&mut tx, id, outcome, at).await?;
+    let jobs = claim_in(&mut tx, next, at).await?;
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+pub(super) async fn renew_lease(
+    db: &PostgresStorage,
+    id: JobId,
+    owner: &str,
+    lease: Duration,
+) -> Result<LeaseState> {
+    let renewed = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $1) \
+         WHERE id = $2 AND lease_owner = $3 AND status = 1",
+    )
+    .bind(lease.as_secs_f64())
+    .bind(*id.as_uuid())
+    .bind(owner)
+    .execute(&db.pool)
+    .await?;
+    if renewed.rows_affected() == 1 {
+        return Ok(LeaseState::Held);
+    }
+    let status: Option<i16> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(*id.as_uuid())
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(if status == Some(JobStatus::Cancelled.code()) {
+        LeaseState::Cancelled
+    } else {
+        LeaseState::Lost
+    })
+}
+
+pub(super) async fn finish_job(
+    db: &PostgresStorage,
+    id: JobId,
+    outcome: &JobOutcome,
+) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    finish_in(&mut tx, id, outcome, time::now()).await?;
+    tx.commit().await.map_err(Into::into)
+}
+
+/// Records the outcome of an unfinished job, its event and its charge.
+async fn finish_in(
+    conn: &mut PgConnection,
+    id: JobId,
+    outcome: &JobOutcome,
+    at: Timestamp,
+) -> Result<()> {
+    let (outputs, error_message, kind, usage) = match outcome {
+        JobOutcome::Success { outputs, usage, .. } => (Some(Json(outputs)), None, None, usage),
+        JobOutcome::Failure {
+            error_message,
+            kind,
+            usage,
+            ..
+        } => (
+            None,
+            Some(error_message.as_str()),
+            Some(kind.as_str()),
+            usage,
+        ),
+    };
+    let cost = outcome.cost();
+    let finished = sqlx::query(&format!(
+        "UPDATE jobs SET status = $1, outputs = $2, error_message = $3, error_kind = $4, \
+         input_tokens = $5, output_tokens = $6, cached_input_tokens = $7, cost = $8::numeric, \
+         lease_owner = NULL, lease_expires_at = NULL, updated_at = $9 \
+         WHERE id = $10 AND status IN {UNFINISHED} \
+         RETURNING id, status, error_message, organization_id"
+    ))
+    .bind(outcome.status().code())
+    .bind(outputs)
+    .bind(error_message)
+    .bind(kind)
+    .bind(usage.input_tokens)
+    .bind(usage.output_tokens)
+    .bind(usage.cached_input_tokens)
+    .bind(cost)
+    .bind(at)
+    .bind(*id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?;
+    // Already final (cancelled, or a late duplicate): nothing to record.
+    let Some(row) = finished else {
+        return Ok(());
+    };
+    record_events(conn, &[Changed::from_row(&row)?], at).await?;
+    charge(conn, row.try_get("organization_id")?, cost).await
+}
+
+/// Marks the listed rows CANCELLED (the caller holds their locks or
+/// selects them by status in the update) and records their events.
+async fn cancel_where(
+    conn: &mut PgConnection,
+    filter: &str,
+    first: Uuid,
+    org: OrganizationId,
+    at: Timestamp,
+) -> Result<Vec<Uuid>> {
+    let rows = sqlx::query(&format!(
+        "UPDATE jobs SET status = 5, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
+         WHERE {filter} = $1 AND organization_id = $2 AND status IN {UNFINISHED} \
+         RETURNING id, status, error_message"
+    ))
+    .bind(first)
+    .bind(*org.as_uuid())
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?;
+    let changed = rows
+        .iter()
+        .map(Changed::from_row)
+        .collect::<Result<Vec<_>>>()?;
+    record_events(conn, &changed, at).await?;
+    Ok(changed.into_iter().map(|c| c.id).collect())
+}
+
+pub(super) async fn cancel_job(
+    db: &PostgresStorage,
+    org: OrganizationId,
+    id: JobId,
+) -> Result<Option<JobStatus>> {
+    let mut tx = db.pool.begin().await?;
+    let status: Option<i16> = sqlx::query_scalar(
+        "SELECT status FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE",
+    )
+    .bind(*id.as_uuid())
+    .bind(*org.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(code) = status else {
+        return Ok(None);
+    };
+    let status = JobStatus::from_code(code.into())
+        .ok_or_else(|| StorageError::Corrupt(format!("status {code}")))?;
+    if status.is_final() {
+        return Ok(Some(status));
+    }
+    cancel_where(&mut tx, "id", *id.as_uuid(), org, time::now()).await?;
+    tx.commit().await?;
+    Ok(Some(JobStatus::Cancelled))
+}
+
+pub(super) async fn cancel_agent_jobs(
+    db: &PostgresStorage,
+    org: OrganizationId,
+    agent: AgentId,
+) -> Result<Vec<JobId>> {
+    let mut tx = db.pool.begin().await?;
+    let ids = cancel_where(&mut tx, "agent_id", *agent.as_uuid(), org, time::now()).await?;
+    tx.commit().await?;
+    Ok(ids.into_iter().map(JobId::from).collect())
+}
+
+pub(super) async fn delete_job_data(
+    db: &PostgresStorage,
+    org: OrganizationId,
+    id: JobId,
+) -> Result<DeleteData> {
+    let mut tx = db.pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT status, inputs FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE",
+    )
+    .bind(*id.as_uuid())
+    .bind(*org.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(DeleteData::NotFound);
+    };
+    let status: i16 = row.try_get("status")?;
+    if !JobStatus::from_code(status.into()).is_some_and(JobStatus::is_final) {
+        return Ok(DeleteData::NotFinal);
+    }
+    let Json(mut inputs): Json<Vec<JobInput>> = row.try_get("inputs")?;
+    for input in &mut inputs {
+        input.value.clear();
+        input.file_name = None;
+    }
+    sqlx::query(
+        "UPDATE jobs SET inputs = $1, outputs = NULL, data_deleted = true, updated_at = $2 \
+         WHERE id = $3",
+    )
+    .bind(Json(&inputs))
+    .bind(time::now())
+    .bind(*id.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    // Files other jobs still refer to stay.
+    let files = super::files::unlink_jobs(&mut tx, "id", *id.as_uuid()).await?;
+    tx.commit().await?;
+    Ok(DeleteData::Deleted { files })
+}
+
+pub(super) async fn find_cached(
+    pool: &PgPool,
+    version: AgentVersionId,
+    cache_key: &str,
+    include_failed: bool,
+) -> Result<Option<Job>> {
+    let statuses: &[i16] = if include_failed {
+        &[JobStatus::Success.code(), JobStatus::Failure.code()]
+    } else {
+        &[JobStatus::Success.code()]
+    };
+    let row = sqlx::query(&format!(
+        "{SELECT_JOBS} WHERE j.agent_version_id = $1 AND j.cache_key = $2 \
+         AND j.status = ANY($3) AND NOT j.data_deleted \
+         ORDER BY j.created_at DESC, j.seq DESC LIMIT 1"
+    ))
+    .bind(*version.as_uuid())
+    .bind(cache_key)
+    .bind(statuses)
+    .fetch_optional(pool)
+    .await?;
+    Ok(load_jobs(pool, row.into_iter().collect(), false)
+        .await?
+        .pop())
+}
