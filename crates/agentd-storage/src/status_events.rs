@@ -1,10 +1,9 @@
 //! What a backend records when a job's status changes, shared by all of
 //! them: the message of each status event and the texts of the queue.
 
-use agentd_domain::JobStatus;
+use agentd_domain::{JobId, JobStatus};
 
 /// The message of the RETRY event written when a worker's lease expired.
-/// (SQLite's `job_status_changed` trigger, migration 0004, holds the same text.)
 pub(crate) const RETRY_MESSAGE: &str =
     "The worker running this job stopped responding; the job is retried.";
 
@@ -14,7 +13,7 @@ pub(crate) const ABANDONED: &str =
 
 /// The message a status event carries: why a job is retried, or its error
 /// when it failed; nothing for other statuses.
-pub(crate) fn event_message(status: JobStatus, error_message: Option<&str>) -> Option<String> {
+fn event_message(status: JobStatus, error_message: Option<&str>) -> Option<String> {
     match status {
         JobStatus::Retry => Some(RETRY_MESSAGE.to_owned()),
         JobStatus::Failure => error_message.map(str::to_owned),
@@ -30,4 +29,44 @@ pub(crate) fn contains_pattern(text: &str) -> String {
         .replace('%', "\\%")
         .replace('_', "\\_");
     format!("%{escaped}%")
+}
+
+/// A job whose status was just set: each backend writes its event, in the
+/// transaction that set it, from this (no database triggers).
+#[derive(Clone, Debug)]
+pub(crate) struct StatusChange {
+    pub job: JobId,
+    pub status: JobStatus,
+    /// The job's error message after the change (a FAILURE's reason).
+    pub error_message: Option<String>,
+}
+
+impl StatusChange {
+    pub fn new(job: JobId, status: JobStatus) -> Self {
+        Self {
+            job,
+            status,
+            error_message: None,
+        }
+    }
+
+    /// The events a new job starts with: PENDING, then its status when it
+    /// is created final (a cache hit).
+    pub fn created(job: JobId, status: JobStatus) -> Vec<Self> {
+        let mut changes = vec![Self::new(job, JobStatus::Pending)];
+        if status != JobStatus::Pending {
+            changes.push(Self::new(job, status));
+        }
+        changes
+    }
+
+    /// The message its status event carries.
+    pub fn event_message(&self) -> Option<String> {
+        event_message(self.status, self.error_message.as_deref())
+    }
+}
+
+/// What a job's end costs its organization: nothing to write for a free run.
+pub(crate) fn charge(cost: f64) -> Option<f64> {
+    (cost != 0.0).then_some(cost)
 }

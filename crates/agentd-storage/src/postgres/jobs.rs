@@ -17,7 +17,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::rows::{event_from_row, job_from_row, summary_from_row};
 use super::PostgresStorage;
-use crate::status_events::{contains_pattern, event_message, ABANDONED};
+use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
     StorageError,
@@ -46,34 +46,30 @@ fn uuids<T: Copy>(ids: &[T], uuid: impl Fn(&T) -> Uuid) -> Vec<Uuid> {
     ids.iter().map(uuid).collect()
 }
 
-/// A job whose status just changed, as an `UPDATE ... RETURNING` gives it.
-struct Changed {
-    id: Uuid,
-    status: i16,
-    error_message: Option<String>,
+/// A job whose status an `UPDATE ... RETURNING id, status, error_message` changed.
+fn changed_from_row(row: &PgRow) -> Result<StatusChange> {
+    let code: i16 = row.try_get("status")?;
+    Ok(StatusChange {
+        job: JobId::from(row.try_get::<Uuid, _>("id")?),
+        status: JobStatus::from_code(code.into())
+            .ok_or_else(|| StorageError::Corrupt(format!("status {code}")))?,
+        error_message: row.try_get("error_message")?,
+    })
 }
 
-impl Changed {
-    fn from_row(row: &PgRow) -> Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            status: row.try_get("status")?,
-            error_message: row.try_get("error_message")?,
-        })
-    }
+fn changed_from_rows(rows: &[PgRow]) -> Result<Vec<StatusChange>> {
+    rows.iter().map(changed_from_row).collect()
 }
 
 /// Writes the status events of jobs whose status changed, in the caller's
 /// transaction: the one place the events of this backend are made.
-async fn record_events(conn: &mut PgConnection, changed: &[Changed], at: Timestamp) -> Result<()> {
+async fn record_events(
+    conn: &mut PgConnection,
+    changed: &[StatusChange],
+    at: Timestamp,
+) -> Result<()> {
     if changed.is_empty() {
         return Ok(());
-    }
-    let mut messages = Vec::with_capacity(changed.len());
-    for job in changed {
-        let status = JobStatus::from_code(job.status.into())
-            .ok_or_else(|| StorageError::Corrupt(format!("status {}", job.status)))?;
-        messages.push(event_message(status, job.error_message.as_deref()));
     }
     sqlx::query(
         "INSERT INTO job_events (job_id, status, error_message, created_at) \
@@ -81,9 +77,14 @@ async fn record_events(conn: &mut PgConnection, changed: &[Changed], at: Timesta
          FROM UNNEST($1::uuid[], $2::smallint[], $3::text[]) WITH ORDINALITY \
               AS e(job_id, status, message, n) ORDER BY e.n",
     )
-    .bind(changed.iter().map(|c| c.id).collect::<Vec<_>>())
-    .bind(changed.iter().map(|c| c.status).collect::<Vec<_>>())
-    .bind(messages)
+    .bind(changed.iter().map(|c| *c.job.as_uuid()).collect::<Vec<_>>())
+    .bind(changed.iter().map(|c| c.status.code()).collect::<Vec<_>>())
+    .bind(
+        changed
+            .iter()
+            .map(StatusChange::event_message)
+            .collect::<Vec<_>>(),
+    )
     .bind(at)
     .execute(&mut *conn)
     .await?;
@@ -93,9 +94,9 @@ async fn record_events(conn: &mut PgConnection, changed: &[Changed], at: Timesta
 /// Charges a final job's cost to its organization (in the transaction that
 /// made the job final); the row lock the update takes orders concurrent charges.
 async fn charge(conn: &mut PgConnection, org: Uuid, cost: f64) -> Result<()> {
-    if cost == 0.0 {
+    let Some(cost) = status_events::charge(cost) else {
         return Ok(());
-    }
+    };
     sqlx::query(
         "UPDATE organizations SET spent = spent + $1::numeric, credits = credits - $1::numeric \
          WHERE id = $2",
@@ -141,20 +142,7 @@ async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Res
     .bind(at)
     .execute(&mut *conn)
     .await?;
-    // Every job starts PENDING; a cache hit is final at once.
-    let mut events = vec![Changed {
-        id,
-        status: JobStatus::Pending.code(),
-        error_message: None,
-    }];
-    if status != JobStatus::Pending {
-        events.push(Changed {
-            id,
-            status: status.code(),
-            error_message,
-        });
-    }
-    record_events(conn, &events, at).await?;
+    record_events(conn, &StatusChange::created(job.id, status), at).await?;
     sqlx::query(
         "UPDATE agents SET job_count = job_count + 1, \
          most_recent_job = GREATEST(most_recent_job, $1) WHERE id = $2",
@@ -399,11 +387,7 @@ async fn requeue_expired(conn: &mut PgConnection, max_attempts: i32, at: Timesta
     .bind(at)
     .fetch_all(&mut *conn)
     .await?;
-    let changed = rows
-        .iter()
-        .map(Changed::from_row)
-        .collect::<Result<Vec<_>>>()?;
-    record_events(conn, &changed, at).await
+    record_events(conn, &changed_from_rows(&rows)?, at).await
 }
 
 /// Leases up to `request.limit` runnable jobs, oldest first, skipping the
@@ -433,11 +417,7 @@ async fn claim_in(
     for row in &rows {
         // Workers need no status history.
         let job = job_from_row(row, Vec::new())?;
-        changed.push(Changed {
-            id: *job.id.as_uuid(),
-            status: JobStatus::Started.code(),
-            error_message: None,
-        });
+        changed.push(StatusChange::new(job.id, JobStatus::Started));
         claimed.push(job);
     }
     record_events(conn, &changed, at).await?;
@@ -552,7 +532,7 @@ async fn finish_in(
     let Some(row) = finished else {
         return Ok(());
     };
-    record_events(conn, &[Changed::from_row(&row)?], at).await?;
+    record_events(conn, &[changed_from_row(&row)?], at).await?;
     charge(conn, row.try_get("organization_id")?, cost).await
 }
 
@@ -564,7 +544,7 @@ async fn cancel_where(
     first: Uuid,
     org: OrganizationId,
     at: Timestamp,
-) -> Result<Vec<Uuid>> {
+) -> Result<Vec<JobId>> {
     let rows = sqlx::query(&format!(
         "UPDATE jobs SET status = 5, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
          WHERE {filter} = $1 AND organization_id = $2 AND status IN {UNFINISHED} \
@@ -575,12 +555,9 @@ async fn cancel_where(
     .bind(at)
     .fetch_all(&mut *conn)
     .await?;
-    let changed = rows
-        .iter()
-        .map(Changed::from_row)
-        .collect::<Result<Vec<_>>>()?;
+    let changed = changed_from_rows(&rows)?;
     record_events(conn, &changed, at).await?;
-    Ok(changed.into_iter().map(|c| c.id).collect())
+    Ok(changed.into_iter().map(|c| c.job).collect())
 }
 
 pub(super) async fn cancel_job(
@@ -617,7 +594,7 @@ pub(super) async fn cancel_agent_jobs(
     let mut tx = db.pool.begin().await?;
     let ids = cancel_where(&mut tx, "agent_id", *agent.as_uuid(), org, time::now()).await?;
     tx.commit().await?;
-    Ok(ids.into_iter().map(JobId::from).collect())
+    Ok(ids)
 }
 
 pub(super) async fn delete_job_data(

@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::job_from_row;
 use super::SqliteStorage;
-use crate::status_events::{contains_pattern, ABANDONED};
+use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
 };
@@ -37,6 +37,57 @@ fn later(lease: Duration) -> String {
 
 fn chrono_duration(d: Duration) -> agentd_domain::time::Delta {
     agentd_domain::time::Delta::from_std(d).unwrap_or(agentd_domain::time::Delta::MAX)
+}
+
+/// Writes the status events of jobs whose status was just set, in the
+/// caller's transaction.
+async fn record_events(
+    conn: &mut SqliteConnection,
+    changes: &[StatusChange],
+    at: &str,
+) -> Result<()> {
+    for change in changes {
+        sqlx::query(
+            "INSERT INTO job_events (job_id, status, error_message, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(change.job.to_string())
+        .bind(change.status.code())
+        .bind(change.event_message())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Charges a job's cost to its organization, in the transaction that ends it.
+async fn charge(conn: &mut SqliteConnection, org: &str, cost: f64) -> Result<()> {
+    if let Some(cost) = status_events::charge(cost) {
+        sqlx::query(
+            "UPDATE organizations SET spent = spent + $1, credits = credits - $1 WHERE id = $2",
+        )
+        .bind(cost)
+        .bind(org)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The jobs an `UPDATE ... RETURNING id, status, error_message` changed.
+fn changes_from_rows(rows: &[SqliteRow]) -> Result<Vec<StatusChange>> {
+    rows.iter()
+        .map(|row| {
+            let code: i64 = row.try_get("status")?;
+            Ok(StatusChange {
+                job: parse_id(&row.try_get::<String, _>("id")?)?,
+                status: JobStatus::from_code(code)
+                    .ok_or_else(|| crate::StorageError::Corrupt(format!("status {code}")))?,
+                error_message: row.try_get("error_message")?,
+            })
+        })
+        .collect()
 }
 
 async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Result<()> {
@@ -81,6 +132,7 @@ async fn insert_job(conn: &mut SqliteConnection, job: &NewJob, at: &str) -> Resu
     .bind(at)
     .execute(&mut *conn)
     .await?;
+    record_events(conn, &StatusChange::created(job.id, status), at).await?;
     sqlx::query("UPDATE agents SET job_count = job_count + 1, most_recent_job = ? WHERE id = ?")
         .bind(at)
         .bind(job.agent_id.to_string())
@@ -363,23 +415,21 @@ pub(super) async fn list_jobs(
     })
 }
 
-// The RETRY event's message is written by the `job_status_changed` trigger.
-
 /// Jobs whose worker vanished: retried, or failed after `max_attempts`.
 async fn requeue_expired(conn: &mut SqliteConnection, max_attempts: i32, at: &str) -> Result<()> {
-    sqlx::query(
+    let rows = sqlx::query(
         "UPDATE jobs SET status = CASE WHEN attempts >= ?1 THEN 4 ELSE 2 END, \
          error_message = CASE WHEN attempts >= ?1 THEN ?2 ELSE error_message END, \
          error_kind = CASE WHEN attempts >= ?1 THEN 'internal' ELSE error_kind END, \
          lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3 \
-         WHERE status = 1 AND lease_expires_at < ?3",
+         WHERE status = 1 AND lease_expires_at < ?3 RETURNING id, status, error_message",
     )
     .bind(max_attempts)
     .bind(ABANDONED)
     .bind(at)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    record_events(conn, &changes_from_rows(&rows)?, at).await
 }
 
 /// Leases up to `request.limit` runnable jobs, oldest first.
@@ -404,10 +454,16 @@ async fn claim_in(
     .fetch_all(&mut *conn)
     .await?;
     // Workers need no status history.
-    claimed
+    let jobs = claimed
         .iter()
         .map(|row| job_from_row(row, Vec::new()))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let started: Vec<StatusChange> = jobs
+        .iter()
+        .map(|job| StatusChange::new(job.id, JobStatus::Started))
+        .collect();
+    record_events(conn, &started, at).await?;
+    Ok(jobs)
 }
 
 pub(super) async fn claim_jobs(db: &SqliteStorage, request: &ClaimRequest) -> Result<Vec<Job>> {
@@ -498,11 +554,11 @@ async fn finish_in(
         ),
     };
     let cost = outcome.cost();
-    // The `job_charged` trigger charges the cost to the organization.
-    sqlx::query(&format!(
+    let finished: Option<String> = sqlx::query_scalar(&format!(
         "UPDATE jobs SET status = ?, outputs = ?, error_message = ?, error_kind = ?, input_tokens = ?, \
          output_tokens = ?, cached_input_tokens = ?, cost = ?, lease_owner = NULL, \
-         lease_expires_at = NULL, updated_at = ? WHERE id = ? AND status IN {UNFINISHED}"
+         lease_expires_at = NULL, updated_at = ? WHERE id = ? AND status IN {UNFINISHED} \
+         RETURNING organization_id"
     ))
     .bind(outcome.status().code())
     .bind(outputs)
@@ -514,9 +570,19 @@ async fn finish_in(
     .bind(cost)
     .bind(at)
     .bind(id.to_string())
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(())
+    // Already final (cancelled, or a late duplicate): nothing to record.
+    let Some(org) = finished else {
+        return Ok(());
+    };
+    let change = StatusChange {
+        job: id,
+        status: outcome.status(),
+        error_message: error_message.map(str::to_owned),
+    };
+    record_events(conn, &[change], at).await?;
+    charge(conn, &org, cost).await
 }
 
 /// Cancels the unfinished jobs matching `filter`; returns their ids.
@@ -532,6 +598,11 @@ async fn cancel_where(db: &SqliteStorage, filter: &str, binds: &[String]) -> Res
         query = query.bind(bind);
     }
     let ids = query.fetch_all(&mut *tx).await?;
+    let cancelled = ids
+        .iter()
+        .map(|id| Ok(StatusChange::new(parse_id(id)?, JobStatus::Cancelled)))
+        .collect::<Result<Vec<_>>>()?;
+    record_events(&mut tx, &cancelled, &at).await?;
     tx.commit().await?;
     Ok(ids)
 }
