@@ -1,7 +1,9 @@
 """Fixtures of the agentd end-to-end suite.
 
 One fake OpenAI provider and one agentd server are started per test session
-(against a fresh SQLite database in a temporary directory); the fake is reset
+(against a fresh SQLite database in a temporary directory, or with
+``AGENTD_E2E_DATABASE=postgres`` a fresh PostgreSQL database per server on
+``AGENTD_TEST_POSTGRES_URL``, dropped at the end); the fake is reset
 before every test. Tests that need an isolated organization use ``fresh_org``
 (created with the admin CLI). ``start_server`` starts extra servers with other
 settings. When a test fails, the server log lines written during that test are
@@ -49,6 +51,54 @@ def agentd_bin() -> Path:
 
 _SERVERS: list["AgentdServer"] = []
 
+# ---------------------------------------------------------------------------
+# Databases
+# ---------------------------------------------------------------------------
+
+POSTGRES_ADMIN_URL = os.environ.get("AGENTD_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+# One PostgreSQL database per server working directory (a restarted server
+# finds its jobs again), dropped when the session ends.
+_POSTGRES_DATABASES: dict[Path, str] = {}
+
+
+def use_postgres() -> bool:
+    backend = os.environ.get("AGENTD_E2E_DATABASE", "sqlite")
+    if backend not in ("sqlite", "postgres"):
+        raise pytest.UsageError(f"AGENTD_E2E_DATABASE must be sqlite or postgres, not {backend!r}")
+    return backend == "postgres"
+
+
+def _psql(*sql: str) -> None:
+    for statement in sql:
+        subprocess.run(["psql", POSTGRES_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", statement],
+                       check=True, capture_output=True, text=True, timeout=60)
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    scheme, _, rest = base.partition("://")
+    host = rest.split("/", 1)[0]
+    return f"{scheme}://{host}/{name}" + (f"?{query}" if query else "")
+
+
+def database_url(workdir: Path) -> str:
+    """The DATABASE_URL of a server working in ``workdir``."""
+    if not use_postgres():
+        return f"sqlite://{workdir / 'agentd.db'}"
+    name = _POSTGRES_DATABASES.get(workdir)
+    if name is None:
+        name = "agentd_e2e_" + uuid.uuid4().hex
+        _psql(f"CREATE DATABASE {name}")
+        _POSTGRES_DATABASES[workdir] = name
+    return _with_database(POSTGRES_ADMIN_URL, name)
+
+
+def drop_databases() -> None:
+    while _POSTGRES_DATABASES:
+        _, name = _POSTGRES_DATABASES.popitem()
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 
 class AgentdServer:
     """An ``agentd serve`` child process with its own data directory."""
@@ -63,7 +113,7 @@ class AgentdServer:
         self.env = {
             **os.environ,
             "AGENTD_ADDR": "127.0.0.1:0",
-            "DATABASE_URL": f"sqlite://{workdir / 'agentd.db'}",
+            "DATABASE_URL": database_url(workdir),
             "AGENTD_DATA_DIR": str(workdir),
             "AGENTD_BOOTSTRAP_ORG_ID": self.org_id,
             "AGENTD_BOOTSTRAP_API_KEY": self.api_key,
@@ -221,6 +271,9 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 def session_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="agentd-e2e-"))
     yield path
+    for srv in list(_SERVERS):
+        srv.stop()
+    drop_databases()
     if os.environ.get("AGENTD_E2E_KEEP") != "1":
         shutil.rmtree(path, ignore_errors=True)
 

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
@@ -65,6 +66,12 @@ class Server:
         return {p.name for p in self.files_dir.iterdir()}
 
     def query(self, sql: str, *args) -> list[tuple]:
+        url = self.srv.env["DATABASE_URL"]
+        if url.startswith("postgres"):
+            assert not args, "parameters are for SQLite only"
+            out = subprocess.run(["psql", url, "-Atc", sql], check=True, capture_output=True, text=True,
+                                 timeout=60).stdout
+            return [tuple(line.split("|")) for line in out.splitlines()]
         db = sqlite3.connect(f"file:{self.srv.workdir / 'agentd.db'}?mode=ro", uri=True, timeout=30)
         try:
             return db.execute(sql, args).fetchall()
@@ -75,6 +82,8 @@ class Server:
         return {row[0] for row in self.query("SELECT id FROM files")}
 
     def db_bytes(self) -> int:
+        if self.srv.env["DATABASE_URL"].startswith("postgres"):
+            return int(self.query("SELECT pg_database_size(current_database())")[0][0])
         return sum(p.stat().st_size for p in self.srv.workdir.glob("agentd.db*"))
 
     def photo_agent(self) -> dict:
