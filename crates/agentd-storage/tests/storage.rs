@@ -694,7 +694,10 @@ async fn racing_idempotent_submissions_create_one_job(db: TempDb) {
         .map(|_| {
             let storage = db.storage.clone();
             let mut job = new_job(&agent);
-            job.idempotency_key = Some("race".into());
+            job.idempotency_key = Some(IdempotencyKey {
+                key: "race".into(),
+                request_hash: "same request".into(),
+            });
             tokio::spawn(async move { storage.create_job(job).await.unwrap() })
         })
         .collect();
@@ -706,7 +709,7 @@ async fn racing_idempotent_submissions_create_one_job(db: TempDb) {
         .iter()
         .filter_map(|c| match c {
             Created::New(id) => Some(*id),
-            Created::Existing(_) => None,
+            Created::Existing(_) | Created::KeyReused(_) => None,
         })
         .collect();
     assert_eq!(new.len(), 1, "{created:?}");
@@ -800,7 +803,97 @@ async fn jobs_are_searched_and_an_agents_jobs_cancelled(db: TempDb) {
     );
 }
 
+/// Every sort key and filter of the list endpoints is valid SQL on each
+/// backend and sorts unfinished jobs first by duration.
+async fn every_sort_key_and_list_filter_works(db: TempDb) {
+    use agentd_storage::{AgentOrderField, JobOrderField, TimeRange};
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let org = agent.organization_id;
+    let finished = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    finish_all(s).await;
+    let waiting = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    let fields = [
+        JobOrderField::Id,
+        JobOrderField::AgentVersionName,
+        JobOrderField::StatusCode,
+        JobOrderField::CreatedAt,
+        JobOrderField::LastUpdatedAt,
+        JobOrderField::Cost,
+        JobOrderField::Duration,
+        JobOrderField::GraderScore,
+    ];
+    for field in fields {
+        for descending in [false, true] {
+            let page = s
+                .list_jobs(
+                    org,
+                    agent.id,
+                    &JobQuery {
+                        order_by: vec![(field, descending), (JobOrderField::Id, false)],
+                        limit: 10,
+                        ..JobQuery::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 2, "{field:?}");
+        }
+    }
+    let by_duration = s
+        .list_jobs(
+            org,
+            agent.id,
+            &JobQuery {
+                order_by: vec![(JobOrderField::Duration, false)],
+                limit: 10,
+                ..JobQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = by_duration.items.iter().map(|j| j.id).collect();
+    assert_eq!(ids, vec![waiting, finished]);
+    let by_id = JobQuery {
+        job_id: Some(finished.to_string()[..8].to_uppercase()),
+        job_inputs: Some("HELLO".into()),
+        limit: 10,
+        ..JobQuery::default()
+    };
+    let found = s.list_jobs(org, agent.id, &by_id).await.unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, finished);
+
+    let an_hour_ago = agentd_domain::time::now() - agentd_domain::time::Delta::hours(1);
+    let agents = AgentQuery {
+        created: TimeRange {
+            from: Some(an_hour_ago),
+            to: None,
+        },
+        most_recent_job: TimeRange {
+            from: Some(an_hour_ago),
+            to: Some(agentd_domain::time::now()),
+        },
+        job_count_min: Some(2),
+        job_count_max: Some(2),
+        ordering: AgentOrdering {
+            field: AgentOrderField::Creator,
+            descending: false,
+        },
+        limit: 10,
+        ..AgentQuery::default()
+    };
+    assert_eq!(s.list_agents(org, &agents).await.unwrap().total, 1);
+    let by_creator = AgentQuery {
+        creator_ids: vec![7],
+        limit: 10,
+        ..AgentQuery::default()
+    };
+    assert_eq!(s.list_agents(org, &by_creator).await.unwrap().total, 0);
+}
+
 on_every_backend!(
+    every_sort_key_and_list_filter_works,
     a_job_is_claimed_once_and_finishing_charges_credits,
     an_expired_lease_is_retried_then_abandoned,
     cancelling_stops_leases_and_is_final,

@@ -19,8 +19,8 @@ use super::rows::{event_from_row, job_from_row, summary_from_row};
 use super::PostgresStorage;
 use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
-    ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
-    StorageError,
+    ClaimRequest, Created, DeleteData, IdempotencyKey, JobOrderField, JobQuery, LeaseState, NewJob,
+    Page, Result, StorageError,
 };
 
 /// The columns of a job (`j`), money as `float8`.
@@ -41,6 +41,22 @@ const SELECT_JOBS: &str = concat!(
 );
 
 const UNFINISHED: &str = "(0, 1, 2)";
+
+/// A job's duration, as `Job::duration_ms` computes it: first event to the
+/// last non-CACHED one; NULL while the job is unfinished.
+const DURATION: &str = "(CASE WHEN j.status NOT IN (0, 1, 2) THEN \
+    (SELECT COALESCE(MAX(CASE WHEN e.status <> 6 THEN e.created_at END), MIN(e.created_at)) \
+     - MIN(e.created_at) FROM job_events e WHERE e.job_id = j.id) END)";
+
+/// A sort direction with NULLs placed as SQLite places them: first when
+/// ascending, last when descending.
+pub(super) fn direction(descending: bool) -> &'static str {
+    if descending {
+        "DESC NULLS LAST"
+    } else {
+        "ASC NULLS FIRST"
+    }
+}
 
 fn uuids<T: Copy>(ids: &[T], uuid: impl Fn(&T) -> Uuid) -> Vec<Uuid> {
     ids.iter().map(uuid).collect()
@@ -109,12 +125,13 @@ async fn charge(conn: &mut PgConnection, org: Uuid, cost: f64) -> Result<()> {
 }
 
 async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Result<()> {
-    let (status, outputs, error_message, tokens, cost) = match &job.cached {
-        None => (JobStatus::Pending, None, None, None, None),
+    let (status, outputs, error_message, error_kind, tokens, cost) = match &job.cached {
+        None => (JobStatus::Pending, None, None, None, None, None),
         Some(cached) => (
             JobStatus::Cached,
             cached.outputs.as_ref().map(Json),
             cached.error_message.clone(),
+            cached.error_kind.map(|kind| kind.as_str()),
             Some(0i64),
             Some(0.0f64),
         ),
@@ -122,9 +139,9 @@ async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Res
     let id = *job.id.as_uuid();
     sqlx::query(
         "INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, \
-         metadata, outputs, error_message, input_tokens, output_tokens, cached_input_tokens, cost, \
-         attempts, creator_key_id, cache_key, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11, 0, $12, $13, $14, $14)",
+         metadata, outputs, error_message, error_kind, input_tokens, output_tokens, \
+         cached_input_tokens, cost, attempts, creator_key_id, cache_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $12, 0, $13, $14, $15, $15)",
     )
     .bind(id)
     .bind(*job.organization_id.as_uuid())
@@ -135,6 +152,7 @@ async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Res
     .bind(Json(&job.metadata))
     .bind(outputs)
     .bind(&error_message)
+    .bind(error_kind)
     .bind(tokens)
     .bind(cost)
     .bind(job.creator_key_id)
@@ -154,49 +172,60 @@ async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Res
     super::files::link_job_files(conn, job.organization_id, job.id, &job.files, at).await
 }
 
-/// Takes the idempotency key for this job, or returns the job that holds
-/// it: an insert that does nothing when a live key exists (a key older than
-/// 24 h is taken over), so two racing requests cannot both create a job.
+/// Takes the idempotency key for this job, or says which job holds it
+/// (for the same request or another): an insert that does nothing when a
+/// live key exists (a key older than 24 h is taken over), so two racing
+/// requests cannot both create a job.
 async fn take_idempotency_key(
     conn: &mut PgConnection,
     job: &NewJob,
-    key: &str,
+    idempotency: &IdempotencyKey,
     at: Timestamp,
-) -> Result<Option<JobId>> {
+) -> Result<Option<Created>> {
     let window_start = at - time::Delta::hours(24);
     let taken: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys AS k (agent_id, key, job_id, created_at) \
-         VALUES ($1, $2, $3, $4) \
+        "INSERT INTO idempotency_keys AS k (agent_id, key, job_id, created_at, request_hash) \
+         VALUES ($1, $2, $3, $4, $6) \
          ON CONFLICT (agent_id, key) DO UPDATE \
-         SET job_id = excluded.job_id, created_at = excluded.created_at \
+         SET job_id = excluded.job_id, created_at = excluded.created_at, \
+             request_hash = excluded.request_hash \
          WHERE k.created_at <= $5 RETURNING job_id",
     )
     .bind(*job.agent_id.as_uuid())
-    .bind(key)
+    .bind(&idempotency.key)
     .bind(*job.id.as_uuid())
     .bind(at)
     .bind(window_start)
+    .bind(&idempotency.request_hash)
     .fetch_optional(&mut *conn)
     .await?;
     if taken.is_some() {
         return Ok(None);
     }
-    let holder: Uuid =
-        sqlx::query_scalar("SELECT job_id FROM idempotency_keys WHERE agent_id = $1 AND key = $2")
-            .bind(*job.agent_id.as_uuid())
-            .bind(key)
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(Some(JobId::from(holder)))
+    let (holder, request_hash): (Uuid, Option<String>) = sqlx::query_as(
+        "SELECT job_id, request_hash FROM idempotency_keys WHERE agent_id = $1 AND key = $2",
+    )
+    .bind(*job.agent_id.as_uuid())
+    .bind(&idempotency.key)
+    .fetch_one(&mut *conn)
+    .await?;
+    let holder = JobId::from(holder);
+    // Keys stored before hashes were kept match any request.
+    let same = request_hash.is_none_or(|hash| hash == idempotency.request_hash);
+    Ok(Some(if same {
+        Created::Existing(holder)
+    } else {
+        Created::KeyReused(holder)
+    }))
 }
 
 pub(super) async fn create_job(db: &PostgresStorage, job: NewJob) -> Result<Created> {
     let at = time::now();
     let mut tx = db.pool.begin().await?;
     if let Some(key) = &job.idempotency_key {
-        if let Some(existing) = take_idempotency_key(&mut tx, &job, key, at).await? {
+        if let Some(held) = take_idempotency_key(&mut tx, &job, key, at).await? {
             tx.commit().await?;
-            return Ok(Created::Existing(existing));
+            return Ok(held);
         }
     }
     insert_job(&mut tx, &job, at).await?;
@@ -314,6 +343,17 @@ fn push_job_filters<'q>(
     if let Some(to) = filter.created_to {
         query.push(" AND j.created_at <= ").push_bind(to);
     }
+    let substrings = [
+        ("j.id::text", &filter.job_id),
+        ("j.inputs::text", &filter.job_inputs),
+    ];
+    for (column, text) in substrings {
+        if let Some(text) = text {
+            query
+                .push(format!(" AND {column} ILIKE "))
+                .push_bind(contains_pattern(text));
+        }
+    }
     if let Some(search) = &filter.search {
         let pattern = contains_pattern(search);
         query
@@ -341,23 +381,33 @@ pub(super) async fn list_jobs(
 
     let mut select = QueryBuilder::<Postgres>::new(SELECT_JOBS);
     push_job_filters(&mut select, org, agent, filter);
-    let (field, descending) = filter.order_by.unwrap_or((JobOrderField::CreatedAt, true));
-    let column = match field {
-        JobOrderField::Id => "j.id::text",
-        JobOrderField::StatusCode => "j.status",
-        JobOrderField::CreatedAt => "j.created_at",
-        JobOrderField::LastUpdatedAt => "j.updated_at",
-        JobOrderField::Cost => "j.cost",
-    };
-    // NULLs sort as in SQLite: first ascending, last descending.
-    let direction = if descending {
-        "DESC NULLS LAST"
+    let default_order = [(JobOrderField::CreatedAt, true)];
+    let keys = if filter.order_by.is_empty() {
+        &default_order[..]
     } else {
-        "ASC NULLS FIRST"
+        &filter.order_by[..]
     };
-    select.push(format!(
-        " ORDER BY {column} {direction}, j.created_at {direction}, j.seq {direction} LIMIT "
-    ));
+    let mut order: Vec<String> = keys
+        .iter()
+        .filter_map(|&(field, descending)| {
+            let column = match field {
+                JobOrderField::Id => "j.id::text",
+                JobOrderField::AgentVersionName => "v.version_name",
+                JobOrderField::StatusCode => "j.status",
+                JobOrderField::CreatedAt => "j.created_at",
+                JobOrderField::LastUpdatedAt => "j.updated_at",
+                JobOrderField::Cost => "j.cost",
+                JobOrderField::Duration => DURATION,
+                // No grader scores: every job ties.
+                JobOrderField::GraderScore => return None,
+            };
+            Some(format!("{column} {}", direction(descending)))
+        })
+        .collect();
+    // Ties follow the direction of the first key, then creation order.
+    let ties = direction(keys[0].1);
+    order.push(format!("j.created_at {ties}, j.seq {ties}"));
+    select.push(format!(" ORDER BY {} LIMIT ", order.join(", ")));
     select
         .push_bind(filter.limit)
         .push(" OFFSET ")

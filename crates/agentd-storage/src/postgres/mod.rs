@@ -125,6 +125,31 @@ fn push_agent_filters<'q>(
             .push(" AND a.engine_class_id <> ")
             .push_bind(excluded.as_str());
     }
+    if !query.creator_ids.is_empty() {
+        builder
+            .push(" AND a.creator_key_id = ANY(")
+            .push_bind(query.creator_ids.as_slice())
+            .push(")");
+    }
+    let ranges = [
+        ("a.created_at", &query.created),
+        ("a.updated_at", &query.updated),
+        ("a.most_recent_job", &query.most_recent_job),
+    ];
+    for (column, range) in ranges {
+        if let Some(from) = range.from {
+            builder.push(format!(" AND {column} >= ")).push_bind(from);
+        }
+        if let Some(to) = range.to {
+            builder.push(format!(" AND {column} <= ")).push_bind(to);
+        }
+    }
+    if let Some(min) = query.job_count_min {
+        builder.push(" AND a.job_count >= ").push_bind(min);
+    }
+    if let Some(max) = query.job_count_max {
+        builder.push(" AND a.job_count <= ").push_bind(max);
+    }
     if let Some(only) = &query.only {
         let ids: Vec<Uuid> = only.iter().map(|id| *id.as_uuid()).collect();
         builder.push(" AND a.id = ANY(").push_bind(ids).push(")");
@@ -139,6 +164,7 @@ fn order_column(field: AgentOrderField) -> &'static str {
         AgentOrderField::MostRecentJob => "a.most_recent_job",
         AgentOrderField::JobCount => "a.job_count",
         AgentOrderField::EngineClassId => "a.engine_class_id",
+        AgentOrderField::Creator => "a.creator_key_id",
     }
 }
 
@@ -282,12 +308,7 @@ impl Storage for PostgresStorage {
         let mut select =
             QueryBuilder::<Postgres>::new(format!("SELECT {AGENT_COLUMNS} FROM agents a"));
         push_agent_filters(&mut select, org, query);
-        // NULLs sort as in SQLite: first ascending, last descending.
-        let direction = if query.ordering.descending {
-            "DESC NULLS LAST"
-        } else {
-            "ASC NULLS FIRST"
-        };
+        let direction = jobs::direction(query.ordering.descending);
         select.push(format!(
             " ORDER BY {} {direction}, a.created_at {direction}, a.id {direction} LIMIT ",
             order_column(query.ordering.field)

@@ -345,7 +345,7 @@ fn push_job_filters<'q>(
         if let Some(text) = text {
             query
                 .push(format!(" AND {column} LIKE "))
-                .push_bind(format!("%{}%", super::escape_like(text)))
+                .push_bind(contains_pattern(text))
                 .push(" ESCAPE '\\'");
         }
     }
