@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 # The local model's tests run the real default weights.
 ./scripts/fetch-model.sh
 export AGENTD_REQUIRE_LOCAL_MODEL=1
+# The storage tests run on SQLite and on the PostgreSQL server CI machines
+# have (127.0.0.1:5432, user postgres; AGENTD_TEST_POSTGRES_URL to change):
+# a missing server fails the run instead of skipping that half.
+export AGENTD_REQUIRE_POSTGRES="${AGENTD_REQUIRE_POSTGRES:-1}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

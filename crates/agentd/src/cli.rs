@@ -34,7 +34,12 @@ pub struct AdminArgs {
     #[arg(long, env = "DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Pooled PostgreSQL connections (SQLite ignores it).
-    #[arg(long, env = "AGENTD_DB_MAX_CONNECTIONS", default_value_t = agentd_storage::ConnectOptions::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(
+        long,
+        env = "AGENTD_DB_MAX_CONNECTIONS",
+        default_value_t = agentd_storage::ConnectOptions::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub db_max_connections: u32,
     #[command(subcommand)]
     pub command: AdminCommand,

@@ -19,7 +19,12 @@ pub struct ServeConfig {
     pub database_url: String,
 
     /// Pooled PostgreSQL connections of this process (SQLite ignores it).
-    #[arg(long, env = "AGENTD_DB_MAX_CONNECTIONS", default_value_t = agentd_storage::ConnectOptions::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(
+        long,
+        env = "AGENTD_DB_MAX_CONNECTIONS",
+        default_value_t = agentd_storage::ConnectOptions::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub db_max_connections: u32,
 
     /// Uploaded inputs and job references are stored here.

@@ -45,6 +45,9 @@ impl PostgresStorage {
     /// Connects and applies the migrations (sqlx holds an advisory lock
     /// while it migrates, so processes starting together take turns).
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self> {
+        // One connection first: an unreachable server or a refused login is
+        // reported as such, not as a pool that timed out.
+        sqlx::Connection::close(<PgConnection as sqlx::Connection>::connect(url).await?).await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10))
