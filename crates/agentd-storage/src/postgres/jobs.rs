@@ -220,27 +220,39 @@ async fn take_idempotency_key(
 }
 
 pub(super) async fn create_job(db: &PostgresStorage, job: NewJob) -> Result<Created> {
+    let mut tx = db.pool.begin().await?;
+    let created = create_in(&mut tx, &job, time::now()).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub(super) async fn create_jobs(db: &PostgresStorage, jobs: Vec<NewJob>) -> Result<Vec<Created>> {
     let at = time::now();
     let mut tx = db.pool.begin().await?;
+    let mut created = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let outcome = create_in(&mut tx, job, at).await?;
+        if let Created::KeyReused(_) = outcome {
+            // All or nothing: dropping the transaction rolls the batch back.
+            return Ok(vec![outcome]);
+        }
+        created.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Inserts the job, unless its idempotency key is held by a job of the
+/// last 24 h: that job is the answer (or, for a different request under
+/// the same key, the conflict).
+async fn create_in(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Result<Created> {
     if let Some(key) = &job.idempotency_key {
-        if let Some(held) = take_idempotency_key(&mut tx, &job, key, at).await? {
-            tx.commit().await?;
+        if let Some(held) = take_idempotency_key(conn, job, key, at).await? {
             return Ok(held);
         }
     }
-    insert_job(&mut tx, &job, at).await?;
-    tx.commit().await?;
+    insert_job(conn, job, at).await?;
     Ok(Created::New(job.id))
-}
-
-pub(super) async fn create_jobs(db: &PostgresStorage, jobs: Vec<NewJob>) -> Result<()> {
-    let at = time::now();
-    let mut tx = db.pool.begin().await?;
-    for job in &jobs {
-        insert_job(&mut tx, job, at).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Completes job rows with their status events.

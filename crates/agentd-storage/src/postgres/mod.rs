@@ -489,7 +489,7 @@ impl Storage for PostgresStorage {
         jobs::create_job(self, job).await
     }
 
-    async fn create_jobs(&self, new_jobs: Vec<NewJob>) -> Result<()> {
+    async fn create_jobs(&self, new_jobs: Vec<NewJob>) -> Result<Vec<Created>> {
         jobs::create_jobs(self, new_jobs).await
     }
 
