@@ -5,6 +5,7 @@
 set -euo pipefail
 
 need_apt=()
+need_docs=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
@@ -20,6 +21,20 @@ if command -v rustup >/dev/null 2>&1; then
     rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
+
+# Real PDFs the document tests and benchmark read (Debian manuals).
+[ -f /usr/share/doc/libtasn1-doc/libtasn1.pdf ] || need_docs+=(libtasn1-doc)
+[ -f /usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf ] || need_docs+=(shared-mime-info)
+if [ ${#need_docs[@]} -gt 0 ]; then
+    echo "install-deps: apt-get install ${need_docs[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_docs[@]}"
+fi
+
+# PDF reading: PDFium from the pinned pypdfium2 wheel.
+"$(dirname "$0")/fetch-pdfium.sh"
 
 # The local model provider builds llama.cpp from source.
 "$(dirname "$0")/install-local-model-deps.sh"

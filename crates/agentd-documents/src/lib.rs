@@ -1,0 +1,228 @@
+//! Documents read as text, for wherever an engine expects text: PDF (PDFium
+//! on one dedicated thread, lines in layout reading order, page markers),
+//! DOCX, XLSX, CSV, HTML (as Markdown), EML, Markdown and plain text.
+//!
+//! Everything that touches the PDF library (FFI) lives in this crate.
+
+pub mod layout;
+mod office;
+pub mod pdf;
+
+use std::path::PathBuf;
+
+pub use pdf::{PdfPage, PdfReader};
+
+/// What a file can be read as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentKind {
+    Pdf,
+    Docx,
+    Xlsx,
+    Csv,
+    Html,
+    Email,
+    /// Markdown, plain text, JSON, XML: used as they are.
+    PlainText,
+    /// Has no text to read (the caller names the field in its error).
+    Image,
+}
+
+/// What `kind_of_type` says about a declared MIME type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeVerdict {
+    Readable(DocumentKind),
+    /// `*/*`, `application/octet-stream`: decided by the file's bytes.
+    Undecided,
+    Unreadable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("the PDF is password-protected")]
+    PasswordProtected,
+    #[error("the PDF is corrupt: {0}")]
+    CorruptPdf(String),
+    #[error("the file is not a PDF")]
+    NotAPdf,
+    #[error("the PDF has {pages} pages, more than the {max} allowed (AGENTD_MAX_PDF_PAGES)")]
+    TooManyPages { pages: u32, max: u32 },
+    #[error(
+        "PDF reading is not available on this server: the PDFium library is missing at {0} \
+         (run scripts/fetch-pdfium.sh or set AGENTD_PDFIUM_PATH)"
+    )]
+    PdfLibraryMissing(PathBuf),
+    #[error(
+        "PDF reading is not available on this server: the PDFium library at {0} could not be \
+         loaded (run scripts/fetch-pdfium.sh or set AGENTD_PDFIUM_PATH)"
+    )]
+    PdfLibraryUnusable(PathBuf),
+    #[error("the {format} file could not be read: {reason}")]
+    Malformed {
+        format: &'static str,
+        reason: String,
+    },
+    #[error("files of type {0} cannot be read as text")]
+    Unreadable(String),
+    #[error("the file is an image ({0}), which has no text to read")]
+    Image(String),
+    /// The reader itself failed (a panic caught, a stopped thread).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl DocumentError {
+    /// Errors that are the document's (or the caller's) fault, as opposed to
+    /// the server's: a missing library or a failed reader.
+    pub fn is_caller_fault(&self) -> bool {
+        !matches!(
+            self,
+            Self::PdfLibraryMissing(_) | Self::PdfLibraryUnusable(_) | Self::Failed(_)
+        )
+    }
+}
+
+/// Reads documents as text.
+#[derive(Clone, Debug)]
+pub struct Documents {
+    pdf: PdfReader,
+}
+
+impl Documents {
+    pub fn new(pdfium_library: PathBuf, max_pdf_pages: u32) -> Self {
+        Self {
+            pdf: PdfReader::new(pdfium_library, max_pdf_pages),
+        }
+    }
+
+    pub fn pdf(&self) -> &PdfReader {
+        &self.pdf
+    }
+
+    /// The text of a file. `content_type` is what the file was stored as
+    /// (its upload's type or the input's declared type).
+    pub async fn to_text(
+        &self,
+        content_type: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, DocumentError> {
+        match detect(content_type, file_name, &bytes)? {
+            DocumentKind::Pdf => Ok(pdf_text(&self.pdf.extract(bytes).await?)),
+            DocumentKind::Docx => office::docx_text(&bytes),
+            DocumentKind::Xlsx => office::xlsx_text(bytes),
+            DocumentKind::Html => Ok(office::html_text(&String::from_utf8_lossy(&bytes))),
+            DocumentKind::Email => office::email_text(&bytes),
+            DocumentKind::Csv | DocumentKind::PlainText => office::plain_text(&bytes),
+            DocumentKind::Image => Err(DocumentError::Image(
+                infer::get(&bytes)
+                    .map(|k| k.mime_type().to_owned())
+                    .unwrap_or_else(|| content_type.to_owned()),
+            )),
+        }
+    }
+
+    /// Checks a PDF upload when it arrives: encrypted, corrupt and oversized
+    /// files are refused before a job exists. A server without the library
+    /// accepts the file (the job then fails, naming the fetch script).
+    pub async fn check_pdf(&self, bytes: Vec<u8>) -> Result<(), DocumentError> {
+        match self.pdf.page_count(bytes).await {
+            Ok(_)
+            | Err(DocumentError::PdfLibraryMissing(_) | DocumentError::PdfLibraryUnusable(_)) => {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Pages joined with `--- Page N ---` markers, so a model can cite pages.
+pub fn pdf_text(pages: &[PdfPage]) -> String {
+    let mut text = String::new();
+    for page in pages {
+        if page.number > 1 {
+            text.push('\n');
+        }
+        text.push_str(&format!("--- Page {} ---\n", page.number));
+        text.push_str(&page.text());
+    }
+    text
+}
+
+fn normalized(mime: &str) -> String {
+    mime.split(';')
+        .next()
+        .unwrap_or(mime)
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// What a declared MIME type can be read as, before any bytes are seen.
+pub fn kind_of_type(mime: &str) -> TypeVerdict {
+    let mime = normalized(mime);
+    let kind = match mime.as_str() {
+        "" | "*/*" | "application/octet-stream" => return TypeVerdict::Undecided,
+        "application/pdf" => DocumentKind::Pdf,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+            DocumentKind::Docx
+        }
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => DocumentKind::Xlsx,
+        "text/csv" | "application/csv" => DocumentKind::Csv,
+        "text/html" | "application/xhtml+xml" => DocumentKind::Html,
+        "message/rfc822" => DocumentKind::Email,
+        "application/json" | "application/xml" | "application/x-ndjson" => DocumentKind::PlainText,
+        m if m.starts_with("text/") => DocumentKind::PlainText,
+        m if m.starts_with("image/") => DocumentKind::Image,
+        _ => return TypeVerdict::Unreadable,
+    };
+    TypeVerdict::Readable(kind)
+}
+
+fn kind_of_name(file_name: &str) -> Option<DocumentKind> {
+    let extension = file_name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "pdf" => DocumentKind::Pdf,
+        "docx" => DocumentKind::Docx,
+        "xlsx" => DocumentKind::Xlsx,
+        "csv" => DocumentKind::Csv,
+        "html" | "htm" => DocumentKind::Html,
+        "eml" => DocumentKind::Email,
+        "md" | "markdown" | "txt" | "text" | "json" | "xml" | "log" => DocumentKind::PlainText,
+        _ => return None,
+    })
+}
+
+/// What a stored file is: its bytes decide where they are recognisable
+/// (PDF, images, office zips), then its stored type, then its name, then
+/// whether it is UTF-8 text.
+pub fn detect(
+    content_type: &str,
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<DocumentKind, DocumentError> {
+    let sniffed = infer::get(bytes).map(|kind| kind.mime_type());
+    match sniffed {
+        Some("application/pdf") => return Ok(DocumentKind::Pdf),
+        Some(mime) if mime.starts_with("image/") => return Ok(DocumentKind::Image),
+        Some(mime) => {
+            if let TypeVerdict::Readable(kind) = kind_of_type(mime) {
+                return Ok(kind);
+            }
+        }
+        None => {}
+    }
+    let declared = kind_of_type(content_type);
+    match declared {
+        TypeVerdict::Readable(kind) => return Ok(kind),
+        TypeVerdict::Unreadable => return Err(DocumentError::Unreadable(normalized(content_type))),
+        TypeVerdict::Undecided => {}
+    }
+    if let Some(kind) = kind_of_name(file_name) {
+        return Ok(kind);
+    }
+    if !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() {
+        return Ok(DocumentKind::PlainText);
+    }
+    Err(DocumentError::Unreadable(
+        sniffed.unwrap_or("application/octet-stream").to_owned(),
+    ))
+}

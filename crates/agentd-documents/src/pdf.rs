@@ -1,0 +1,264 @@
+//! PDF text through PDFium, on one dedicated thread.
+//!
+//! PDFium is not thread-safe, not even across documents, so exactly one
+//! thread per process ever calls it: requests arrive on a channel and are
+//! answered one at a time. The library is bound lazily at the first request
+//! (so a server without it starts, and says what is missing when a PDF
+//! arrives) and, as pdfium-render allows only one binding per process, the
+//! thread is shared by every `PdfReader` of the process.
+//!
+//! A Rust panic while reading one document is caught on that thread and
+//! becomes an error for that document only; the thread carries on. A hard
+//! crash inside the C library (a segmentation fault) cannot be caught in
+//! process: it ends the server, and the jobs it was running are picked up
+//! again by a worker once their lease expires, up to the bounded number of
+//! attempts, and then fail.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex, OnceLock};
+
+use pdfium_render::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::layout::{self, Glyph, Line, Rect};
+use crate::DocumentError;
+
+/// The text of one page, in reading order.
+#[derive(Clone, Debug)]
+pub struct PdfPage {
+    /// 1-based.
+    pub number: u32,
+    pub width: f32,
+    pub height: f32,
+    pub lines: Vec<Line>,
+}
+
+impl PdfPage {
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for line in &self.lines {
+            text.push_str(&line.text);
+            text.push('\n');
+        }
+        text
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Work {
+    /// Opens the document and counts its pages.
+    Inspect,
+    /// Reads the text of every page.
+    Extract,
+}
+
+enum Answer {
+    PageCount(u32),
+    Pages(Vec<PdfPage>),
+}
+
+struct Request {
+    bytes: Vec<u8>,
+    max_pages: u32,
+    work: Work,
+    reply: oneshot::Sender<Result<Answer, DocumentError>>,
+}
+
+/// A handle to the process's PDFium thread.
+#[derive(Clone, Debug)]
+pub struct PdfReader {
+    requests: mpsc::Sender<Request>,
+    max_pages: u32,
+}
+
+/// The sender of the one PDFium thread, created by the first reader.
+static THREAD: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+
+impl PdfReader {
+    /// `library`: the path of `libpdfium.so`. The first reader of a process
+    /// starts the PDFium thread with its path; later readers share it.
+    pub fn new(library: PathBuf, max_pages: u32) -> Self {
+        let sender = THREAD.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel::<Request>();
+            std::thread::Builder::new()
+                .name("pdfium".into())
+                .spawn(move || serve(&library, receiver))
+                .expect("the PDFium thread could not be started");
+            Mutex::new(sender)
+        });
+        let requests = sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        Self {
+            requests,
+            max_pages,
+        }
+    }
+
+    /// The number of pages; fails like `extract` for encrypted, corrupt or
+    /// oversized documents, without reading their text.
+    pub async fn page_count(&self, bytes: Vec<u8>) -> Result<u32, DocumentError> {
+        match self.ask(bytes, Work::Inspect).await? {
+            Answer::PageCount(count) => Ok(count),
+            Answer::Pages(pages) => Ok(pages.len() as u32),
+        }
+    }
+
+    /// Every page's lines in reading order.
+    pub async fn extract(&self, bytes: Vec<u8>) -> Result<Vec<PdfPage>, DocumentError> {
+        match self.ask(bytes, Work::Extract).await? {
+            Answer::Pages(pages) => Ok(pages),
+            Answer::PageCount(_) => Err(DocumentError::Failed(
+                "the PDF reader answered with a page count instead of pages".into(),
+            )),
+        }
+    }
+
+    async fn ask(&self, bytes: Vec<u8>, work: Work) -> Result<Answer, DocumentError> {
+        check_header(&bytes)?;
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            bytes,
+            max_pages: self.max_pages,
+            work,
+            reply,
+        };
+        self.requests
+            .send(request)
+            .map_err(|_| DocumentError::Failed("the PDF reader has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DocumentError::Failed("the PDF reader stopped while reading".into()))?
+    }
+}
+
+/// `%PDF-` must appear near the start (PDF readers allow up to 1 KiB of junk).
+fn check_header(bytes: &[u8]) -> Result<(), DocumentError> {
+    let head = &bytes[..bytes.len().min(1024)];
+    if head.windows(5).any(|w| w == b"%PDF-") {
+        Ok(())
+    } else {
+        Err(DocumentError::NotAPdf)
+    }
+}
+
+/// The PDFium thread: binds the library on first use, then answers requests
+/// one by one, each inside `catch_unwind`.
+fn serve(library: &Path, requests: mpsc::Receiver<Request>) {
+    let mut pdfium: Option<Pdfium> = None;
+    for request in requests {
+        let answer = catch_unwind(AssertUnwindSafe(|| {
+            let pdfium = match &pdfium {
+                Some(pdfium) => pdfium,
+                None => pdfium.insert(bind(library)?),
+            };
+            handle(pdfium, &request.bytes, request.max_pages, request.work)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "the PDF reader panicked on a document");
+            Err(DocumentError::Failed(
+                "the PDF library failed on this document".into(),
+            ))
+        });
+        // The asker may have gone (a cancelled job); nothing to do then.
+        let _ = request.reply.send(answer);
+    }
+}
+
+fn bind(library: &Path) -> Result<Pdfium, DocumentError> {
+    if !library.is_file() {
+        return Err(DocumentError::PdfLibraryMissing(library.to_path_buf()));
+    }
+    let bindings = Pdfium::bind_to_library(library).map_err(|error| {
+        tracing::error!(path = %library.display(), %error, "PDFium could not be loaded");
+        DocumentError::PdfLibraryUnusable(library.to_path_buf())
+    })?;
+    Ok(Pdfium::new(bindings))
+}
+
+fn handle(
+    pdfium: &Pdfium,
+    bytes: &[u8],
+    max_pages: u32,
+    work: Work,
+) -> Result<Answer, DocumentError> {
+    let document = pdfium
+        .load_pdf_from_byte_slice(bytes, None)
+        .map_err(open_error)?;
+    let count = u32::try_from(document.pages().len()).unwrap_or(0);
+    if count > max_pages {
+        return Err(DocumentError::TooManyPages {
+            pages: count,
+            max: max_pages,
+        });
+    }
+    match work {
+        Work::Inspect => Ok(Answer::PageCount(count)),
+        Work::Extract => {
+            let mut pages = Vec::with_capacity(count as usize);
+            for (index, page) in document.pages().iter().enumerate() {
+                pages.push(read_page(index as u32 + 1, &page)?);
+            }
+            Ok(Answer::Pages(pages))
+        }
+    }
+}
+
+fn open_error(error: PdfiumError) -> DocumentError {
+    match error {
+        PdfiumError::PdfiumLibraryInternalError(
+            PdfiumInternalError::PasswordError | PdfiumInternalError::SecurityError,
+        ) => DocumentError::PasswordProtected,
+        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FormatError) => {
+            DocumentError::CorruptPdf("its structure could not be parsed".into())
+        }
+        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FileError) => {
+            DocumentError::CorruptPdf("it is truncated or unreadable".into())
+        }
+        other => DocumentError::CorruptPdf(format!("it could not be opened ({other:?})")),
+    }
+}
+
+fn read_page(number: u32, page: &PdfiumPage<'_>) -> Result<PdfPage, DocumentError> {
+    let text = page.text().map_err(|error| {
+        DocumentError::CorruptPdf(format!("page {number} has unreadable text ({error:?})"))
+    })?;
+    let glyphs: Vec<Glyph> = text
+        .chars()
+        .iter()
+        .filter_map(|c| {
+            let ch = c.unicode_char()?;
+            let rect = c
+                .loose_bounds()
+                .map(|b| Rect {
+                    left: b.left().value,
+                    bottom: b.bottom().value,
+                    right: b.right().value,
+                    top: b.top().value,
+                })
+                .unwrap_or(Rect {
+                    left: 0.0,
+                    bottom: 0.0,
+                    right: 0.0,
+                    top: 0.0,
+                });
+            Some(Glyph { ch, rect })
+        })
+        .collect();
+    Ok(PdfPage {
+        number,
+        width: page.width().value,
+        height: page.height().value,
+        lines: layout::read_page(&glyphs),
+    })
+}
+
+/// pdfium-render's page type, renamed so it does not clash with ours.
+type PdfiumPage<'a> = pdfium_render::prelude::PdfPage<'a>;

@@ -1,0 +1,183 @@
+//! PDF text through the real PDFium library, on reportlab-made fixtures
+//! (`tests/e2e/pdf_factory.py`) and on real manuals from Debian packages.
+//! The library comes from `scripts/fetch-pdfium.sh` (or AGENTD_PDFIUM_PATH).
+
+use std::path::PathBuf;
+
+use agentd_documents::{pdf_text, DocumentError, Documents, PdfReader};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn library() -> PathBuf {
+    let path = std::env::var_os("AGENTD_PDFIUM_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("data/lib/libpdfium.so"));
+    assert!(
+        path.is_file(),
+        "PDFium is missing at {} (run scripts/fetch-pdfium.sh)",
+        path.display()
+    );
+    path
+}
+
+fn reader() -> PdfReader {
+    PdfReader::new(library(), 2000)
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("tests/fixtures").join(name)).unwrap()
+}
+
+/// Real manuals shipped by Debian packages (see scripts/install-deps.sh).
+const TASN1_MANUAL: &str = "/usr/share/doc/libtasn1-doc/libtasn1.pdf";
+const MIME_SPEC: &str = "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf";
+
+#[tokio::test]
+async fn pages_come_in_order_with_their_numbers() {
+    let pages = reader().extract(fixture("three-pages.pdf")).await.unwrap();
+    assert_eq!(pages.len(), 3);
+    for (i, page) in pages.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(page.number as usize, n);
+        assert_eq!(
+            page.text(),
+            format!("This is page {n}.\nSecond line of page {n}.\n")
+        );
+    }
+    let text = pdf_text(&pages);
+    let first = text.find("--- Page 1 ---").unwrap();
+    let second = text.find("--- Page 2 ---").unwrap();
+    let third = text.find("--- Page 3 ---").unwrap();
+    assert!(first < second && second < third);
+}
+
+#[tokio::test]
+async fn two_columns_written_row_by_row_read_column_by_column() {
+    let pages = reader().extract(fixture("two-column.pdf")).await.unwrap();
+    let lines: Vec<String> = pages[0].lines.iter().map(|l| l.text.clone()).collect();
+    let mut expected = vec!["A Two Column Report".to_string()];
+    expected.extend((0..6).map(|i| format!("Left column sentence {i} about apples and pears.")));
+    expected.extend((0..6).map(|i| format!("Right column sentence {i} about rivers and hills.")));
+    assert_eq!(lines, expected);
+}
+
+#[tokio::test]
+async fn table_rows_stay_on_one_line() {
+    let pages = reader().extract(fixture("table.pdf")).await.unwrap();
+    let text = pages[0].text();
+    assert_eq!(
+        text,
+        "Invoice 2024-117\nItem\tQuantity\tUnit price\nBolt M6\t120\t0.15\n\
+         Nut M6\t240\t0.05\nWasher\t500\t0.01\n"
+    );
+}
+
+#[tokio::test]
+async fn an_encrypted_pdf_is_password_protected() {
+    let error = reader()
+        .extract(fixture("encrypted.pdf"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DocumentError::PasswordProtected),
+        "{error:?}"
+    );
+    assert_eq!(error.to_string(), "the PDF is password-protected");
+}
+
+#[tokio::test]
+async fn a_truncated_pdf_is_corrupt() {
+    let error = reader()
+        .extract(fixture("truncated.pdf"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DocumentError::CorruptPdf(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_pdf_say_so() {
+    let error = reader()
+        .extract(b"hello, world".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DocumentError::NotAPdf), "{error:?}");
+}
+
+#[tokio::test]
+async fn documents_over_the_page_limit_are_refused() {
+    let small = PdfReader::new(library(), 2);
+    let error = small
+        .page_count(fixture("three-pages.pdf"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DocumentError::TooManyPages { pages: 3, max: 2 }),
+        "{error:?}"
+    );
+    assert_eq!(
+        reader()
+            .page_count(fixture("three-pages.pdf"))
+            .await
+            .unwrap(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn the_reader_survives_bad_documents_between_good_ones() {
+    let reader = reader();
+    for bad in ["truncated.pdf", "encrypted.pdf"] {
+        assert!(reader.extract(fixture(bad)).await.is_err());
+        assert_eq!(reader.extract(fixture("table.pdf")).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_served_one_at_a_time_and_all_answered() {
+    let reader = reader();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let reader = reader.clone();
+            tokio::spawn(async move { reader.extract(fixture("three-pages.pdf")).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn real_manuals_have_all_their_pages_and_text() {
+    let reader = reader();
+    for (path, pages, phrase) in [
+        (TASN1_MANUAL, 36, "ASN.1"),
+        (MIME_SPEC, 17, "Shared MIME-info Database"),
+    ] {
+        let bytes = std::fs::read(path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (install the Debian package that ships it)"));
+        let read = reader.extract(bytes).await.unwrap();
+        assert_eq!(read.len(), pages, "{path}");
+        let text = pdf_text(&read);
+        assert!(text.contains(phrase), "{path} lacks {phrase}");
+        assert!(text.contains(&format!("--- Page {pages} ---")));
+        // Every page of these manuals has a text layer.
+        assert!(read.iter().all(|p| !p.lines.is_empty()), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn documents_turn_pdfs_into_marked_text() {
+    let documents = Documents::new(library(), 2000);
+    let text = documents
+        .to_text(
+            "application/octet-stream",
+            "x.bin",
+            fixture("three-pages.pdf"),
+        )
+        .await
+        .unwrap();
+    assert!(text.starts_with("--- Page 1 ---\nThis is page 1.\n"));
+    assert!(text.contains("\n--- Page 3 ---\nThis is page 3.\n"));
+}

@@ -1,0 +1,122 @@
+"""PDFs made with reportlab for the document tests.
+
+Run as a script to (re)write the small fixtures the Rust unit tests read:
+    .venv/bin/python tests/e2e/pdf_factory.py tests/fixtures
+"""
+
+import io
+import sys
+from pathlib import Path
+
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfgen import canvas
+
+FONT = ("Helvetica", 10)
+
+
+def _canvas(buffer, **kwargs):
+    # invariant=True keeps the bytes identical from run to run.
+    return canvas.Canvas(buffer, pagesize=A4, invariant=True, **kwargs)
+
+
+def pages_pdf(page_texts):
+    """One page per text, each line of a text on its own line."""
+    buffer = io.BytesIO()
+    c = _canvas(buffer)
+    for text in page_texts:
+        c.setFont(*FONT)
+        y = 780
+        for line in text.split("\n"):
+            c.drawString(72, y, line)
+            y -= 14
+        c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def two_column_lines(rows=6):
+    left = [f"Left column sentence {i} about apples and pears." for i in range(rows)]
+    right = [f"Right column sentence {i} about rivers and hills." for i in range(rows)]
+    return left, right
+
+
+def two_column_pdf(rows=6):
+    """A title across the page, then two columns written row by row
+    (left line, right line, ...), the order that defeats stored-order readers."""
+    left, right = two_column_lines(rows)
+    buffer = io.BytesIO()
+    c = _canvas(buffer)
+    c.setFont("Helvetica-Bold", 14)
+    c.drawString(72, 790, "A Two Column Report")
+    c.setFont(*FONT)
+    y = 750
+    for l, r in zip(left, right):
+        c.drawString(72, y, l)
+        c.drawString(320, y, r)
+        y -= 14
+    c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+TABLE_ROWS = [
+    ("Item", "Quantity", "Unit price"),
+    ("Bolt M6", "120", "0.15"),
+    ("Nut M6", "240", "0.05"),
+    ("Washer", "500", "0.01"),
+]
+
+
+def table_pdf():
+    """A ruled table whose cells are written column by column."""
+    buffer = io.BytesIO()
+    c = _canvas(buffer)
+    c.setFont(*FONT)
+    c.drawString(72, 790, "Invoice 2024-117")
+    xs = [72, 220, 340]
+    top = 760
+    for col, x in enumerate(xs):
+        for row, cells in enumerate(TABLE_ROWS):
+            c.drawString(x + 4, top - 18 * row - 13, cells[col])
+    for row in range(len(TABLE_ROWS) + 1):
+        c.line(72, top - 18 * row, 460, top - 18 * row)
+    for x in xs + [460]:
+        c.line(x, top, x, top - 18 * len(TABLE_ROWS))
+    c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def encrypted_pdf():
+    from reportlab.lib import pdfencrypt
+
+    buffer = io.BytesIO()
+    enc = pdfencrypt.StandardEncryption("secret-user", ownerPassword="secret-owner", strength=128)
+    c = _canvas(buffer, encrypt=enc)
+    c.setFont(*FONT)
+    c.drawString(72, 780, "Confidential figures")
+    c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def truncated_pdf():
+    whole = pages_pdf(["A page that will be cut short."] * 3)
+    return whole[: len(whole) // 2]
+
+
+FIXTURES = {
+    "two-column.pdf": two_column_pdf,
+    "table.pdf": table_pdf,
+    "encrypted.pdf": encrypted_pdf,
+    "truncated.pdf": truncated_pdf,
+    "three-pages.pdf": lambda: pages_pdf([f"This is page {n}.\nSecond line of page {n}." for n in (1, 2, 3)]),
+}
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, make in FIXTURES.items():
+        (out / name).write_bytes(make())
+        print(out / name)
