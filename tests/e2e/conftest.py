@@ -124,6 +124,9 @@ class AgentdServer:
             # The suite's file servers listen on loopback; test_ssrf.py runs
             # servers with the outbound URL guard on.
             "AGENTD_ALLOW_PRIVATE_URLS": "true",
+            # PDFium as scripts/fetch-pdfium.sh puts it in the checkout.
+            "AGENTD_PDFIUM_PATH": os.environ.get(
+                "AGENTD_PDFIUM_PATH", str(REPO_ROOT / "data" / "lib" / "libpdfium.so")),
             "NO_COLOR": "1",
         }
         # Never let a developer's real provider settings leak into the tests.

@@ -135,6 +135,12 @@ impl Documents {
     }
 }
 
+/// HTML as Markdown (inputs declared `text/html` are text inputs; they reach
+/// a model as Markdown, like HTML files do).
+pub fn html_to_markdown(html: &str) -> String {
+    office::html_text(html)
+}
+
 /// Pages joined with `--- Page N ---` markers, so a model can cite pages.
 pub fn pdf_text(pages: &[PdfPage]) -> String {
     let mut text = String::new();

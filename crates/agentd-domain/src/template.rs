@@ -1,10 +1,11 @@
 //! Template strings in engine configs: `${key}` and `$key` are replaced by the
-//! run's inputs. Text inputs interpolate anywhere; a file input must be the
-//! whole string, which then becomes the file's id. `$$` is a literal `$`.
-//! Placeholders naming no input are left as written (`$USD` stays `$USD`);
-//! [`check`] refuses, when an agent version is created, a braced
-//! placeholder that names no input, one left open, and a file input that
-//! does not stand alone.
+//! run's inputs. Text inputs interpolate anywhere. A file input in one of the
+//! engine's *file fields* (images, PDFs) must be the whole string, which then
+//! becomes the file's id; anywhere else it stands for the file's text, read
+//! before rendering (see `files_used_as_text`). `$$` is a literal `$`.
+//! Placeholders naming no input are left as written (`$USD` stays `$USD`).
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -16,32 +17,109 @@ use crate::FieldErrors;
 pub enum TemplateError {
     #[error("file input '{key}' must stand alone in engine_config field '{field}'")]
     FileNotAlone { key: String, field: String },
+    /// The caller did not read a file used as text (a bug, not the user's).
+    #[error("file input '{key}' in engine_config field '{field}' was not read as text")]
+    FileNotRead { key: String, field: String },
+}
+
+/// How file inputs are rendered: ids in the engine's file fields, text
+/// everywhere else.
+#[derive(Clone, Copy, Debug)]
+pub struct Files<'a> {
+    /// Top-level `engine_config` keys whose values are files (ids).
+    pub fields: &'a [&'a str],
+    /// The text of each file input used outside those fields, by input key.
+    pub texts: &'a HashMap<String, String>,
+}
+
+/// Whether `path` (`images[0]`, `a.b`) lies under one of `fields`.
+fn is_file_field(path: &str, fields: &[&str]) -> bool {
+    let top = path.split(['.', '[']).next().unwrap_or(path);
+    fields.contains(&top)
+}
+
+/// The path prefix `visit_strings` starts from.
+const ROOT: &str = "engine_config";
+
+/// `engine_config.a.b` → `a.b`.
+fn field_of(path: &str) -> &str {
+    path.strip_prefix(ROOT)
+        .map(|rest| rest.strip_prefix('.').unwrap_or(rest))
+        .unwrap_or(path)
+}
+
+/// A file input placed where the engine expects text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileAsText {
+    pub key: String,
+    /// The `engine_config` field, e.g. `text` or `a.b[0]`.
+    pub field: String,
+}
+
+/// The file inputs (`is_file_input`) that `config` uses outside the engine's
+/// file fields, each once, with the first field it appears in.
+pub fn files_used_as_text(
+    config: &Value,
+    is_file_input: &dyn Fn(&str) -> bool,
+    file_fields: &[&str],
+) -> Vec<FileAsText> {
+    let mut found: Vec<FileAsText> = Vec::new();
+    visit_strings(config, ROOT, &mut |path, text| {
+        let path = field_of(path);
+        if is_file_field(path, file_fields) {
+            return;
+        }
+        for key in placeholders(text) {
+            if is_file_input(&key) && !found.iter().any(|f| f.key == key) {
+                found.push(FileAsText {
+                    key,
+                    field: path.to_owned(),
+                });
+            }
+        }
+    });
+    found
+}
+
+fn child_path(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// Renders every string inside `config`.
-pub fn render(config: &Value, inputs: &ResolvedInputs) -> Result<Value, TemplateError> {
-    render_at(config, inputs, "")
+pub fn render(
+    config: &Value,
+    inputs: &ResolvedInputs,
+    files: Files<'_>,
+) -> Result<Value, TemplateError> {
+    render_at(config, inputs, files, "")
 }
 
-fn render_at(value: &Value, inputs: &ResolvedInputs, path: &str) -> Result<Value, TemplateError> {
+fn render_at(
+    value: &Value,
+    inputs: &ResolvedInputs,
+    files: Files<'_>,
+    path: &str,
+) -> Result<Value, TemplateError> {
     Ok(match value {
-        Value::String(text) => Value::String(render_str(text, inputs, path)?),
+        Value::String(text) => Value::String(render_str(text, inputs, files, path)?),
         Value::Array(items) => Value::Array(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| render_at(item, inputs, &format!("{path}[{i}]")))
+                .map(|(i, item)| render_at(item, inputs, files, &format!("{path}[{i}]")))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let child = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    Ok((k.clone(), render_at(v, inputs, &child)?))
+                    Ok((
+                        k.clone(),
+                        render_at(v, inputs, files, &child_path(path, k))?,
+                    ))
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -76,7 +154,12 @@ pub fn is_identifier(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn render_str(text: &str, inputs: &ResolvedInputs, field: &str) -> Result<String, TemplateError> {
+fn render_str(
+    text: &str,
+    inputs: &ResolvedInputs,
+    files: Files<'_>,
+    field: &str,
+) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while let Some(offset) = text[i..].find('$') {
@@ -91,6 +174,18 @@ fn render_str(text: &str, inputs: &ResolvedInputs, field: &str) -> Result<String
         match placeholder_at(rest).and_then(|p| inputs.get(p.key).map(|v| (p, v))) {
             Some((placeholder, InputValue::Text(value))) => {
                 out.push_str(value);
+                i = start + placeholder.len;
+            }
+            Some((placeholder, InputValue::File(_))) if !is_file_field(field, files.fields) => {
+                let content =
+                    files
+                        .texts
+                        .get(placeholder.key)
+                        .ok_or_else(|| TemplateError::FileNotRead {
+                            key: placeholder.key.to_owned(),
+                            field: field.to_owned(),
+                        })?;
+                out.push_str(content);
                 i = start + placeholder.len;
             }
             Some((placeholder, InputValue::File(file))) => {
@@ -114,10 +209,14 @@ fn render_str(text: &str, inputs: &ResolvedInputs, field: &str) -> Result<String
 
 /// Checks every template string of `config` against the input definitions
 /// of its version; errors are keyed `engine_config.<path>`.
-pub fn check(config: &Value, definitions: &[InputDefinition]) -> FieldErrors {
+///
+/// A file input must stand alone only in the engine's `file_fields`
+/// (elsewhere it stands for its text, which may sit inside a longer text).
+pub fn check(config: &Value, definitions: &[InputDefinition], file_fields: &[&str]) -> FieldErrors {
     let mut errors = FieldErrors::default();
-    visit_strings(config, "engine_config", &mut |path, text| {
-        if let Err(message) = check_str(text, definitions) {
+    visit_strings(config, ROOT, &mut |path, text| {
+        let in_file_field = is_file_field(field_of(path), file_fields);
+        if let Err(message) = check_str(text, definitions, in_file_field) {
             errors.add(path, message);
         }
     });
@@ -141,7 +240,11 @@ fn visit_strings(value: &Value, path: &str, visit: &mut dyn FnMut(&str, &str)) {
     }
 }
 
-fn check_str(text: &str, definitions: &[InputDefinition]) -> Result<(), String> {
+fn check_str(
+    text: &str,
+    definitions: &[InputDefinition],
+    in_file_field: bool,
+) -> Result<(), String> {
     let mut i = 0;
     while let Some(offset) = text[i..].find('$') {
         let start = i + offset;
@@ -179,7 +282,7 @@ fn check_str(text: &str, definitions: &[InputDefinition]) -> Result<(), String> 
         let file = definitions
             .iter()
             .find(|d| d.key == placeholder.key && d.kind() == InputKind::File);
-        if let Some(file) = file.filter(|_| placeholder.len != text.len()) {
+        if let Some(file) = file.filter(|_| in_file_field && placeholder.len != text.len()) {
             return Err(format!(
                 "File input '{}' must stand alone in its field (\"${{{}}}\"), not inside a longer text.",
                 file.key, file.key
@@ -218,26 +321,26 @@ pub fn referenced_keys(config: &Value) -> Vec<String> {
 }
 
 fn collect_keys(value: &Value, keys: &mut Vec<String>) {
-    match value {
-        Value::String(text) => {
-            let mut i = 0;
-            while let Some(offset) = text[i..].find('$') {
-                let start = i + offset;
-                let rest = &text[start..];
-                if rest.starts_with("$$") {
-                    i = start + 2;
-                } else if let Some(p) = placeholder_at(rest) {
-                    keys.push(p.key.to_owned());
-                    i = start + p.len;
-                } else {
-                    i = start + 1;
-                }
-            }
+    visit_strings(value, "", &mut |_, text| keys.extend(placeholders(text)));
+}
+
+/// The keys of the placeholders in one template string, in order.
+fn placeholders(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut i = 0;
+    while let Some(offset) = text[i..].find('$') {
+        let start = i + offset;
+        let rest = &text[start..];
+        if rest.starts_with("$$") {
+            i = start + 2;
+        } else if let Some(p) = placeholder_at(rest) {
+            keys.push(p.key.to_owned());
+            i = start + p.len;
+        } else {
+            i = start + 1;
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_keys(v, keys)),
-        Value::Object(map) => map.values().for_each(|v| collect_keys(v, keys)),
-        _ => {}
     }
+    keys
 }
 
 #[cfg(test)]
@@ -246,6 +349,20 @@ mod tests {
     use crate::input::FileRef;
     use crate::FileId;
     use serde_json::json;
+
+    const FILE_FIELDS: &[&str] = &["pdf", "images"];
+
+    fn render(config: &Value, inputs: &ResolvedInputs) -> Result<Value, TemplateError> {
+        let texts = HashMap::from([("doc".to_string(), "page one".to_string())]);
+        super::render(
+            config,
+            inputs,
+            Files {
+                fields: FILE_FIELDS,
+                texts: &texts,
+            },
+        )
+    }
 
     fn inputs() -> ResolvedInputs {
         let mut inputs = ResolvedInputs::default();
@@ -304,14 +421,53 @@ mod tests {
     }
 
     #[test]
-    fn a_file_inside_text_is_an_error_naming_the_field() {
-        let err = render(&json!({"x": {"y": "see $doc"}}), &inputs()).unwrap_err();
+    fn a_file_inside_a_file_field_must_stand_alone() {
+        let err = render(&json!({"images": ["see $doc"]}), &inputs()).unwrap_err();
         assert_eq!(
             err,
             TemplateError::FileNotAlone {
                 key: "doc".into(),
-                field: "x.y".into()
+                field: "images[0]".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_file_in_a_text_field_becomes_its_text() {
+        let rendered = render(&json!({"x": {"y": "see: $doc"}, "t": "${doc}"}), &inputs()).unwrap();
+        assert_eq!(
+            rendered,
+            json!({"x": {"y": "see: page one"}, "t": "page one"})
+        );
+    }
+
+    #[test]
+    fn a_file_not_read_is_an_error_not_its_id() {
+        let texts = HashMap::new();
+        let files = Files {
+            fields: FILE_FIELDS,
+            texts: &texts,
+        };
+        let err = super::render(&json!({"text": "${doc}"}), &inputs(), files).unwrap_err();
+        assert_eq!(
+            err,
+            TemplateError::FileNotRead {
+                key: "doc".into(),
+                field: "text".into()
+            }
+        );
+    }
+
+    #[test]
+    fn files_used_as_text_skip_file_fields() {
+        let config = json!({"pdf": "${doc}", "text": "$text and ${doc}", "more": ["$doc"], "images": ["$img"]});
+        let is_file = |key: &str| key == "doc" || key == "img";
+        assert_eq!(
+            files_used_as_text(&config, &is_file, FILE_FIELDS),
+            vec![FileAsText {
+                key: "doc".into(),
+                field: "text".into()
+            }]
         );
     }
 
@@ -337,7 +493,7 @@ mod tests {
     }
 
     fn check_one(value: Value) -> Vec<String> {
-        check(&value, &definitions())
+        check(&value, &definitions(), FILE_FIELDS)
             .fields()
             .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
             .collect()
@@ -364,10 +520,12 @@ mod tests {
     }
 
     #[test]
-    fn file_inputs_inside_text_are_refused() {
+    fn file_inputs_inside_text_are_refused_in_file_fields_only() {
         for text in ["see ${doc}", "$doc!", " ${doc}"] {
-            let errors = check_one(json!({"text": text}));
+            let errors = check_one(json!({"images": [text]}));
             assert!(errors[0].contains("must stand alone"), "{text}: {errors:?}");
+            // In a text field the file stands for its text.
+            assert!(check_one(json!({"text": text})).is_empty(), "{text}");
         }
     }
 

@@ -77,6 +77,13 @@ pub trait Engine: Send + Sync {
     fn config_schema(&self) -> Value;
     fn default_config(&self) -> Value;
 
+    /// Top-level `engine_config` fields whose values are files (images,
+    /// PDFs), given as file inputs, URLs or ids. A file input anywhere else
+    /// stands for the file's text.
+    fn file_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Rules the schema cannot say (known model, parsable output schema).
     fn check_config_rules(&self, config: &Value, models: &ProviderRegistry) -> FieldErrors;
 

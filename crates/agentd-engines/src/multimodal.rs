@@ -242,6 +242,10 @@ impl Engine for MultimodalExtractionEngine {
         })
     }
 
+    fn file_fields(&self) -> &'static [&'static str] {
+        &["images"]
+    }
+
     fn check_config_rules(&self, config: &Value, models: &ProviderRegistry) -> FieldErrors {
         let mut errors = FieldErrors::default();
         // A templated model is only known at run time.

@@ -194,6 +194,15 @@ pub struct ServeConfig {
     /// Files younger than this (seconds) are never swept.
     #[arg(long, env = "AGENTD_FILE_SWEEP_GRACE_SECS", default_value_t = 3600)]
     pub file_sweep_grace_secs: u64,
+
+    /// The PDFium library (default: `$AGENTD_DATA_DIR/lib/libpdfium.so`,
+    /// where scripts/fetch-pdfium.sh puts it).
+    #[arg(long, env = "AGENTD_PDFIUM_PATH")]
+    pub pdfium_path: Option<PathBuf>,
+
+    /// PDFs with more pages are refused.
+    #[arg(long, env = "AGENTD_MAX_PDF_PAGES", default_value_t = 2000)]
+    pub max_pdf_pages: u32,
 }
 
 /// An absolute http(s) URL without query or fragment; kept without its
@@ -244,6 +253,12 @@ impl ServeConfig {
             idle_timeout: seconds(self.idle_timeout_secs),
             max_connections: self.max_connections.max(1),
         }
+    }
+
+    pub fn pdfium_path(&self) -> PathBuf {
+        self.pdfium_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("lib").join("libpdfium.so"))
     }
 
     pub fn provider_timeout(&self) -> Duration {

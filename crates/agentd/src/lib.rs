@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod documents;
 pub mod file_sweep;
 pub mod files;
 pub mod local_model;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use agentd_documents::Documents;
 use agentd_engines::EngineRegistry;
 use agentd_providers::anthropic::{self, AnthropicProvider};
 use agentd_providers::gemini::{self, GeminiProvider};
@@ -28,6 +29,7 @@ pub struct AppState {
     pub engines: EngineRegistry,
     pub models: Arc<ProviderRegistry>,
     pub files: FileStore,
+    pub documents: Documents,
     pub executor: Arc<JobExecutor>,
     pub signals: Arc<JobSignals>,
     pub config: ServeConfig,
@@ -180,17 +182,20 @@ impl AppState {
         .with_fetch_limits(config.fetch_limits());
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
+        let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
         let executor = Arc::new(JobExecutor::new(
             Arc::clone(&storage),
             engines.clone(),
             Arc::clone(&models),
             files.clone(),
+            documents.clone(),
         ));
         Ok(Arc::new(Self {
             storage,
             engines,
             models,
             files,
+            documents,
             executor,
             signals: Arc::new(JobSignals::default()),
             public_url: config

@@ -133,6 +133,7 @@ pub async fn prepare_job(
     check_metadata_size(&request.metadata, state.config.max_metadata_bytes)?;
     let checked = check_inputs(&version.input_definitions, request.inputs)
         .map_err(|e| ApiError::from(e.0))?;
+    crate::documents::check_run_inputs(state, &agent.engine_class_id, version, &checked).await?;
     let mut inputs = Vec::with_capacity(checked.len());
     let mut fingerprint = Vec::with_capacity(checked.len());
     let mut files = Vec::new();

@@ -45,9 +45,11 @@ pub(super) fn read_new_version(
         }
     };
     if let (Some(config), Some(definitions)) = (&engine_config, &input_definitions) {
-        fields
-            .errors
-            .merge(agentd_domain::template::check(config, definitions));
+        fields.errors.merge(agentd_domain::template::check(
+            config,
+            definitions,
+            engine.file_fields(),
+        ));
     }
     Some(NewAgentVersion {
         version_name,

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use agentd_domain::template::{self, TemplateError};
+use std::collections::HashMap;
+
+use agentd_documents::{DocumentError, Documents};
+use agentd_domain::template::{self, FileAsText, TemplateError};
 use agentd_domain::{
     FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobInput, JobOutcome, OrganizationId,
     ResolvedInputs, Usage,
@@ -27,6 +30,7 @@ pub struct JobExecutor {
     engines: EngineRegistry,
     models: Arc<ProviderRegistry>,
     files: FileStore,
+    documents: Documents,
 }
 
 /// What one attempt at a job came to.
@@ -92,12 +96,14 @@ impl JobExecutor {
         engines: EngineRegistry,
         models: Arc<ProviderRegistry>,
         files: FileStore,
+        documents: Documents,
     ) -> Self {
         Self {
             storage,
             engines,
             models,
             files,
+            documents,
         }
     }
 
@@ -152,7 +158,16 @@ impl JobExecutor {
             ))
         })?;
         let inputs = self.resolve_inputs(job, &version.input_definitions).await?;
-        let config = template::render(&version.engine_config, &inputs)
+        let file_fields = engine.file_fields();
+        let is_file_input = |key: &str| matches!(inputs.get(key), Some(InputValue::File(_)));
+        let used_as_text =
+            template::files_used_as_text(&version.engine_config, &is_file_input, file_fields);
+        let texts = self.read_as_text(&inputs, &used_as_text).await?;
+        let files = template::Files {
+            fields: file_fields,
+            texts: &texts,
+        };
+        let config = template::render(&version.engine_config, &inputs, files)
             .map_err(|e: TemplateError| invalid(e.to_string()))?;
         let files = JobFiles {
             store: &self.files,
@@ -184,6 +199,32 @@ impl JobExecutor {
             })
     }
 
+    /// The text of each file input placed where the engine expects text
+    /// (PDF pages with page markers, office files, HTML as Markdown, …).
+    async fn read_as_text(
+        &self,
+        inputs: &ResolvedInputs,
+        used: &[FileAsText],
+    ) -> Result<HashMap<String, String>, Failure> {
+        let mut texts = HashMap::new();
+        for FileAsText { key, field } in used {
+            let Some(InputValue::File(file)) = inputs.get(key) else {
+                continue;
+            };
+            let bytes = self.files.read(file.id).await.map_err(|e| Failure {
+                kind: FailureKind::Internal,
+                message: format!("reading stored file {}: {e}", file.id),
+            })?;
+            let text = self
+                .documents
+                .to_text(&file.content_type, &file.file_name, bytes)
+                .await
+                .map_err(|error| document_failure(key, field, &error))?;
+            texts.insert(key.clone(), text);
+        }
+        Ok(texts)
+    }
+
     /// Turns the job's stored input records back into engine inputs.
     async fn resolve_inputs(
         &self,
@@ -194,12 +235,19 @@ impl JobExecutor {
         // What the job's URL inputs may still fetch, all together.
         let mut budget = self.files.fetch_limits().max_bytes_per_job;
         for record in &job.inputs {
-            let is_file = definitions
-                .iter()
-                .find(|d| d.key == record.key)
-                .map_or(record.file_name.is_some(), |d| d.kind() == InputKind::File);
+            let definition = definitions.iter().find(|d| d.key == record.key);
+            let is_file =
+                definition.map_or(record.file_name.is_some(), |d| d.kind() == InputKind::File);
+            let is_html = definition.is_some_and(|d| {
+                d.data_type
+                    .trim()
+                    .to_ascii_lowercase()
+                    .starts_with("text/html")
+            });
             let value = if is_file {
                 InputValue::File(self.input_file(job, record, &mut budget).await?)
+            } else if is_html {
+                InputValue::Text(agentd_documents::html_to_markdown(&record.value))
             } else {
                 InputValue::Text(record.value.clone())
             };
@@ -271,6 +319,22 @@ fn file_failure(job: &Job, key: &str, error: FileError) -> AttemptError {
             .into()
         }
     }
+}
+
+/// A file that could not be read as text, named by its input and field.
+fn document_failure(key: &str, field: &str, error: &DocumentError) -> Failure {
+    let message = match error {
+        DocumentError::Image(_) => {
+            format!("Input '{key}' is used as text in engine_config field '{field}', but {error}.")
+        }
+        _ => format!("Input '{key}' (engine_config field '{field}'): {error}."),
+    };
+    let kind = if error.is_caller_fault() {
+        FailureKind::Invalid
+    } else {
+        FailureKind::Internal
+    };
+    Failure { kind, message }
 }
 
 /// The files of one job's organization, for engines.
