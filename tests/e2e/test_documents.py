@@ -310,3 +310,98 @@ def test_xlsx_sheets_reach_the_model_row_by_row(http, fake, create_agent):
     data = xlsx_bytes("Stock", [["sku", "count"], [sku, "7"]])
     text = read_through_model(http, fake, create_agent, "stock.xlsx", data, XLSX)
     assert f"--- Sheet Stock ---\nsku\tcount\n{sku}\t7" in text, text
+
+
+# ---------------------------------------------------------------------------
+# PDFExtractionEngine (Document Insights)
+# ---------------------------------------------------------------------------
+
+import re  # noqa: E402
+
+from fake_openai import Reply  # noqa: E402
+from helpers import MODEL, assert_error as _assert_error  # noqa: E402
+
+ITEMS_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "items": {"type": "array", "items": {"type": "string"}}},
+    "required": ["title", "items"],
+    "additionalProperties": False,
+}
+
+
+def insights_agent(create_agent, **config) -> dict:
+    engine_config = {
+        "pdf_files": "${pdf}",
+        "instructions": "List every item.",
+        "model": MODEL,
+        "output_schema": ITEMS_SCHEMA,
+    }
+    engine_config.update(config)
+    return create_agent(
+        engine_class_id="PDFExtractionEngine",
+        input_definitions=[{"key": "pdf", "data_type": PDF, "description": "A catalogue"}],
+        engine_config=engine_config,
+    )
+
+
+def items_from_pages(req) -> Reply:
+    """Answers with the items on the pages the request carries; the title only
+    from the batch holding page 1, and one item every batch repeats."""
+    text = "\n".join(req.message_texts("user"))
+    items = re.findall(r"Item \d{3}", text) + ["Shared item"]
+    title = "Catalogue" if "--- Page 1 ---" in text else ""
+    return Reply.answer({"title": title, "items": items}).build(req)
+
+
+def test_insights_reads_a_pdf_in_batches_and_merges_them_in_page_order(http, fake, create_agent):
+    agent = insights_agent(create_agent, batch_size=10)
+    pages = [f"Item {n:03d}\nDescription of item {n}." for n in range(1, 26)]
+    fake.always(Reply(build=items_from_pages))
+    resp = http.post(f"/v1/agents/run/{agent['id']}/", files={"pdf": ("catalogue.pdf", pdf_factory.pages_pdf(pages), PDF)})
+    merged = __import__("json").loads(only_output(expect(resp, 200))["value"])
+    assert merged["title"] == "Catalogue"
+    # Page order; the item every batch repeats is kept once, where it first appeared.
+    items = [f"Item {n:03d}" for n in range(1, 26)]
+    assert merged["items"] == items[:10] + ["Shared item"] + items[10:]
+    # Three model calls of 10, 10 and 5 pages, each page once, in order, with its number.
+    seen = []
+    for req in fake.completions:
+        text = "\n".join(req.message_texts("user"))
+        numbers = [int(n) for n in re.findall(r"--- Page (\d+) ---", text)]
+        assert numbers == sorted(numbers) and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        for n in numbers:
+            assert f"--- Page {n} ---\nItem {n:03d}\nDescription of item {n}." in text
+        seen.append(numbers)
+    assert sorted(len(s) for s in seen) == [5, 10, 10]
+    assert sorted(n for s in seen for n in s) == list(range(1, 26))
+    assert all(req.json.get("temperature") == 0 for req in fake.completions)
+
+
+def test_insights_is_listed_with_its_default_config(http):
+    types = expect(http.get("/v1/agents/types/"), 200)
+    assert "PDFExtractionEngine" in __import__("json").dumps(types)
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"convert_to_images": True}, "convert_to_images"),
+    ({"use_source": True}, "use_source"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 51}, "batch_size"),
+])
+def test_insights_refuses_options_it_cannot_honour(http, config, field):
+    body = {
+        "name": unique("insights-"),
+        "engine_class_id": "PDFExtractionEngine",
+        "input_definitions": [{"key": "pdf", "data_type": PDF, "description": "A PDF"}],
+        "engine_config": {"pdf_files": "${pdf}", "instructions": "x", "model": MODEL, "output_schema": ITEMS_SCHEMA, **config},
+    }
+    _assert_error(http.post("/v1/agents/", json=body), 400, field=f"engine_config.{field}")
+
+
+def test_insights_fails_an_encrypted_pdf_given_by_url(http, fake, create_agent, files):
+    agent = insights_agent(create_agent)
+    files.files["/locked.pdf"] = (pdf_factory.encrypted_pdf(), PDF)
+    job = expect(http.post(f"/v1/agents/run/{agent['id']}/async/", json={"pdf": files.url("/locked.pdf")}), 200)
+    status = wait_for_job(http, job)
+    assert status["status"] == FAILURE and "password-protected" in status["error_message"], status
+    assert fake.completions == []

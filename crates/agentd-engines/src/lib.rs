@@ -2,10 +2,13 @@
 //! the JSON Schema of its config, checks a config when an agent is created,
 //! and turns rendered config + inputs into outputs through model providers.
 
+pub mod answer;
 pub mod multimodal;
+pub mod pdf_extraction;
 
 use std::sync::Arc;
 
+use agentd_documents::Documents;
 use agentd_domain::output_schema::field_errors;
 use agentd_domain::{AgentDatum, FieldErrors, FileId, FileRef, ResolvedInputs, Usage};
 use agentd_providers::{ProviderError, ProviderRegistry, ResolveError};
@@ -25,6 +28,7 @@ pub trait FileReader: Send + Sync {
 pub struct EngineContext<'a> {
     pub models: &'a ProviderRegistry,
     pub files: &'a dyn FileReader,
+    pub documents: &'a Documents,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +115,10 @@ pub struct EngineRegistry {
 impl EngineRegistry {
     pub fn builtin() -> Self {
         Self {
-            engines: vec![Arc::new(multimodal::MultimodalExtractionEngine)],
+            engines: vec![
+                Arc::new(multimodal::MultimodalExtractionEngine),
+                Arc::new(pdf_extraction::PdfExtractionEngine),
+            ],
         }
     }
 
@@ -136,4 +143,29 @@ pub(crate) fn is_template(value: &Value) -> bool {
     value
         .as_str()
         .is_some_and(|s| s.trim_start().starts_with('$'))
+}
+
+/// Reads a file reference from a rendered config: a file id (a file input
+/// renders to its id), a `data:` URL or an http(s) URL. `what` names the
+/// expected kind in errors ("an image", "a PDF").
+pub(crate) async fn load_file(
+    files: &dyn FileReader,
+    reference: &str,
+    what: &str,
+) -> Result<(String, Vec<u8>), EngineError> {
+    if let Ok(id) = reference.parse::<FileId>() {
+        let (file, bytes) = files.read(id).await.map_err(EngineError::Invalid)?;
+        Ok((file.file_name, bytes))
+    } else if reference.starts_with("data:") {
+        let upload = agentd_domain::input::decode_data_url(reference)
+            .map_err(EngineError::Invalid)?
+            .ok_or_else(|| EngineError::Invalid("malformed data: URL".into()))?;
+        Ok((upload.file_name, upload.bytes))
+    } else if reference.starts_with("http://") || reference.starts_with("https://") {
+        files.fetch(reference).await.map_err(EngineError::Invalid)
+    } else {
+        Err(EngineError::Invalid(format!(
+            "'{reference}' is not {what}: expected a file input, a URL or a file id"
+        )))
+    }
 }

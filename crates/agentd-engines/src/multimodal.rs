@@ -1,17 +1,15 @@
 //! `MultimodalExtractionEngine` ("Multimodal Insights"): text (and, later,
 //! images) plus an instruction in, JSON matching `output_schema` out.
 
-use agentd_domain::input::decode_data_url;
-use agentd_domain::{AgentDatum, FieldErrors, FileId, OutputSchema, ResolvedInputs, Usage};
-use agentd_providers::{
-    Capability, CompletionRequest, ContentPart, Message, ProviderRegistry, ReasoningEffort,
-    ResolvedModel, Role,
-};
+use agentd_domain::{AgentDatum, FieldErrors, OutputSchema, ResolvedInputs, Usage};
+use agentd_providers::{Capability, ContentPart, Message, ProviderRegistry, ReasoningEffort, Role};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::answer::{ask_for_json, AnswerOptions};
 use crate::{
-    is_template, Engine, EngineContext, EngineError, EngineFailure, EngineOutput, FileReader,
+    is_template, load_file, Engine, EngineContext, EngineError, EngineFailure, EngineOutput,
+    FileReader,
 };
 
 pub struct MultimodalExtractionEngine;
@@ -44,7 +42,7 @@ const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 
 /// Roe configs often hold numbers as strings ("0.7"); `null` and `""` mean
 /// "not set". Anything else that is not a number is an error.
-fn number(value: &Value) -> Result<Option<f64>, String> {
+pub(crate) fn number(value: &Value) -> Result<Option<f64>, String> {
     let parsed = match value {
         Value::Null => return Ok(None),
         Value::String(s) if s.trim().is_empty() => return Ok(None),
@@ -66,7 +64,7 @@ fn shorten(value: &Value) -> String {
     text.chars().take(40).collect()
 }
 
-fn read_temperature(value: &Value) -> Result<Option<f64>, String> {
+pub(crate) fn read_temperature(value: &Value) -> Result<Option<f64>, String> {
     match number(value)? {
         Some(t) if !TEMPERATURE_RANGE.contains(&t) => Err(format!(
             "Must be between {} and {}, got {t}.",
@@ -109,7 +107,7 @@ fn read_reasoning(value: &Value) -> Result<Option<ReasoningEffort>, String> {
     }
 }
 
-fn non_empty_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
+pub(crate) fn non_empty_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
     config[key]
         .as_str()
         .map(str::trim)
@@ -123,7 +121,7 @@ impl RunConfig {
             move |message| EngineError::Invalid(format!("{field}: {message}"))
         }
         let (reasoning_name, reasoning_value) = reasoning_field(config);
-        let images = image_refs(&config["images"]);
+        let images = file_refs(&config["images"]);
         if images.len() > MAX_IMAGES {
             return Err(EngineError::Invalid(format!(
                 "at most {MAX_IMAGES} images per run, got {}",
@@ -169,26 +167,6 @@ impl RunConfig {
                 parts,
             },
         ])
-    }
-}
-
-/// Tokens and cost across the calls of one run.
-struct Spend<'a> {
-    model: &'a ResolvedModel,
-    usage: Usage,
-}
-
-impl Spend<'_> {
-    fn cost(&self) -> f64 {
-        self.model.spec.cost(&self.usage)
-    }
-
-    fn fail(&self, error: EngineError) -> EngineFailure {
-        EngineFailure {
-            error,
-            usage: self.usage,
-            cost: self.cost(),
-        }
     }
 }
 
@@ -296,7 +274,7 @@ impl Engine for MultimodalExtractionEngine {
                 errors.add(format!("engine_config.{field}"), message);
             }
         }
-        let has_images = !image_refs(&config["images"]).is_empty();
+        let has_images = !file_refs(&config["images"]).is_empty();
         if let Some(spec) = spec.filter(|s| has_images && !s.supports(Capability::Image)) {
             errors.add(
                 "engine_config.images",
@@ -323,65 +301,41 @@ impl Engine for MultimodalExtractionEngine {
             ))
             .into());
         }
-        let mut messages = run.first_messages(context.files).await?;
-        let mut spend = Spend {
-            model: &model,
-            usage: Usage::default(),
-        };
-        // One retry with the validation error shown to the model.
-        for attempt in 0..2 {
-            let request = CompletionRequest {
-                upstream_model: model.spec.upstream.clone(),
-                messages: messages.clone(),
-                schema_name: "output".into(),
-                schema: run.schema.as_value().clone(),
-                temperature: run.temperature.filter(|_| model.spec.supports_temperature),
-                reasoning: run
-                    .reasoning
-                    .filter(|_| model.spec.supports_reasoning_effort),
+        let messages = run.first_messages(context.files).await?;
+        let mut usage = Usage::default();
+        let asked = ask_for_json(
+            &model,
+            messages,
+            &run.schema,
+            AnswerOptions {
+                temperature: run.temperature,
+                reasoning: run.reasoning,
                 max_output_tokens: run.max_output_tokens,
-            };
-            let completion = model
-                .provider
-                .complete(&request)
-                .await
-                .map_err(|e| spend.fail(e.into()))?;
-            spend.usage += completion.usage;
-            match run.schema.check_answer(&completion.text) {
-                Ok(value) => {
-                    let cost = spend.cost();
-                    return Ok(EngineOutput {
-                        outputs: vec![AgentDatum {
-                            key: "output".into(),
-                            description: "Extracted data".into(),
-                            data_type: "application/json".into(),
-                            value: value.to_string(),
-                            cost: Some(cost),
-                        }],
-                        usage: spend.usage,
-                        cost,
-                    });
-                }
-                Err(problem) if attempt == 0 => {
-                    tracing::info!(%problem, "answer failed output_schema; asking again");
-                    messages.push(Message::text(Role::Assistant, completion.text));
-                    messages.push(Message::text(
-                        Role::User,
-                        format!(
-                            "Your answer was rejected: {problem}. Answer again with JSON that matches the schema exactly."
-                        ),
-                    ));
-                }
-                Err(problem) => return Err(spend.fail(EngineError::InvalidAnswer(problem))),
-            }
+            },
+            &mut usage,
+        )
+        .await;
+        let cost = model.spec.cost(&usage);
+        match asked {
+            Ok(value) => Ok(EngineOutput {
+                outputs: vec![AgentDatum {
+                    key: "output".into(),
+                    description: "Extracted data".into(),
+                    data_type: "application/json".into(),
+                    value: value.to_string(),
+                    cost: Some(cost),
+                }],
+                usage,
+                cost,
+            }),
+            Err(error) => Err(EngineFailure { error, usage, cost }),
         }
-        unreachable!("the loop returns on its second attempt")
     }
 }
 
 /// Image references: a list, or one string separated by commas, newlines
 /// or spaces. Each is a file id, a `data:` URL or an http(s) URL.
-fn image_refs(value: &Value) -> Vec<String> {
+pub(crate) fn file_refs(value: &Value) -> Vec<String> {
     let split = |text: &str| -> Vec<String> {
         text.split(|c: char| c == ',' || c.is_whitespace())
             .map(str::trim)
@@ -411,21 +365,7 @@ fn image_refs(value: &Value) -> Vec<String> {
 
 /// Reads one image reference into an image part.
 async fn load_image(files: &dyn FileReader, reference: &str) -> Result<ContentPart, EngineError> {
-    let (name, bytes) = if let Ok(id) = reference.parse::<FileId>() {
-        let (file, bytes) = files.read(id).await.map_err(EngineError::Invalid)?;
-        (file.file_name, bytes)
-    } else if reference.starts_with("data:") {
-        let upload = decode_data_url(reference)
-            .map_err(EngineError::Invalid)?
-            .ok_or_else(|| EngineError::Invalid("malformed data: URL".into()))?;
-        (upload.file_name, upload.bytes)
-    } else if reference.starts_with("http://") || reference.starts_with("https://") {
-        files.fetch(reference).await.map_err(EngineError::Invalid)?
-    } else {
-        return Err(EngineError::Invalid(format!(
-            "'{reference}' is not an image: expected a file input, a data: URL or a file id"
-        )));
-    };
+    let (name, bytes) = load_file(files, reference, "an image").await?;
     let mime_type = image_mime_type(&bytes).ok_or_else(|| {
         EngineError::Invalid(format!("'{name}' is not an image the model can read"))
     })?;

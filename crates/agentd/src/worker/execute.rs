@@ -177,6 +177,7 @@ impl JobExecutor {
         let context = EngineContext {
             models: &self.models,
             files: &files,
+            documents: &self.documents,
         };
         engine
             .run(&context, &config, &inputs)
