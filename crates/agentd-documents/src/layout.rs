@@ -205,9 +205,14 @@ fn lines(mut words: Vec<Word>) -> Vec<Vec<Word>> {
     words.sort_by(|a, b| b.rect.top.total_cmp(&a.rect.top));
     let mut lines: Vec<(Rect, Vec<Word>)> = Vec::new();
     for word in words {
+        // Lines were started top to bottom, so only the last few can reach
+        // down to this word: stop once they are well above it.
+        let reach = word.rect.top + 3.0 * word.rect.height();
         let best = lines
             .iter()
             .enumerate()
+            .rev()
+            .take_while(|(_, (rect, _))| rect.top <= reach)
             .filter_map(|(i, (rect, _))| {
                 let overlap = rect.vertical_overlap(&word.rect);
                 let needed = SAME_LINE_OVERLAP * rect.height().min(word.rect.height());
