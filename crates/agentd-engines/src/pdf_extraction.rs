@@ -138,27 +138,74 @@ struct Batch {
     text: String,
 }
 
-/// Splits each document into batches of `size` pages; page markers name
-/// the document when there are several.
-fn batches(documents: &[(String, Vec<agentd_documents::PdfPage>)], size: usize) -> Vec<Batch> {
+/// A cautious token estimate for text (about 3 characters per token; real
+/// tokenizers give 3.5–4.5 on prose, fewer on code and numbers).
+fn estimated_tokens(text: &str) -> usize {
+    text.len().div_ceil(3)
+}
+
+/// Tokens a batch's pages may take in `model`'s context window: what is
+/// left after the instructions, the schema and room for the answer.
+fn page_budget(model: &ResolvedModel, run: &RunConfig) -> usize {
+    let window = model.spec.context_window as usize;
+    let answer = (model.spec.max_output_tokens as usize)
+        .min(window / 4)
+        .max(256);
+    let fixed = estimated_tokens(SYSTEM_PROMPT)
+        + estimated_tokens(&run.instructions)
+        + estimated_tokens(&run.schema.as_value().to_string())
+        + 64;
+    window.saturating_sub(answer + fixed)
+}
+
+fn page_marker(name: &str, several: bool, page: &agentd_documents::PdfPage) -> String {
+    let mut text = if several {
+        format!("--- {name}, Page {} ---\n", page.number)
+    } else {
+        format!("--- Page {} ---\n", page.number)
+    };
+    text.push_str(&page.text());
+    text.push('\n');
+    text
+}
+
+/// Splits each document into batches of at most `size` pages; a batch whose
+/// pages would not fit `budget` tokens is split further, page by page. A
+/// single page over the budget is an error: text is never cut silently.
+fn batches(
+    documents: &[(String, Vec<agentd_documents::PdfPage>)],
+    size: usize,
+    budget: usize,
+) -> Result<Vec<Batch>, EngineError> {
     let several = documents.len() > 1;
     let mut out = Vec::new();
     for (name, pages) in documents {
         for chunk in pages.chunks(size) {
             let mut text = String::new();
             for page in chunk {
-                if several {
-                    text.push_str(&format!("--- {name}, Page {} ---\n", page.number));
-                } else {
-                    text.push_str(&format!("--- Page {} ---\n", page.number));
+                let page_text = page_marker(name, several, page);
+                let tokens = estimated_tokens(&page_text);
+                if tokens > budget {
+                    return Err(EngineError::Invalid(format!(
+                        "page {} of '{name}' (about {tokens} tokens) does not fit the model's \
+                         context window (about {budget} tokens left for pages); choose a model \
+                         with a larger context window",
+                        page.number
+                    )));
                 }
-                text.push_str(&page.text());
-                text.push('\n');
+                if !text.is_empty() && estimated_tokens(&text) + tokens > budget {
+                    out.push(Batch {
+                        text: std::mem::take(&mut text),
+                    });
+                }
+                text.push_str(&page_text);
             }
-            out.push(Batch { text });
+            if !text.is_empty() {
+                out.push(Batch { text });
+            }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Merges batch answers in page order (see the module documentation).
@@ -320,7 +367,7 @@ impl Engine for PdfExtractionEngine {
                 .map_err(|e| EngineError::Invalid(format!("'{name}': {e}")))?;
             documents.push((name, pages));
         }
-        let batches = batches(&documents, run.batch_size);
+        let batches = batches(&documents, run.batch_size, page_budget(&model, &run))?;
         if batches.is_empty() {
             return Err(EngineError::Invalid("the PDFs have no pages".into()).into());
         }
@@ -426,6 +473,47 @@ mod tests {
             merged,
             json!({"total": 12.5, "vendor": "ACME", "meta": {"date": "2024-01-02"}})
         );
+    }
+
+    fn page(number: u32, text: &str) -> agentd_documents::PdfPage {
+        agentd_documents::PdfPage {
+            number,
+            width: 612.0,
+            height: 792.0,
+            lines: vec![agentd_documents::layout::Line {
+                text: text.into(),
+                rect: agentd_documents::layout::Rect {
+                    left: 0.0,
+                    bottom: 0.0,
+                    right: 1.0,
+                    top: 1.0,
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn batches_hold_batch_size_pages_and_split_to_fit_the_context() {
+        let pages: Vec<_> = (1..=5).map(|n| page(n, &"x".repeat(300))).collect();
+        let docs = vec![("a.pdf".to_string(), pages)];
+        let roomy = batches(&docs, 2, 100_000).unwrap();
+        assert_eq!(roomy.len(), 3);
+        assert!(
+            roomy[0].text.starts_with("--- Page 1 ---\n")
+                && roomy[0].text.contains("--- Page 2 ---")
+        );
+        // About 105 tokens a page: a 250-token budget takes two pages, not three.
+        let tight = batches(&docs, 5, 250).unwrap();
+        let counts: Vec<usize> = tight
+            .iter()
+            .map(|b| b.text.matches("--- Page").count())
+            .collect();
+        assert_eq!(counts, [2, 2, 1]);
+        // A page that cannot fit is an error, not a cut.
+        match batches(&docs, 5, 50) {
+            Err(EngineError::Invalid(message)) => assert!(message.contains("page 1"), "{message}"),
+            _ => panic!("an oversized page must be refused"),
+        }
     }
 
     #[test]
