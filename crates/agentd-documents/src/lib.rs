@@ -232,3 +232,83 @@ pub fn detect(
         sniffed.unwrap_or("application/octet-stream").to_owned(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_types_say_what_can_be_read() {
+        assert_eq!(
+            kind_of_type("application/pdf"),
+            TypeVerdict::Readable(DocumentKind::Pdf)
+        );
+        assert_eq!(
+            kind_of_type("text/csv; charset=utf-8"),
+            TypeVerdict::Readable(DocumentKind::Csv)
+        );
+        assert_eq!(
+            kind_of_type("image/png"),
+            TypeVerdict::Readable(DocumentKind::Image)
+        );
+        assert_eq!(kind_of_type("*/*"), TypeVerdict::Undecided);
+        assert_eq!(kind_of_type("application/zip"), TypeVerdict::Unreadable);
+        assert_eq!(kind_of_type("video/mp4"), TypeVerdict::Unreadable);
+    }
+
+    #[test]
+    fn bytes_win_over_names_and_generic_types() {
+        let pdf = b"%PDF-1.4\n...";
+        assert_eq!(
+            detect("application/octet-stream", "x.txt", pdf).unwrap(),
+            DocumentKind::Pdf
+        );
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(
+            detect("text/plain", "a.txt", png).unwrap(),
+            DocumentKind::Image
+        );
+        assert_eq!(
+            detect("*/*", "notes.md", b"# hi").unwrap(),
+            DocumentKind::PlainText
+        );
+        assert_eq!(
+            detect("*/*", "page.htm", b"<p>hi</p>").unwrap(),
+            DocumentKind::Html
+        );
+        assert_eq!(
+            detect("", "blob", b"plain words").unwrap(),
+            DocumentKind::PlainText
+        );
+        assert!(matches!(
+            detect("application/octet-stream", "blob", b"\0\x01\x02binary"),
+            Err(DocumentError::Unreadable(_))
+        ));
+        assert!(matches!(
+            detect("application/zip", "a.zip", b"not really"),
+            Err(DocumentError::Unreadable(t)) if t == "application/zip"
+        ));
+    }
+
+    #[test]
+    fn page_markers_number_every_page() {
+        let page = |number| PdfPage {
+            number,
+            width: 1.0,
+            height: 1.0,
+            lines: vec![layout::Line {
+                text: format!("text {number}"),
+                rect: layout::Rect {
+                    left: 0.0,
+                    bottom: 0.0,
+                    right: 1.0,
+                    top: 1.0,
+                },
+            }],
+        };
+        assert_eq!(
+            pdf_text(&[page(1), page(2)]),
+            "--- Page 1 ---\ntext 1\n\n--- Page 2 ---\ntext 2\n"
+        );
+    }
+}
