@@ -3,15 +3,42 @@
 //! INPUTS one input per line, `key=text` or `@key=file-id` (32 hex digits
 //! or a UUID). Checks the rules of `agentd_domain::template`: `$$` is a
 //! literal `$`, strings without placeholders of given inputs are kept, a
-//! file stands alone, `referenced_keys` lists exactly the placeholders, and
-//! a config that passes `check` renders.
+//! file stands alone in a file field and becomes its text elsewhere,
+//! `referenced_keys` lists exactly the placeholders, and a config that
+//! passes `check` renders.
 #![no_main]
 
+use std::collections::HashMap;
+
 use agentd_domain::input::{FileRef, InputValue, ResolvedInputs};
-use agentd_domain::template::{check, referenced_keys, render, TemplateError};
+use agentd_domain::template::{self, check, referenced_keys, Files, TemplateError};
 use agentd_domain::{FileId, InputDefinition};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+
+/// The engine fields whose values are files, as in the engines.
+const FILE_FIELDS: &[&str] = &["images", "pdf_files", "pdf_file"];
+
+/// The text a file input stands for outside the file fields.
+fn text_of(key: &str) -> String {
+    format!("text of {key}")
+}
+
+fn render(config: &Value, inputs: &ResolvedInputs) -> Result<Value, TemplateError> {
+    let texts: HashMap<String, String> = inputs
+        .iter()
+        .filter(|(_, value)| matches!(value, InputValue::File(_)))
+        .map(|(key, _)| (key.clone(), text_of(key)))
+        .collect();
+    template::render(
+        config,
+        inputs,
+        Files {
+            fields: FILE_FIELDS,
+            texts: &texts,
+        },
+    )
+}
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -40,16 +67,21 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(rendered, unescaped, "no input is referenced");
             }
         }
-        Err(TemplateError::FileNotAlone { key, .. }) => {
+        Err(TemplateError::FileNotAlone { key, field }) => {
             assert!(matches!(inputs.get(&key), Some(InputValue::File(_))));
             assert!(keys.contains(&key));
+            let top = field.split(['.', '[']).next().unwrap_or_default();
+            assert!(FILE_FIELDS.contains(&top), "{field} is not a file field");
+        }
+        Err(TemplateError::FileNotRead { key, .. }) => {
+            panic!("file input {key} has a text, yet was not read")
         }
     }
 
     // A config that passes the check at version creation renders with any
     // inputs of the declared kinds.
     let definitions = definitions_of(&inputs);
-    let errors = check(&config, &definitions);
+    let errors = check(&config, &definitions, FILE_FIELDS);
     if errors.is_empty() {
         // `inputs.get` takes a key's first value, as `definitions_of` does.
         assert!(
@@ -62,14 +94,15 @@ fuzz_target!(|data: &[u8]| {
         assert!(messages.iter().all(|m| !m.is_empty()));
     }
 
-    // Each input alone, in both spellings, becomes its value.
+    // Each input alone, in both spellings, becomes its value (a file, in a
+    // text field, its text).
     for (key, value) in inputs.iter() {
         if inputs.get(key) != Some(value) || !keys_of(&format!("${{{key}}}")).contains(key) {
             continue; // a repeated or non-identifier key
         }
         let expected = match value {
             InputValue::Text(text) => text.clone(),
-            InputValue::File(file) => file.id.to_string(),
+            InputValue::File(_) => text_of(key),
         };
         for template in [format!("${{{key}}}"), format!("${key}")] {
             assert_eq!(
