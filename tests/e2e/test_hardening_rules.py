@@ -131,8 +131,10 @@ BAD_AGENTS = [
     pytest.param({"engine_config": config_with(instruction="Use ${unknown}.")}, "engine_config.instruction",
                  id="unknown-placeholder"),
     pytest.param({"engine_config": config_with(text="${text")}, "engine_config.text", id="unterminated"),
+    # In a file field a file input must stand alone; in a text field it stands
+    # for its text (tests/e2e/test_documents.py), so it may sit inside a longer text.
     pytest.param({"input_definitions": [TEXT_INPUT, PDF_INPUT],
-                  "engine_config": config_with(text="${text} and ${doc}")}, "engine_config.text",
+                  "engine_config": config_with(images=["see ${doc}"])}, "engine_config.images[0]",
                  id="file-inside-text"),
     pytest.param({"name": "a\u0000b"}, "name", id="nul-in-name"),
     pytest.param({"name": "n" * 100_000}, "name", id="long-name"),
