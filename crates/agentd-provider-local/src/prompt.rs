@@ -1,7 +1,6 @@
 //! Request messages → chat turns → prompt tokens that fit the context window.
 
 use agentd_providers::{CompletionRequest, ContentPart, ProviderError, Role};
-use serde_json::Value;
 
 /// Put where user text was cut so the model sees that something is missing.
 const CUT_MARKER: &str = "\n\n[... truncated ...]\n\n";
@@ -49,32 +48,25 @@ pub(crate) struct FittedPrompt {
     pub cut_tokens: usize,
 }
 
-/// Chat turns for a request: its messages in order, with the answer's fields
-/// and JSON Schema appended to the (first) system message and the first
-/// user message framed as the input. The schema is in the prompt as well as
-/// in the grammar because the grammar only says what the model may write,
-/// not what the fields mean.
+/// Chat turns for a request: its messages in order, with the answer's JSON
+/// Schema appended to the (first) system message. The schema is in the prompt
+/// as well as in the grammar because the grammar only says what the model
+/// may write, not what the fields mean.
 pub(crate) fn turns_for(request: &CompletionRequest) -> Result<Vec<Turn>, ProviderError> {
     let mut turns = Vec::with_capacity(request.messages.len() + 1);
-    let mut framed = false;
     for message in &request.messages {
         let (role, truncatable) = match message.role {
             Role::System => ("system", false),
             Role::User => ("user", true),
             Role::Assistant => ("assistant", false),
         };
-        let mut text = message_text(&message.parts)?;
-        if role == "user" && !framed && variant().contains('d') {
-            text = frame_input(&text);
-            framed = true;
-        }
         turns.push(Turn {
             role,
-            text,
+            text: message_text(&message.parts)?,
             truncatable,
         });
     }
-    let hint = schema_hint(&request.schema);
+    let hint = schema_hint(request);
     match turns.iter_mut().find(|t| t.role == "system") {
         Some(system) => {
             system.text.push_str("\n\n");
@@ -92,73 +84,11 @@ pub(crate) fn turns_for(request: &CompletionRequest) -> Result<Vec<Turn>, Provid
     Ok(turns)
 }
 
-fn variant() -> String {
-    std::env::var("AGENTD_LOCAL_PROMPT_VARIANT").unwrap_or_default()
-}
-
-/// The input between markers, so that the model tells it from instructions.
-fn frame_input(text: &str) -> String {
-    format!("Input:\n\"\"\"\n{text}\n\"\"\"")
-}
-
-fn schema_hint(schema: &Value) -> String {
-    let v = variant();
-    let mut fields = String::new();
-    describe_fields(schema, 0, &mut fields);
-    let mut hint = String::new();
-    if v.contains('f') && !fields.is_empty() {
-        hint.push_str("Answer with a JSON object with these fields:\n");
-        hint.push_str(&fields);
-        if v.contains('s') {
-            hint.push_str("\nIts JSON Schema:\n");
-            hint.push_str(&schema.to_string());
-        }
-        return hint;
-    }
-    format!("Answer with one JSON value that matches this JSON Schema:\n{schema}")
-}
-
-/// One line per property of an object schema (nested objects indented):
-/// `- name (string): the description`.
-fn describe_fields(schema: &Value, depth: usize, out: &mut String) {
-    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, property) in properties {
-        out.push_str(&"  ".repeat(depth));
-        out.push_str(&format!("- {name} ({})", type_words(property)));
-        if let Some(description) = property.get("description").and_then(Value::as_str) {
-            out.push_str(": ");
-            out.push_str(description.trim());
-        }
-        out.push('\n');
-        describe_fields(property, depth + 1, out);
-        if let Some(items) = property.get("items") {
-            describe_fields(items, depth + 1, out);
-        }
-    }
-}
-
-/// A property's type in words: `string`, `integer or null`, `one of "a",
-/// "b"`, `list of string`.
-fn type_words(schema: &Value) -> String {
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        let options: Vec<String> = options.iter().map(Value::to_string).collect();
-        return format!("one of {}", options.join(", "));
-    }
-    let named = match schema.get("type") {
-        Some(Value::String(name)) => name.clone(),
-        Some(Value::Array(names)) => names
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" or "),
-        _ => "any".to_string(),
-    };
-    match (named.as_str(), schema.get("items")) {
-        ("array", Some(items)) => format!("list of {}", type_words(items)),
-        _ => named,
-    }
+fn schema_hint(request: &CompletionRequest) -> String {
+    format!(
+        "Answer with one JSON value that matches this JSON Schema:\n{}",
+        request.schema
+    )
 }
 
 /// The text parts of a message; images are refused because the model reads
