@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::grammar::JsonLayout;
+
 /// The file name of the default weights, as `scripts/fetch-model.sh` writes it.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -11,6 +13,11 @@ pub const DEFAULT_MODEL_ID: &str = "local/smollm2-135m-instruct";
 /// Environment variable naming the GGUF file explicitly.
 pub const MODEL_PATH_ENV: &str = "AGENTD_LOCAL_MODEL_PATH";
 
+/// Sequences by default on machines with fewer cores: idle sequences keep
+/// the prompt prefixes of recent agents cached, at 47 MiB of KV cache each
+/// for the default weights and context.
+pub const DEFAULT_MIN_SEQUENCES: usize = 4;
+
 /// How the local model is loaded and run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalModelConfig {
@@ -18,12 +25,22 @@ pub struct LocalModelConfig {
     pub path: PathBuf,
     /// Tokens of context per sequence (prompt and answer together).
     pub context_size: u32,
-    /// CPU threads each sequence decodes with. Keep `threads ×
-    /// max_sequences` within the cores: ggml's workers spin at barriers and
-    /// slow down several-fold when they have to share a core.
+    /// CPU threads of the decoder. Every step decodes all running
+    /// sequences in one batch with all of them: a request alone gets every
+    /// thread, concurrent ones share each step. Keep it within the cores:
+    /// ggml's workers spin at barriers and slow down several-fold when they
+    /// have to share a core.
     pub threads: usize,
-    /// Sequences decoded at the same time; further requests wait in a queue.
+    /// Sequences decoded at the same time (each with `context_size` tokens
+    /// of KV cache); further requests wait in a queue.
     pub max_sequences: usize,
+    /// Whether a sequence keeps the KV cache of its previous request so
+    /// that the next one evaluates only the tokens after their common
+    /// prefix. Answers are the same either way (greedy decoding).
+    pub prefix_cache: bool,
+    /// The JSON layout the grammar allows (the API returns answers compact
+    /// either way).
+    pub json_layout: JsonLayout,
     /// Upper bound on answer tokens, whatever a request asks for.
     pub max_output_tokens: u32,
     /// A chat template (a llama.cpp template name such as `chatml`, or a
@@ -33,16 +50,16 @@ pub struct LocalModelConfig {
 
 impl LocalModelConfig {
     /// Defaults: 2,048 tokens of context, answers of at most 512 tokens,
-    /// and one sequence per core with one thread each: the most jobs at
-    /// once, and no two decoding threads sharing a core (ggml's threads
-    /// spin at barriers and slow down several-fold when they must share).
-    /// Fewer sequences with more threads each answer one job sooner.
+    /// one decoder thread per core, one sequence per core but at least
+    /// [`DEFAULT_MIN_SEQUENCES`], and the prefix cache on.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             context_size: 2048,
-            threads: 1,
-            max_sequences: available_cores(),
+            threads: available_cores(),
+            max_sequences: available_cores().max(DEFAULT_MIN_SEQUENCES),
+            prefix_cache: true,
+            json_layout: JsonLayout::default(),
             max_output_tokens: 512,
             chat_template: None,
         }

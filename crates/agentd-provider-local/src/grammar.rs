@@ -7,24 +7,42 @@ use llguidance::toktrie::{ApproximateTokEnv, TokEnv};
 use llguidance::{Matcher, ParserFactory};
 use serde_json::{json, Value};
 
+/// How the grammar lets the model lay out its JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JsonLayout {
+    /// Up to [`MAX_BLANK_RUN`] spaces, tabs and newlines between tokens, as
+    /// a model writes JSON it was trained on (`{\n  "name": ...`). Forced
+    /// compact, a small model often fails to close a string and runs on
+    /// until `maxLength` or the token cap cuts it.
+    #[default]
+    Flexible,
+    /// No whitespace at all.
+    Compact,
+}
+
+/// Whitespace characters allowed between two JSON tokens: enough for a
+/// newline and indentation a few levels deep, not enough to loop on blanks.
+pub const MAX_BLANK_RUN: usize = 20;
+
 /// Compiles schemas against one tokenizer. Built once per model: the factory
 /// precomputes token slices over the whole vocabulary.
 pub(crate) struct GrammarCompiler {
     factory: ParserFactory,
+    layout: JsonLayout,
 }
 
 impl GrammarCompiler {
-    pub(crate) fn new(tok_env: &TokEnv) -> Result<Self, String> {
+    pub(crate) fn new(tok_env: &TokEnv, layout: JsonLayout) -> Result<Self, String> {
         let mut factory = ParserFactory::new_simple(tok_env).map_err(|e| e.to_string())?;
         // llguidance prints grammar warnings to stderr by default; errors
         // reach the caller through the matcher instead.
         factory.quiet();
-        Ok(Self { factory })
+        Ok(Self { factory, layout })
     }
 
     /// A fresh matcher for one answer, or why the schema cannot be enforced.
     pub(crate) fn matcher(&self, schema: &Value) -> Result<Matcher, String> {
-        let grammar = TopLevelGrammar::from_json_schema(for_decoding(schema));
+        let grammar = TopLevelGrammar::from_json_schema(for_decoding(schema, self.layout));
         let matcher = Matcher::new(self.factory.create_parser(grammar));
         match matcher.get_error() {
             Some(error) => Err(error),
@@ -41,19 +59,21 @@ pub fn check_schema(schema: &Value) -> Result<(), String> {
     // A byte-level tokenizer accepts exactly the same languages as the real
     // one, so the check needs no model.
     let compiler = COMPILER
-        .get_or_init(|| GrammarCompiler::new(&ApproximateTokEnv::single_byte_env()))
+        .get_or_init(|| {
+            GrammarCompiler::new(&ApproximateTokEnv::single_byte_env(), JsonLayout::default())
+        })
         .as_ref()?;
     compiler.matcher(schema).map(drop)
 }
 
-/// The schema the grammar enforces: `schema` with closed objects and a
-/// compact layout. Every answer valid under it is valid under `schema`.
-fn for_decoding(schema: &Value) -> Value {
+/// The schema the grammar enforces: `schema` with closed objects and the
+/// layout asked for. Every answer valid under it is valid under `schema`.
+fn for_decoding(schema: &Value, layout: JsonLayout) -> Value {
     let mut schema = schema.clone();
     if !COMBINING.iter().any(|k| mentions(&schema, k)) {
         close_objects(&mut schema);
     }
-    with_compact_layout(&mut schema);
+    with_layout(&mut schema, layout);
     schema
 }
 
@@ -136,17 +156,23 @@ fn mentions(value: &Value, key: &str) -> bool {
     }
 }
 
-/// Asks for JSON without free whitespace unless the schema says otherwise:
-/// a small model left free to indent can emit spaces and newlines until it
-/// hits the token cap, and every blank costs a decoding step.
-fn with_compact_layout(schema: &mut Value) {
+/// Sets llguidance's JSON layout options unless the schema sets its own.
+/// Whitespace is bounded per gap: a small model left free to indent can
+/// otherwise emit blanks until it hits the token cap.
+fn with_layout(schema: &mut Value, layout: JsonLayout) {
     if let Value::Object(map) = schema {
-        map.entry("x-guidance").or_insert_with(|| {
-            json!({
+        map.entry("x-guidance").or_insert_with(|| match layout {
+            JsonLayout::Compact => json!({
                 "whitespace_flexible": false,
                 "item_separator": ",",
                 "key_separator": ":",
-            })
+            }),
+            JsonLayout::Flexible => json!({
+                "whitespace_flexible": false,
+                "whitespace_pattern": format!("[\\x20\\x0A\\x0D\\x09]{{1,{MAX_BLANK_RUN}}}"),
+                "item_separator": ",",
+                "key_separator": ":",
+            }),
         });
     }
 }
@@ -181,6 +207,33 @@ mod tests {
         assert!(error.contains("dependentSchemas"), "{error}");
     }
 
+    /// Whether `text` is a complete answer under `schema` in `layout`.
+    fn accepts(layout: JsonLayout, schema: &Value, text: &str) -> bool {
+        let env = ApproximateTokEnv::single_byte_env();
+        let compiler = GrammarCompiler::new(&env, layout).unwrap();
+        let mut matcher = compiler.matcher(schema).unwrap();
+        let tokens = env.tokenize_bytes(text.as_bytes());
+        matcher.try_consume_tokens(&tokens).ok() == Some(tokens.len())
+            && matcher.is_accepting().unwrap_or(false)
+    }
+
+    #[test]
+    fn flexible_layout_allows_bounded_whitespace() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"type": "string"}}},
+            "required": ["a", "b"],
+        });
+        let pretty = "{\n  \"a\": 1,\n  \"b\": [\"x\", \"y\"]\n}";
+        let compact = r#"{"a":1,"b":["x","y"]}"#;
+        let too_blank = format!("{{{}\"a\":1,\"b\":[]}}", " ".repeat(MAX_BLANK_RUN + 1));
+        assert!(accepts(JsonLayout::Flexible, &schema, pretty));
+        assert!(accepts(JsonLayout::Flexible, &schema, compact));
+        assert!(!accepts(JsonLayout::Flexible, &schema, &too_blank));
+        assert!(accepts(JsonLayout::Compact, &schema, compact));
+        assert!(!accepts(JsonLayout::Compact, &schema, pretty));
+    }
+
     #[test]
     fn reports_unsatisfiable_schemas() {
         let schema = json!({"type": "integer", "minimum": 5, "maximum": 1});
@@ -190,9 +243,11 @@ mod tests {
     #[test]
     fn keeps_a_caller_layout() {
         let schema = json!({"type": "object", "x-guidance": {"whitespace_flexible": true}});
-        let mut decoded = schema.clone();
-        with_compact_layout(&mut decoded);
-        assert_eq!(decoded, schema);
+        for layout in [JsonLayout::Compact, JsonLayout::Flexible] {
+            let mut decoded = schema.clone();
+            with_layout(&mut decoded, layout);
+            assert_eq!(decoded, schema);
+        }
     }
 
     #[test]
@@ -207,7 +262,7 @@ mod tests {
                 "list": {"type": "array", "items": {"properties": {"y": {}}}},
             },
         });
-        let decoded = for_decoding(&schema);
+        let decoded = for_decoding(&schema, JsonLayout::Flexible);
         assert_eq!(decoded["additionalProperties"], json!(false));
         assert_eq!(
             decoded["properties"]["a"]["additionalProperties"],
@@ -235,7 +290,9 @@ mod tests {
     #[test]
     fn leaves_objects_requiring_unlisted_keys_open() {
         let schema = json!({"properties": {"a": {}}, "required": ["a", "b"]});
-        assert!(for_decoding(&schema).get("additionalProperties").is_none());
+        assert!(for_decoding(&schema, JsonLayout::Flexible)
+            .get("additionalProperties")
+            .is_none());
         assert_eq!(check_schema(&schema), Ok(()));
     }
 
@@ -247,7 +304,7 @@ mod tests {
                 {"properties": {"b": {"type": "string"}}},
             ],
         });
-        assert!(for_decoding(&schema)["allOf"][0]
+        assert!(for_decoding(&schema, JsonLayout::Flexible)["allOf"][0]
             .get("additionalProperties")
             .is_none());
     }

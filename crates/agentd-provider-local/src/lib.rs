@@ -3,7 +3,8 @@
 //! JSON Schema (llguidance), so that every answer parses and validates.
 //!
 //! Load it once per process with [`LocalProvider::load`]; requests then run
-//! on `max_sequences` worker threads, each with its own llama.cpp context.
+//! on one decoder thread that batches up to `max_sequences` of them in one
+//! llama.cpp context, each slot keeping its prompt prefix cached.
 
 mod config;
 mod grammar;
@@ -27,7 +28,7 @@ pub use config::{
     available_cores, default_model_path, model_path_in, LocalModelConfig, DEFAULT_MODEL_FILE,
     DEFAULT_MODEL_ID, MODEL_PATH_ENV,
 };
-pub use grammar::check_schema;
+pub use grammar::{check_schema, JsonLayout, MAX_BLANK_RUN};
 pub use sequence::DecodeStats;
 
 use model::LoadedModel;
@@ -82,14 +83,16 @@ impl LocalProvider {
             elapsed_ms = started.elapsed().as_millis() as u64,
             threads = config.threads,
             sequences = config.max_sequences,
+            prefix_cache = config.prefix_cache,
             "local model loaded"
         );
         let shared = Arc::new(Shared {
+            prefix_cache: config.prefix_cache,
             model,
             config,
             busy: AtomicUsize::new(0),
         });
-        let jobs = sequence::spawn_slots(&shared)?;
+        let jobs = sequence::spawn_decoder(&shared)?;
         Ok(Self {
             name: PROVIDER_NAME.to_owned(),
             shared,
@@ -125,6 +128,8 @@ impl LocalProvider {
     }
 
     /// Requests being decoded right now (not counting queued ones).
+    ///
+    /// A cancelled request stops counting before the decoder's next step.
     pub fn busy_sequences(&self) -> usize {
         self.shared.busy.load(Ordering::SeqCst)
     }
@@ -137,11 +142,21 @@ impl LocalProvider {
     ) -> Result<(Completion, DecodeStats), ProviderError> {
         let cancel = Arc::new(AtomicBool::new(false));
         let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancel));
+        let enqueued = Instant::now();
+        // Tokenizing and compiling the grammar take a few milliseconds:
+        // off the async threads, and off the decoder's.
+        let (shared, owned) = (Arc::clone(&self.shared), request.clone());
+        let (prompt, matcher, max_output) =
+            tokio::task::spawn_blocking(move || sequence::prepare(&shared, &owned))
+                .await
+                .map_err(|_| stopped())??;
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            request: request.clone(),
+            prompt,
+            matcher,
+            max_output,
             cancel,
-            enqueued: Instant::now(),
+            enqueued,
             reply,
         };
         self.jobs.send(job).map_err(|_| stopped())?;

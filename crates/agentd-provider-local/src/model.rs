@@ -16,6 +16,7 @@ use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 use crate::config::LocalModelConfig;
 use crate::grammar::GrammarCompiler;
 use crate::prompt::{PromptModel, Turn};
+use crate::sequence::batch_capacity;
 use crate::LocalError;
 
 /// Template used when the GGUF carries none and the config names none.
@@ -25,6 +26,14 @@ const FALLBACK_TEMPLATE: &str = "chatml";
 /// a chunk's time (~1 s at the slowest), large enough to keep matrix
 /// multiplication efficient.
 pub(crate) const PROMPT_CHUNK: u32 = 256;
+
+/// Rows of one llama.cpp micro-batch. Below ggml's flash-attention query
+/// tile (64 rows), every prompt token goes through the same attention
+/// kernel however the prompt is split: a prompt evaluated after a cached
+/// prefix then gets the same KV values, and greedy answers, as one
+/// evaluated whole. (From 64 rows ggml switches to a tiled F32 kernel whose
+/// rounding differs, enough to change an answer now and then.)
+const MICRO_BATCH: u32 = 32;
 
 /// `LLAMA_FLASH_ATTN_TYPE_ENABLED`. llama.cpp's default ("auto") leaves
 /// flash attention off on CPU, where it makes generation after a 512-token
@@ -67,7 +76,8 @@ impl LoadedModel {
             })?;
         let template = chat_template(&model, config.chat_template.as_deref())?;
         let tok_env = LlamaSampler::llguidance_tok_env(&model);
-        let grammar = GrammarCompiler::new(&tok_env).map_err(LocalError::Grammar)?;
+        let grammar =
+            GrammarCompiler::new(&tok_env, config.json_layout).map_err(LocalError::Grammar)?;
         Ok(Self {
             model,
             template,
@@ -76,17 +86,27 @@ impl LoadedModel {
         })
     }
 
-    /// A context for one sequence slot, reused across requests.
+    /// The decoder's context: `max_sequences` sequences of `context_size`
+    /// tokens each, in separate KV streams (a sequence attends only to its
+    /// own tokens, and one long request cannot crowd out the others).
     pub(crate) fn new_context(
         &self,
         config: &LocalModelConfig,
     ) -> Result<LlamaContext<'_>, LocalError> {
         let threads = i32::try_from(config.threads.max(1)).unwrap_or(i32::MAX);
+        let sequences = u32::try_from(config.max_sequences.max(1))
+            .map_err(|_| LocalError::Config("too many sequences".into()))?;
+        let total = config
+            .context_size
+            .checked_mul(sequences)
+            .ok_or_else(|| LocalError::Config("context_size × sequences overflows".into()))?;
+        let batch = u32::try_from(batch_capacity(config)).unwrap_or(u32::MAX);
         let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(config.context_size))
-            .with_n_batch(PROMPT_CHUNK)
-            .with_n_ubatch(PROMPT_CHUNK)
-            .with_n_seq_max(1)
+            .with_n_ctx(NonZeroU32::new(total))
+            .with_n_batch(batch)
+            .with_n_ubatch(MICRO_BATCH.min(batch))
+            .with_n_seq_max(sequences)
+            .with_kv_unified(false)
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             .with_flash_attention_policy(FLASH_ATTENTION_ENABLED);

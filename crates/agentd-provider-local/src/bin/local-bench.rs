@@ -155,6 +155,8 @@ async fn run(args: Args) -> Result<(), String> {
     let config = LocalModelConfig {
         threads: args.threads,
         max_sequences: args.concurrency,
+        // Each repetition sends the same prompts: measure evaluating them.
+        prefix_cache: false,
         max_output_tokens: u32::try_from(args.gen_tokens + 16).unwrap_or(u32::MAX),
         ..LocalModelConfig::new(&args.model)
     };
