@@ -6,14 +6,13 @@ reportlab (pdf_factory.py); the fake provider records what reached the model."""
 from __future__ import annotations
 
 import io
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
 
 import pdf_factory
+from file_server import FileServer
 from helpers import assert_error, expect, extraction_config, only_output, png_bytes, unique, wait_for_job
 
 FAILURE = 4
@@ -124,37 +123,11 @@ def test_a_pdf_over_the_page_limit_is_a_400(start_server, fake):
         only_output(expect(run_with_file(http, agent, "two.pdf", pdf_factory.pages_pdf(["one", "two"]), PDF), 200))
 
 
-class FileServer:
-    """Serves fixed bodies on loopback, so a PDF arrives by URL (read by the worker)."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, tuple[bytes, str]] = {}
-        files = self.files
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body, mime = files.get(self.path, (b"not found", "text/plain"))
-                self.send_response(200 if self.path in files else 404)
-                self.send_header("Content-Type", mime)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-
 @pytest.fixture(scope="module")
 def files() -> Iterator[FileServer]:
     server = FileServer()
     yield server
-    server.httpd.shutdown()
+    server.close()
 
 
 def test_a_password_protected_pdf_by_url_fails_the_job_with_the_reason(http, fake, create_agent, files):

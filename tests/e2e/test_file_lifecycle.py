@@ -16,13 +16,13 @@ import subprocess
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
 
+from file_server import FileServer
 from helpers import (
     CACHED,
     FAILURE,
@@ -285,9 +285,8 @@ def test_the_sweep_removes_orphan_files_and_keeps_used_ones(server):
 # URL inputs are fetched by the worker
 
 
-class HeldFileServer:
-    """Serves fixed bodies on loopback (404 for other paths), holding every
-    response until released."""
+class HeldFileServer(FileServer):
+    """A FileServer holding every response until released."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -295,37 +294,20 @@ class HeldFileServer:
         self.hits = 0
         self.in_flight = 0
         self.max_in_flight = 0
-        self.bodies: dict[str, tuple[bytes, str]] = {}
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                with outer.lock:
-                    outer.hits += 1
-                    outer.in_flight += 1
-                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
-                outer.release.wait(DEADLINE * 2)
-                with outer.lock:
-                    outer.in_flight -= 1
-                body, mime = outer.bodies.get(self.path, (b"not found", "text/plain"))
-                self.send_response(200 if self.path in outer.bodies else 404)
-                self.send_header("Content-Type", mime)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+    def before_response(self) -> None:
+        with self.lock:
+            self.hits += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.release.wait(DEADLINE * 2)
+        with self.lock:
+            self.in_flight -= 1
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
+        super().close()
 
 
 @pytest.fixture
@@ -338,7 +320,7 @@ def held() -> Iterator[HeldFileServer]:
 def test_a_url_input_is_fetched_by_the_worker_not_the_request(server, held, fake):
     agent = server.photo_agent()
     png = png_bytes(6, 6)
-    held.bodies["/held.png"] = (png, "image/png")
+    held.files["/held.png"] = (png, "image/png")
     url = held.url("/held.png")
     # The URL server answers nothing until released: the request must not wait for it.
     job_id = expect(server.http.post(f"/v1/agents/run/{agent['id']}/async/",
@@ -361,7 +343,7 @@ def test_a_url_input_is_fetched_by_the_worker_not_the_request(server, held, fake
 def test_fetches_at_once_are_capped(server, held, fake):
     agent = server.photo_agent()
     png = png_bytes(7, 7)
-    held.bodies["/same.png"] = (png, "image/png")
+    held.files["/same.png"] = (png, "image/png")
     url = held.url("/same.png")
     ids = expect(server.http.post(f"/v1/agents/run/{agent['id']}/async/many/",
                                   json={"inputs": [{"text": f"cap {i} " + unique(), "photo": url}
@@ -387,8 +369,8 @@ def test_a_fetch_that_fails_fails_the_job_and_stores_nothing(server, held, fake)
     agent = server.photo_agent()
     disk, rows = server.disk_files(), server.file_rows()
     held.release.set()
-    held.bodies["/notes.png"] = (b"plain text, not an image", "image/png")
-    held.bodies["/huge.png"] = (png_bytes() + b"\0" * (2 * MAX_FETCH_BYTES), "image/png")
+    held.files["/notes.png"] = (b"plain text, not an image", "image/png")
+    held.files["/huge.png"] = (png_bytes() + b"\0" * (2 * MAX_FETCH_BYTES), "image/png")
     cases = {
         held.url("/missing.png"): "404",
         held.url("/notes.png"): "data_type",

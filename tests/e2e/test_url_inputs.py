@@ -4,12 +4,11 @@ by URL."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
 
+from file_server import FileServer
 from helpers import (
     TEXT_INPUT,
     assert_error,
@@ -26,37 +25,11 @@ from helpers import (
 PHOTO_INPUTS = [TEXT_INPUT, {"key": "photo", "data_type": "image/png", "description": "A photo"}]
 
 
-class FileServer:
-    """Serves fixed bodies on loopback, as a web server holding the inputs."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, tuple[bytes, str]] = {}
-        files = self.files
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body, mime = files.get(self.path, (b"not found", "text/plain"))
-                self.send_response(200 if self.path in files else 404)
-                self.send_header("Content-Type", mime)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-
 @pytest.fixture(scope="module")
 def files() -> Iterator[FileServer]:
     server = FileServer()
     yield server
-    server.httpd.shutdown()
+    server.close()
 
 
 def run_url(agent: dict) -> str:
