@@ -3,6 +3,7 @@
 //! and turns rendered config + inputs into outputs through model providers.
 
 pub mod answer;
+mod config_schema;
 pub mod multimodal;
 pub mod pdf_extraction;
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::answer::{ask_for_json, AnswerOptions};
+use crate::config_schema::{file_list, model_property, output_schema_property, summary_schema};
 use crate::{
     is_template, load_file, Engine, EngineContext, EngineError, EngineFailure, EngineOutput,
     FileReader,
@@ -188,17 +189,11 @@ impl Engine for MultimodalExtractionEngine {
         json!({
             "type": "object",
             "properties": {
-                "model": {"type": "string", "description": "Model id; the server default when omitted."},
+                "model": model_property(),
                 "text": {"type": "string", "description": "Text to extract from; usually \"${text}\"."},
-                "images": {
-                    "description": "Images: file inputs, URLs or file ids.",
-                    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
-                },
+                "images": file_list(Some("Images: file inputs, URLs or file ids.")),
                 "instruction": {"type": "string", "minLength": 1},
-                "output_schema": {
-                    "description": "JSON Schema of the answer, as an object or a JSON string.",
-                    "anyOf": [{"type": "object"}, {"type": "string"}]
-                },
+                "output_schema": output_schema_property(),
                 "reasoning": {"type": "string", "description": "low, medium or high."},
                 "reasoning_effort": {"type": "string", "description": "Roe's name of reasoning."},
                 "temperature": {"type": ["number", "string"], "description": "0 to 2."},
@@ -212,11 +207,7 @@ impl Engine for MultimodalExtractionEngine {
         json!({
             "text": "${text}",
             "instruction": "Extract the requested fields from the text.",
-            "output_schema": {
-                "type": "object",
-                "properties": {"summary": {"type": "string"}},
-                "required": ["summary"]
-            }
+            "output_schema": summary_schema()
         })
     }
 

@@ -18,6 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use crate::answer::{ask_for_json, AnswerOptions};
+use crate::config_schema::{file_list, model_property, output_schema_property, summary_schema};
 use crate::multimodal::{file_refs, non_empty_str, number, read_temperature};
 use crate::{
     is_template, load_file, Engine, EngineContext, EngineError, EngineFailure, EngineOutput,
@@ -264,22 +265,16 @@ impl Engine for PdfExtractionEngine {
         json!({
             "type": "object",
             "properties": {
-                "model": {"type": "string", "description": "Model id; the server default when omitted."},
+                "model": model_property(),
                 "instructions": {"type": "string", "description": "What to extract (alias: instruction)."},
                 "instruction": {"type": "string"},
-                "pdf_files": {
-                    "description": "PDFs: file inputs, URLs or file ids (alias: pdf_file).",
-                    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
-                },
-                "pdf_file": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "pdf_files": file_list(Some("PDFs: file inputs, URLs or file ids (alias: pdf_file).")),
+                "pdf_file": file_list(None),
                 "batch_size": {"type": ["integer", "string"], "description": "Pages per model call, 1 to 50 (default 10)."},
                 "temperature": {"type": ["number", "string"], "description": "Default 0."},
                 "use_source": {"type": ["boolean", "string"], "description": "Not supported yet; must be false."},
                 "convert_to_images": {"type": ["boolean", "string"], "description": "Not supported yet; must be false (pages go as text)."},
-                "output_schema": {
-                    "description": "JSON Schema of the answer, as an object or a JSON string.",
-                    "anyOf": [{"type": "object"}, {"type": "string"}]
-                }
+                "output_schema": output_schema_property()
             },
             "required": ["output_schema"]
         })
@@ -293,11 +288,7 @@ impl Engine for PdfExtractionEngine {
             "temperature": 0,
             "use_source": false,
             "convert_to_images": false,
-            "output_schema": {
-                "type": "object",
-                "properties": {"summary": {"type": "string"}},
-                "required": ["summary"]
-            }
+            "output_schema": summary_schema()
         })
     }
 
