@@ -11,6 +11,8 @@
 //! With `--concurrency C > 1` the `tg` request is sent C times at once and
 //! the aggregate generation rate is reported as well.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,16 +51,8 @@ fn parse_args() -> Result<Args, String> {
         if flag == "-h" || flag == "--help" {
             return Err(USAGE.into());
         }
-        let value = words
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{flag} takes a positive number, not {value:?}"))
-        };
+        let value = cli::flag_value(&mut words, &flag, USAGE)?;
+        let number = || cli::positive_number(&flag, &value);
         match flag.as_str() {
             "--model" | "-m" => args.model = PathBuf::from(&value),
             "--threads" | "-t" => args.threads = number()?,
@@ -266,18 +260,5 @@ async fn concurrent_rate(
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("local-bench: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("local-bench", parse_args(), run).await
 }

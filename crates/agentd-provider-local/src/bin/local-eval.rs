@@ -10,6 +10,8 @@
 //! `--clients N` sends N requests at a time (each client sends its next one
 //! when its answer comes back), in file order.
 
+mod cli;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -57,16 +59,8 @@ fn parse_args() -> Result<Args, String> {
             }
             _ => {}
         }
-        let value = words
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{flag} takes a positive number, not {value:?}"))
-        };
+        let value = cli::flag_value(&mut words, &flag, USAGE)?;
+        let number = || cli::positive_number(&flag, &value);
         match flag.as_str() {
             "--requests" => args.requests = PathBuf::from(&value),
             "--model" | "-m" => args.model = PathBuf::from(&value),
@@ -197,18 +191,5 @@ async fn run(args: Args) -> Result<(), String> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("local-eval: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit_code("local-eval", parse_args(), run).await
 }
