@@ -310,6 +310,16 @@ pub struct Page<T> {
     pub total: i64,
 }
 
+impl<T> Page<T> {
+    /// No items: what a listing whose filter can match nothing returns.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct AgentUpdate {
     pub name: Option<String>,

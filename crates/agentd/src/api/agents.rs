@@ -101,10 +101,7 @@ pub async fn list(
     // unless untagged agents are asked for too.
     let tagged_only = !params.all("tags").is_empty() && !include_untagged;
     let found = if tagged_only {
-        agentd_storage::Page {
-            items: Vec::new(),
-            total: 0,
-        }
+        agentd_storage::Page::empty()
     } else {
         state
             .storage

@@ -326,10 +326,7 @@ pub async fn list(
         }),
     };
     let found = if matches_none {
-        agentd_storage::Page {
-            items: Vec::new(),
-            total: 0,
-        }
+        agentd_storage::Page::empty()
     } else {
         state
             .storage
