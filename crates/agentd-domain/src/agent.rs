@@ -102,6 +102,19 @@ pub struct InputDefinition {
 }
 
 impl InputDefinition {
+    /// A required input with only a key and a data type: no description,
+    /// example or default.
+    pub fn new(key: &str, data_type: &str) -> Self {
+        Self {
+            key: key.into(),
+            data_type: data_type.into(),
+            description: String::new(),
+            example: None,
+            accepts_multiple_files: None,
+            default: None,
+        }
+    }
+
     pub fn kind(&self) -> InputKind {
         let data_type = self.data_type.trim().to_ascii_lowercase();
         let textual = data_type.starts_with("text/")
@@ -291,17 +304,6 @@ pub struct NewAgentVersion {
 mod tests {
     use super::*;
 
-    fn definition(key: &str, data_type: &str) -> InputDefinition {
-        InputDefinition {
-            key: key.into(),
-            data_type: data_type.into(),
-            description: String::new(),
-            example: None,
-            accepts_multiple_files: None,
-            default: None,
-        }
-    }
-
     #[test]
     fn names_are_trimmed_and_bounded() {
         assert_eq!(AgentName::parse("  a  ").unwrap().as_str(), "a");
@@ -327,7 +329,7 @@ mod tests {
     #[test]
     fn too_many_definitions_are_refused() {
         let defs: Vec<_> = (0..=limits::MAX_INPUT_DEFINITIONS)
-            .map(|i| definition(&format!("k{i}"), "text/plain"))
+            .map(|i| InputDefinition::new(&format!("k{i}"), "text/plain"))
             .collect();
         assert!(InputDefinition::validate_all(&defs).is_err());
         assert!(InputDefinition::validate_all(&defs[1..]).is_ok());
@@ -335,19 +337,37 @@ mod tests {
 
     #[test]
     fn kind_follows_mime_type() {
-        assert_eq!(definition("t", "text/plain").kind(), InputKind::Text);
-        assert_eq!(definition("j", "application/json").kind(), InputKind::Text);
-        assert_eq!(definition("p", "application/pdf").kind(), InputKind::File);
-        assert_eq!(definition("i", "image/png").kind(), InputKind::File);
+        assert_eq!(
+            InputDefinition::new("t", "text/plain").kind(),
+            InputKind::Text
+        );
+        assert_eq!(
+            InputDefinition::new("j", "application/json").kind(),
+            InputKind::Text
+        );
+        assert_eq!(
+            InputDefinition::new("p", "application/pdf").kind(),
+            InputKind::File
+        );
+        assert_eq!(
+            InputDefinition::new("i", "image/png").kind(),
+            InputKind::File
+        );
     }
 
     #[test]
     fn duplicate_and_reserved_keys_are_rejected() {
-        let defs = vec![definition("a", "text/plain"), definition("a", "text/plain")];
+        let defs = vec![
+            InputDefinition::new("a", "text/plain"),
+            InputDefinition::new("a", "text/plain"),
+        ];
         assert!(InputDefinition::validate_all(&defs).is_err());
-        let defs = vec![definition("metadata", "text/plain")];
+        let defs = vec![InputDefinition::new("metadata", "text/plain")];
         assert!(InputDefinition::validate_all(&defs).is_err());
-        let defs = vec![definition("a", "text/plain"), definition("b", "image/png")];
+        let defs = vec![
+            InputDefinition::new("a", "text/plain"),
+            InputDefinition::new("b", "image/png"),
+        ];
         assert!(InputDefinition::validate_all(&defs).is_ok());
     }
 }

@@ -306,12 +306,8 @@ mod tests {
 
     fn definition(key: &str, data_type: &str, default: Option<&str>) -> InputDefinition {
         InputDefinition {
-            key: key.into(),
-            data_type: data_type.into(),
-            description: String::new(),
-            example: None,
-            accepts_multiple_files: None,
             default: default.map(Into::into),
+            ..InputDefinition::new(key, data_type)
         }
     }
 

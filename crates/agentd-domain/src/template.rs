@@ -478,17 +478,9 @@ mod tests {
     }
 
     fn definitions() -> Vec<InputDefinition> {
-        let definition = |key: &str, data_type: &str| InputDefinition {
-            key: key.into(),
-            data_type: data_type.into(),
-            description: String::new(),
-            example: None,
-            accepts_multiple_files: None,
-            default: None,
-        };
         vec![
-            definition("text", "text/plain"),
-            definition("doc", "application/pdf"),
+            InputDefinition::new("text", "text/plain"),
+            InputDefinition::new("doc", "application/pdf"),
         ]
     }
 
