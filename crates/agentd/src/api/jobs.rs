@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use agentd_domain::{AgentId, Job, JobId, JobStatus, Operation};
-use agentd_storage::{DeleteData, JobOrderField, JobQuery};
+use agentd_domain::{AgentId, Job, JobId, JobStatus, Operation, OrganizationId};
+use agentd_storage::{DeleteData, JobOrderField, JobQuery, StorageError};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -365,9 +365,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     caller.require(Operation::Run)?;
     let job = load_job(&state, &caller, &job_id).await?;
-    let after = state
-        .storage
-        .cancel_job(caller.organization_id(), job.id)
+    let after = cancel_job(&state, caller.organization_id(), job.id)
         .await?
         .ok_or_else(job_not_found)?;
     if job.status.is_final() || after != JobStatus::Cancelled {
@@ -388,8 +386,21 @@ pub async fn cancel(
         }))
         .into_response());
     }
-    state.signals.cancel(job.id);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Marks a job CANCELLED unless it is final, and stops it if this process
+/// runs it; returns its status after, `None` when there is no such job.
+pub(crate) async fn cancel_job(
+    state: &AppState,
+    organization_id: OrganizationId,
+    job_id: JobId,
+) -> Result<Option<JobStatus>, StorageError> {
+    let after = state.storage.cancel_job(organization_id, job_id).await?;
+    if after == Some(JobStatus::Cancelled) {
+        state.signals.cancel(job_id);
+    }
+    Ok(after)
 }
 
 pub async fn cancel_all(

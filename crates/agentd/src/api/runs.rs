@@ -48,6 +48,22 @@ async fn target(
     Ok((agent, version))
 }
 
+/// Stores one run of an agent as a job: the version the path names (the
+/// current one by default), inputs from `body`. The run endpoints and the
+/// MCP tools submit through here, so both follow the same rules.
+pub(crate) async fn submit_run(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: &str,
+    version_id: Option<&str>,
+    body: RunBody,
+    options: &RunOptions,
+) -> Result<JobId, ApiError> {
+    let (agent, version) = target(state, caller, agent_id, version_id).await?;
+    let request = body.into_request(&version.input_definitions)?;
+    submit_one(state, caller, &agent, &version, request, options).await
+}
+
 async fn submit_one(
     state: &AppState,
     caller: &Caller,
@@ -127,10 +143,8 @@ async fn sync(
     headers: &HeaderMap,
     body: RunBody,
 ) -> Result<Json<Vec<AgentDatum>>, ApiError> {
-    let (agent, version) = target(state, caller, agent_id, version_id).await?;
-    let request = body.into_request(&version.input_definitions)?;
     let options = RunOptions::from_headers(headers, false)?;
-    let job_id = submit_one(state, caller, &agent, &version, request, &options).await?;
+    let job_id = submit_run(state, caller, agent_id, version_id, body, &options).await?;
     let timeout = state.config.sync_timeout();
     match wait_until_final(
         state.storage.as_ref(),
@@ -205,10 +219,8 @@ async fn run_async_inner(
     headers: &HeaderMap,
     body: RunBody,
 ) -> Result<Json<JobId>, ApiError> {
-    let (agent, version) = target(state, caller, agent_id, version_id).await?;
-    let request = body.into_request(&version.input_definitions)?;
     let options = RunOptions::from_headers(headers, true)?;
-    let job_id = submit_one(state, caller, &agent, &version, request, &options).await?;
+    let job_id = submit_run(state, caller, agent_id, version_id, body, &options).await?;
     Ok(Json(job_id))
 }
 
