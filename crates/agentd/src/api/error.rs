@@ -45,6 +45,10 @@ pub enum ApiError {
     /// Storage is full or unavailable: nothing is wrong with the request.
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// A client error the MCP transport found (wrong `Accept`, unknown
+    /// session, ...), with its status and its message.
+    #[error("{message}")]
+    McpTransport { status: StatusCode, message: String },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -78,6 +82,7 @@ impl ApiError {
             Self::UnprocessableEntity(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::McpTransport { status, .. } => *status,
             Self::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,6 +5,7 @@ pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod mcp;
 pub mod pagination;
 pub mod run_body;
 pub mod runs;
@@ -85,6 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(runs::run_version_async),
         )
         .route("/v1/users/current_user/", get(users::current_user))
+        .route("/mcp", mcp::service(Arc::clone(&state)))
         .route("/health", get(|| async { "ok" }))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
