@@ -327,3 +327,22 @@ fn refused(error: ApiError) -> CallToolResult {
     };
     tools::error_result(message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(text: &str) -> PaginatedRequestParams {
+        serde_json::from_value(serde_json::json!({ "cursor": text })).unwrap()
+    }
+
+    #[test]
+    fn cursors_are_offsets() {
+        assert_eq!(page_offset(None).unwrap(), 0);
+        assert_eq!(page_offset(Some(&cursor("200"))).unwrap(), 200);
+        for bad in ["-1", "next", ""] {
+            let error = page_offset(Some(&cursor(bad))).unwrap_err();
+            assert!(error.message.contains("Invalid cursor"), "{bad}: {error:?}");
+        }
+    }
+}
