@@ -130,6 +130,8 @@ def test_a_key_limited_to_some_agents_sees_only_those(server, fresh_org):
     scoped = fresh_org.key(f"agent:{visible['id']}")
     tools = all_tools(server, scoped)
     assert [t.name for t in tools] == [tool_for(tools, visible).name]
+    # A key that may not run agents has no tools.
+    assert all_tools(server, fresh_org.key("read")) == []
 
 
 def test_calling_a_tool_runs_the_agent_and_returns_its_outputs(server, fresh_org, fake):
@@ -226,7 +228,8 @@ def test_closing_the_call_cancels_the_job(server, fresh_org, fake):
     """A client that goes away mid-call: its job is cancelled rather than left running."""
     agent = create(fresh_org)
     tool = tool_for(all_tools(server, fresh_org.api_key), agent)
-    # The provider holds the answer until the test ends (reset releases it).
+    # The provider holds its answer far longer than the test waits: only
+    # cancelling the job ends the provider call.
     fake.always(Reply.answer(ANSWER, delay=600))
     call = json.dumps({
         "jsonrpc": "2.0", "id": 7, "method": "tools/call",
@@ -244,3 +247,5 @@ def test_closing_the_call_cancels_the_job(server, fresh_org, fake):
     jobs = list_jobs(fresh_org.http, agent["id"])["results"]
     assert len(jobs) == 1, jobs
     assert wait_for_job(fresh_org.http, jobs[0]["id"], statuses=(CANCELLED,))["status"] == CANCELLED
+    # The worker stopped the job: it hung up on the provider.
+    assert fake.only().disconnected.wait(30), "the provider call was not aborted"
