@@ -187,7 +187,7 @@ impl ServerHandler for AgentTools {
         let next = offset + page.items.len() as i64;
         let mut result = ListToolsResult::with_all_items(tools);
         if !page.items.is_empty() && next < page.total {
-            result.next_cursor = Some(next.to_string().into());
+            result.next_cursor = Some(next.to_string());
         }
         Ok(result)
     }
