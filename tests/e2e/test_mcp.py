@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import urlparse
 
 import pytest
-from mcp import ClientSession
+from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
@@ -66,7 +66,8 @@ def all_tools(server, api_key: str) -> list[Any]:
     async def use(session: ClientSession) -> list[Any]:
         tools, cursor = [], None
         while True:
-            page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            page = await session.list_tools(params=params)
             tools += page.tools
             cursor = page.next_cursor
             if not cursor:
@@ -132,6 +133,19 @@ def test_a_key_limited_to_some_agents_sees_only_those(server, fresh_org):
     assert [t.name for t in tools] == [tool_for(tools, visible).name]
     # A key that may not run agents has no tools.
     assert all_tools(server, fresh_org.key("read")) == []
+
+
+def test_tools_come_in_pages_of_100(server, fresh_org):
+    agents = [create(fresh_org) for _ in range(101)]
+
+    async def first_page(session: ClientSession) -> Any:
+        return await session.list_tools()
+
+    page = mcp_session(server, fresh_org.api_key, first_page)
+    assert len(page.tools) == 100 and page.next_cursor, page.next_cursor
+    names = [t.name for t in all_tools(server, fresh_org.api_key)]
+    assert len(names) == len(set(names)) == 101
+    assert {name[-8:] for name in names} == {agent["id"][:8] for agent in agents}
 
 
 def test_calling_a_tool_runs_the_agent_and_returns_its_outputs(server, fresh_org, fake):
