@@ -73,6 +73,15 @@ uuid_id!(
     /// A file stored by agentd (an uploaded input or a job reference).
     FileId
 );
+uuid_id!(
+    /// A webhook subscription of an agent.
+    WebhookId
+);
+uuid_id!(
+    /// One message to one webhook; its `webhook-id` header, the same for
+    /// every attempt, so receivers can drop duplicates.
+    DeliveryId
+);
 
 #[cfg(test)]
 mod tests {

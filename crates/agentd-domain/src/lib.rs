@@ -10,11 +10,12 @@ pub mod output_schema;
 pub mod run_body;
 pub mod template;
 pub mod time;
+pub mod webhook;
 
 pub use agent::{
     Agent, AgentName, AgentVersion, InputDefinition, InputKind, NewAgent, NewAgentVersion,
 };
-pub use ids::{AgentId, AgentVersionId, FileId, JobId, OrganizationId};
+pub use ids::{AgentId, AgentVersionId, DeliveryId, FileId, JobId, OrganizationId, WebhookId};
 pub use input::{
     CheckedInput, FileRef, FileSource, InputError, InputValue, RawInput, ResolvedInputs, Upload,
 };
