@@ -12,7 +12,8 @@ use agentd_domain::{
 use std::time::Duration;
 
 use agentd_domain::time::Timestamp;
-use agentd_domain::{AgentDatum, JobStatus, JobSummary};
+use agentd_domain::webhook::{DeliveryAttempt, Webhook, WebhookDelivery, WebhookEvent};
+use agentd_domain::{AgentDatum, DeliveryId, JobStatus, JobSummary, WebhookId};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -471,6 +472,59 @@ pub enum DeleteData {
     },
 }
 
+#[derive(Clone, Debug, Default)]
+pub struct WebhookUpdate {
+    pub url: Option<String>,
+    pub events: Option<Vec<WebhookEvent>>,
+    pub secret: Option<agentd_domain::webhook::WebhookSecret>,
+    pub description: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// A dispatcher's request for deliveries that are due.
+#[derive(Clone, Debug)]
+pub struct DeliveryClaim {
+    pub owner: String,
+    pub limit: i64,
+    /// Longer than an attempt can take: an owner that vanished mid-attempt
+    /// leaves the delivery to another once it expires.
+    pub lease: Duration,
+}
+
+/// A delivery leased to a dispatcher, with what it needs to send it.
+#[derive(Clone, Debug)]
+pub struct DueDelivery {
+    pub id: DeliveryId,
+    pub organization_id: OrganizationId,
+    pub webhook_id: WebhookId,
+    pub job_id: JobId,
+    pub event: WebhookEvent,
+    /// Attempts made before this one.
+    pub attempts_made: usize,
+    pub url: String,
+    pub secret: agentd_domain::webhook::WebhookSecret,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryNext {
+    /// The receiver took it.
+    Delivered,
+    /// Try again after this long.
+    RetryIn(Duration),
+    /// The schedule is over.
+    GiveUp,
+}
+
+/// Which subscriptions of a job's agent a delivery is queued for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryTargets {
+    /// Every active subscription (a resend).
+    AllActive,
+    /// One subscription, when it is active (a resend to it).
+    One(WebhookId),
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     // Organizations
@@ -611,6 +665,61 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete_unreferenced_files(&self, created_before: Timestamp) -> Result<Vec<FileId>>;
     /// Which of `ids` have a file record (in any organization).
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>>;
+
+    // Webhooks. Deliveries of a job's final event are queued by the
+    // backend in the transaction that makes the job final.
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
+    /// An agent's subscriptions, oldest first.
+    async fn list_webhooks(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<Webhook>>;
+    async fn get_webhook(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        id: WebhookId,
+    ) -> Result<Option<Webhook>>;
+    async fn update_webhook(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        id: WebhookId,
+        update: WebhookUpdate,
+    ) -> Result<Option<Webhook>>;
+    /// Deletes a subscription and its deliveries; false when there is none.
+    async fn delete_webhook(&self, org: OrganizationId, agent: AgentId, id: WebhookId)
+        -> Result<bool>;
+    /// A subscription's deliveries, newest first, each with its attempts.
+    async fn list_deliveries(
+        &self,
+        webhook: WebhookId,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<WebhookDelivery>>;
+    /// Queues a delivery of `event` about a final job to `targets` among
+    /// the subscriptions of its agent; returns how many were queued.
+    async fn queue_deliveries(
+        &self,
+        job: JobId,
+        event: WebhookEvent,
+        targets: DeliveryTargets,
+    ) -> Result<u64>;
+    /// Leases up to `limit` due deliveries of active subscriptions to
+    /// `owner`, the longest waiting first.
+    async fn claim_deliveries(&self, claim: &DeliveryClaim) -> Result<Vec<DueDelivery>>;
+    /// Records an attempt and what follows it; false (nothing recorded)
+    /// when `owner` no longer holds the delivery.
+    async fn record_delivery_attempt(
+        &self,
+        id: DeliveryId,
+        owner: &str,
+        attempt: &DeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<bool>;
 }
 
 /// Agent stats are part of [`Agent`]; a helper for implementations.

@@ -1,7 +1,10 @@
 //! What a backend records when a job's status changes, shared by all of
 //! them: the message of each status event and the texts of the queue.
 
+use agentd_domain::webhook::{DeliveryState, WebhookEvent};
 use agentd_domain::{JobId, JobStatus};
+
+use crate::DeliveryNext;
 
 /// The message of the RETRY event written when a worker's lease expired.
 pub(crate) const RETRY_MESSAGE: &str =
@@ -64,6 +67,35 @@ impl StatusChange {
     pub fn event_message(&self) -> Option<String> {
         event_message(self.status, self.error_message.as_deref())
     }
+
+    /// The webhook event it raises: subscribers to it get a delivery,
+    /// queued in the same transaction.
+    pub fn webhook_event(&self) -> Option<WebhookEvent> {
+        WebhookEvent::for_status(self.status)
+    }
+}
+
+/// How long a delivery waits for its next attempt, as the dispatcher asked;
+/// none once it is over (delivered or given up).
+pub(crate) fn next_attempt_delay(next: DeliveryNext) -> Option<std::time::Duration> {
+    match next {
+        DeliveryNext::RetryIn(delay) => Some(delay),
+        DeliveryNext::Delivered | DeliveryNext::GiveUp => None,
+    }
+}
+
+/// The state a delivery is left in after an attempt.
+pub(crate) fn state_after(next: DeliveryNext) -> DeliveryState {
+    match next {
+        DeliveryNext::Delivered => DeliveryState::Delivered,
+        DeliveryNext::RetryIn(_) => DeliveryState::Pending,
+        DeliveryNext::GiveUp => DeliveryState::Failed,
+    }
+}
+
+/// Events as stored: a JSON array of their names.
+pub(crate) fn events_json(events: &[WebhookEvent]) -> String {
+    serde_json::to_string(events).expect("event names serialize")
 }
 
 /// What a job's end costs its organization: nothing to write for a free run.

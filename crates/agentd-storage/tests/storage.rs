@@ -12,76 +12,10 @@ use agentd_storage::{
 };
 use serde_json::json;
 
+#[macro_use]
 mod support;
 
-use support::TempDb;
-
-/// Runs each test once on a fresh SQLite file and once on a fresh
-/// PostgreSQL database (skipped, with a message, without a server).
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::TempDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(db) = super::TempDb::postgres().await {
-                        super::$test(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-async fn agent(storage: &dyn Storage, org: OrganizationId, name: &str) -> agentd_domain::Agent {
-    storage
-        .create_agent(NewAgent {
-            organization_id: org,
-            name: AgentName::parse(name).unwrap(),
-            engine_class_id: "MultimodalExtractionEngine".into(),
-            creator_key_id: None,
-            first_version: NewAgentVersion {
-                version_name: None,
-                description: None,
-                input_definitions: vec![],
-                engine_config: json!({"instruction": "x"}),
-                creator_key_id: None,
-            },
-        })
-        .await
-        .unwrap()
-        .0
-}
-
-fn new_job(agent: &agentd_domain::Agent) -> NewJob {
-    NewJob {
-        id: JobId::new(),
-        organization_id: agent.organization_id,
-        agent_id: agent.id,
-        agent_version_id: agent.current_version_id,
-        inputs: vec![JobInput {
-            key: "text".into(),
-            description: String::new(),
-            data_type: "text/plain".into(),
-            value: "hello".into(),
-            file_name: None,
-        }],
-        metadata: json!({"batch": "7"}),
-        creator_key_id: None,
-        cache_key: Some("k1".into()),
-        idempotency_key: None,
-        cached: None,
-        files: vec![],
-    }
-}
+use support::{agent, new_job, setup, TempDb};
 
 fn claim(owner: &str, lease: Duration) -> ClaimRequest {
     ClaimRequest {
@@ -108,16 +42,6 @@ fn success(cost: f64) -> JobOutcome {
         },
         cost,
     }
-}
-
-async fn setup(db: TempDb) -> (TempDb, agentd_domain::Agent) {
-    let org = db
-        .storage
-        .create_organization(OrganizationId::new(), "org")
-        .await
-        .unwrap();
-    let agent = agent(db.storage.as_ref(), org.id, "a").await;
-    (db, agent)
 }
 
 async fn a_job_is_claimed_once_and_finishing_charges_credits(db: TempDb) {

@@ -7,6 +7,7 @@
 mod files;
 mod jobs;
 mod rows;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -20,11 +21,15 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::types::{Json, Uuid};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
+use agentd_domain::webhook::{DeliveryAttempt, Webhook, WebhookDelivery, WebhookEvent};
+use agentd_domain::{DeliveryId, WebhookId};
+
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, ConnectOptions, Created, DeleteData,
-    JobQuery, LeaseState, NewApiKey, NewJob, Page, Result, RunContext, Storage, StorageError,
-    StoredApiKey, VersionUpdate,
+    DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, JobQuery, LeaseState, NewApiKey,
+    NewJob, Page, Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
+    WebhookUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 
@@ -585,6 +590,80 @@ impl Storage for PostgresStorage {
 
     async fn delete_unreferenced_files(&self, created_before: Timestamp) -> Result<Vec<FileId>> {
         files::delete_unreferenced_files(self, created_before).await
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+        webhooks::create_webhook(self, webhook).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<Webhook>> {
+        webhooks::list_webhooks(self, org, agent, offset, limit).await
+    }
+
+    async fn get_webhook(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        id: WebhookId,
+    ) -> Result<Option<Webhook>> {
+        webhooks::get_webhook(self, org, agent, id).await
+    }
+
+    async fn update_webhook(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        id: WebhookId,
+        update: WebhookUpdate,
+    ) -> Result<Option<Webhook>> {
+        webhooks::update_webhook(self, org, agent, id, update).await
+    }
+
+    async fn delete_webhook(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        id: WebhookId,
+    ) -> Result<bool> {
+        webhooks::delete_webhook(self, org, agent, id).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        webhook: WebhookId,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<WebhookDelivery>> {
+        webhooks::list_deliveries(self, webhook, offset, limit).await
+    }
+
+    async fn queue_deliveries(
+        &self,
+        job: JobId,
+        event: WebhookEvent,
+        targets: DeliveryTargets,
+    ) -> Result<u64> {
+        webhooks::queue_deliveries(self, job, event, targets).await
+    }
+
+    async fn claim_deliveries(&self, claim: &DeliveryClaim) -> Result<Vec<DueDelivery>> {
+        webhooks::claim_deliveries(self, claim).await
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        id: DeliveryId,
+        owner: &str,
+        attempt: &DeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<bool> {
+        webhooks::record_delivery_attempt(self, id, owner, attempt, next).await
     }
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {

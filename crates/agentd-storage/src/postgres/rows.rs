@@ -10,7 +10,11 @@ use sqlx::postgres::PgRow;
 use sqlx::types::{Json, Uuid};
 use sqlx::Row;
 
-use crate::{Result, StorageError, StoredApiKey};
+use agentd_domain::webhook::{
+    DeliveryAttempt, DeliveryState, Webhook, WebhookDelivery, WebhookEvent, WebhookSecret,
+};
+
+use crate::{DueDelivery, Result, StorageError, StoredApiKey};
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {detail}"))
@@ -160,5 +164,73 @@ pub(super) fn file_from_row(row: &PgRow) -> Result<FileRef> {
         content_type: row.try_get("content_type")?,
         size: row.try_get::<i64, _>("size")? as u64,
         sha256: row.try_get("sha256")?,
+    })
+}
+
+fn webhook_secret(row: &PgRow) -> Result<WebhookSecret> {
+    let text: String = row.try_get("secret")?;
+    WebhookSecret::parse(&text).map_err(|e| corrupt("secret", e))
+}
+
+fn webhook_event(row: &PgRow) -> Result<WebhookEvent> {
+    let text: String = row.try_get("event")?;
+    WebhookEvent::parse(&text).ok_or_else(|| corrupt("event", text))
+}
+
+pub(super) fn webhook_from_row(row: &PgRow) -> Result<Webhook> {
+    Ok(Webhook {
+        id: id(row, "id")?,
+        organization_id: id(row, "organization_id")?,
+        agent_id: id(row, "agent_id")?,
+        url: row.try_get("url")?,
+        events: json(row, "events")?,
+        secret: webhook_secret(row)?,
+        description: row.try_get("description")?,
+        active: row.try_get("active")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn attempt_from_row(row: &PgRow) -> Result<DeliveryAttempt> {
+    let status: Option<i32> = row.try_get("response_status")?;
+    Ok(DeliveryAttempt {
+        attempted_at: row.try_get("attempted_at")?,
+        response_status: status
+            .map(|s| u16::try_from(s).map_err(|e| corrupt("response_status", e)))
+            .transpose()?,
+        latency_ms: row.try_get("latency_ms")?,
+        error: row.try_get("error")?,
+    })
+}
+
+pub(super) fn delivery_from_row(
+    row: &PgRow,
+    attempts: Vec<DeliveryAttempt>,
+) -> Result<WebhookDelivery> {
+    let state: String = row.try_get("state")?;
+    Ok(WebhookDelivery {
+        id: id(row, "id")?,
+        webhook_id: id(row, "webhook_id")?,
+        job_id: id(row, "job_id")?,
+        event: webhook_event(row)?,
+        state: DeliveryState::parse(&state).ok_or_else(|| corrupt("state", state))?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        created_at: row.try_get("created_at")?,
+        attempts,
+    })
+}
+
+pub(super) fn due_delivery_from_row(row: &PgRow) -> Result<DueDelivery> {
+    let attempts: i32 = row.try_get("attempts")?;
+    Ok(DueDelivery {
+        id: id(row, "id")?,
+        organization_id: id(row, "organization_id")?,
+        webhook_id: id(row, "webhook_id")?,
+        job_id: id(row, "job_id")?,
+        event: webhook_event(row)?,
+        attempts_made: usize::try_from(attempts).map_err(|e| corrupt("attempts", e))?,
+        url: row.try_get("url")?,
+        secret: webhook_secret(row)?,
     })
 }

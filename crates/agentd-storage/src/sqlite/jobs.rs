@@ -30,7 +30,7 @@ pub(super) fn now() -> String {
     time::format(&time::now())
 }
 
-fn later(lease: Duration) -> String {
+pub(super) fn later(lease: Duration) -> String {
     let until = time::now() + chrono_duration(lease);
     time::format(&until)
 }
@@ -39,8 +39,8 @@ fn chrono_duration(d: Duration) -> agentd_domain::time::Delta {
     agentd_domain::time::Delta::from_std(d).unwrap_or(agentd_domain::time::Delta::MAX)
 }
 
-/// Writes the status events of jobs whose status was just set, in the
-/// caller's transaction.
+/// Writes the status events of jobs whose status was just set, and the
+/// webhook deliveries they raise, in the caller's transaction.
 async fn record_events(
     conn: &mut SqliteConnection,
     changes: &[StatusChange],
@@ -58,7 +58,7 @@ async fn record_events(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    super::webhooks::queue_for_changes(conn, changes, at).await
 }
 
 /// Charges a job's cost to its organization, in the transaction that ends it.

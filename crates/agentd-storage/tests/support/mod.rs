@@ -4,12 +4,13 @@
 //! Without a server the PostgreSQL half is skipped with a message, unless
 //! `AGENTD_REQUIRE_POSTGRES=1` makes that a failure.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::sync::Arc;
 
-use agentd_domain::JobId;
-use agentd_storage::{ConnectOptions, Storage};
+use agentd_domain::{AgentName, JobId, JobInput, NewAgent, NewAgentVersion, OrganizationId};
+use agentd_storage::{ConnectOptions, NewJob, Storage};
+use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -125,6 +126,83 @@ impl Drop for TempDb {
             }
         }
     }
+}
+
+/// Runs each test once on a fresh SQLite file and once on a fresh
+/// PostgreSQL database (skipped, with a message, without a server).
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::TempDb::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(db) = super::TempDb::postgres().await {
+                        super::$test(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub async fn agent(storage: &dyn Storage, org: OrganizationId, name: &str) -> agentd_domain::Agent {
+    storage
+        .create_agent(NewAgent {
+            organization_id: org,
+            name: AgentName::parse(name).unwrap(),
+            engine_class_id: "MultimodalExtractionEngine".into(),
+            creator_key_id: None,
+            first_version: NewAgentVersion {
+                version_name: None,
+                description: None,
+                input_definitions: vec![],
+                engine_config: json!({"instruction": "x"}),
+                creator_key_id: None,
+            },
+        })
+        .await
+        .unwrap()
+        .0
+}
+
+pub fn new_job(agent: &agentd_domain::Agent) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        organization_id: agent.organization_id,
+        agent_id: agent.id,
+        agent_version_id: agent.current_version_id,
+        inputs: vec![JobInput {
+            key: "text".into(),
+            description: String::new(),
+            data_type: "text/plain".into(),
+            value: "hello".into(),
+            file_name: None,
+        }],
+        metadata: json!({"batch": "7"}),
+        creator_key_id: None,
+        cache_key: Some("k1".into()),
+        idempotency_key: None,
+        cached: None,
+        files: vec![],
+    }
+}
+
+pub async fn setup(db: TempDb) -> (TempDb, agentd_domain::Agent) {
+    let org = db
+        .storage
+        .create_organization(OrganizationId::new(), "org")
+        .await
+        .unwrap();
+    let agent = agent(db.storage.as_ref(), org.id, "a").await;
+    (db, agent)
 }
 
 #[test]
