@@ -52,7 +52,7 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_MAX_URL_INPUTS", default_value_t = 100)]
     pub max_url_inputs: usize,
 
-    /// User-supplied URLs (file inputs, `images`) may reach private,
+    /// User-supplied URLs (file inputs, `images`, webhooks) may reach private,
     /// loopback and link-local addresses: `true`, or a comma-separated list
     /// of networks (`10.0.0.0/8,fd00::/8`). Public addresses only by default.
     #[arg(long, env = "AGENTD_ALLOW_PRIVATE_URLS", default_value = "false")]
@@ -205,6 +205,32 @@ pub struct ServeConfig {
     /// PDFs with more pages are refused.
     #[arg(long, env = "AGENTD_MAX_PDF_PAGES", default_value_t = 2000)]
     pub max_pdf_pages: u32,
+
+    /// Webhook deliveries sent at once by this process (0: it sends none;
+    /// another process on the same database does).
+    #[arg(long, env = "AGENTD_WEBHOOK_CONCURRENCY", default_value_t = 8)]
+    pub webhook_concurrency: usize,
+
+    /// Time limit of one webhook delivery attempt, answer included.
+    #[arg(long, env = "AGENTD_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
+
+    /// Multiplies every delay of the webhook retry schedule (5 s, 5 min,
+    /// 30 min, 2 h, 5 h, 10 h, 10 h). For tests only: 0.001 turns the 27 h
+    /// schedule into about 100 s.
+    #[arg(long, env = "AGENTD_WEBHOOK_RETRY_SCALE", default_value_t = 1.0, value_parser = parse_retry_scale)]
+    pub webhook_retry_scale: f64,
+
+    /// How often an idle dispatcher looks for due webhook deliveries.
+    #[arg(long, env = "AGENTD_WEBHOOK_POLL_MS", default_value_t = 1000)]
+    pub webhook_poll_ms: u64,
+}
+
+fn parse_retry_scale(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale >= 0.0 => Ok(scale),
+        _ => Err("must be a number, 0 or more (1 is the standard schedule)".into()),
+    }
 }
 
 /// An absolute http(s) URL without query or fragment; kept without its
@@ -273,6 +299,18 @@ impl ServeConfig {
             max_bytes_per_job: self
                 .max_fetch_bytes
                 .unwrap_or(self.max_request_bytes as u64),
+        }
+    }
+
+    pub fn webhooks(&self) -> crate::webhooks::WebhookConfig {
+        crate::webhooks::WebhookConfig {
+            concurrency: self.webhook_concurrency,
+            timeout: Duration::from_secs(self.webhook_timeout_secs.max(1)),
+            schedule: agentd_domain::webhook::RetrySchedule {
+                scale: self.webhook_retry_scale,
+            },
+            poll_interval: Duration::from_millis(self.webhook_poll_ms.max(10)),
+            policy: self.allow_private_urls.clone(),
         }
     }
 

@@ -16,4 +16,5 @@ pub mod panics;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;

@@ -21,6 +21,7 @@ use crate::config::ServeConfig;
 use crate::files::FileStore;
 use crate::local_model;
 use crate::models_file::ModelsFile;
+use crate::webhooks::Dispatcher;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
 use tokio_util::sync::CancellationToken;
 
@@ -223,14 +224,29 @@ impl AppState {
         .spawn(shutdown)
     }
 
+    /// Starts sending webhook deliveries (unless `AGENTD_WEBHOOK_CONCURRENCY`
+    /// is 0); it stops when `shutdown` fires.
+    pub fn start_webhooks(
+        &self,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let dispatcher = Dispatcher::new(Arc::clone(&self.storage), self.config.webhooks())
+            .context("building the webhook HTTP client")?;
+        Ok(dispatcher.spawn(shutdown))
+    }
+
     /// Runs workers only, without the HTTP API (`agentd worker`).
     pub async fn run_workers_until_stopped(&self) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let workers = self.start_workers(shutdown.clone());
+        let webhooks = self.start_webhooks(shutdown.clone())?;
         println!("agentd worker running ({} workers)", self.config.workers);
         shutdown_signal().await;
         shutdown.cancel();
         let _ = workers.await;
+        if let Some(webhooks) = webhooks {
+            let _ = webhooks.await;
+        }
         Ok(())
     }
 }
@@ -268,6 +284,7 @@ impl Application {
         let addr = self.local_addr();
         let shutdown = CancellationToken::new();
         let workers = self.state.start_workers(shutdown.clone());
+        let webhooks = self.state.start_webhooks(shutdown.clone())?;
         let sweeper = crate::file_sweep::spawn(
             Arc::clone(&self.state.storage),
             self.state.files.clone(),
@@ -295,6 +312,9 @@ impl Application {
         let _ = workers.await;
         if let Some(sweeper) = sweeper {
             let _ = sweeper.await;
+        }
+        if let Some(webhooks) = webhooks {
+            let _ = webhooks.await;
         }
         tracing::info!("stopped");
         Ok(())

@@ -12,6 +12,7 @@ pub mod runs;
 pub mod submit;
 pub mod users;
 pub mod versions;
+pub mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -56,6 +57,24 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(versions::update)
                 .patch(versions::update)
                 .delete(versions::delete),
+        )
+        .route(
+            "/v1/agents/{agent_id}/webhooks/",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/v1/agents/{agent_id}/webhooks/{webhook_id}/",
+            get(webhooks::retrieve)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/v1/agents/{agent_id}/webhooks/{webhook_id}/deliveries/",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/v1/agents/jobs/{job_id}/webhook/resend/",
+            post(webhooks::resend),
         )
         .route("/v1/agents/{agent_id}/jobs/", get(jobs::list))
         .route(
