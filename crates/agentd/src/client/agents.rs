@@ -195,21 +195,8 @@ fn agent_path(id: &str) -> String {
     format!("/v1/agents/{}/", segment(id))
 }
 
-const PAGE_SIZE: usize = 100;
-
 async fn list(api: &Api, as_json: bool) -> Result<(), ClientError> {
-    let mut agents = Vec::new();
-    for page in 1.. {
-        let body = api
-            .get(&format!("/v1/agents/?page={page}&page_size={PAGE_SIZE}"))
-            .await?;
-        let results = body["results"].as_array().cloned().unwrap_or_default();
-        let done = results.is_empty() || body["next"].is_null();
-        agents.extend(results);
-        if done {
-            break;
-        }
-    }
+    let agents = api.get_all("/v1/agents/").await?;
     if as_json {
         println!("{}", pretty(&Value::Array(agents)));
         return Ok(());

@@ -54,6 +54,25 @@ impl Api {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 
+    /// Every item of a paginated list at `path` (which has no query), page
+    /// after page.
+    pub async fn get_all(&self, path: &str) -> Result<Vec<Value>, ClientError> {
+        const PAGE_SIZE: usize = 100;
+        let mut items = Vec::new();
+        for page in 1.. {
+            let body = self
+                .get(&format!("{path}?page={page}&page_size={PAGE_SIZE}"))
+                .await?;
+            let results = body["results"].as_array().cloned().unwrap_or_default();
+            let done = results.is_empty() || body["next"].is_null();
+            items.extend(results);
+            if done {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
         self.send(self.request(Method::DELETE, path)).await
     }

@@ -15,6 +15,7 @@ mod profile;
 mod rows;
 mod run;
 mod run_many;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ pub enum ClientCommand {
     RunMany(run_many::RunManyArgs),
     /// Inspect, wait for or cancel a job.
     Jobs(jobs::JobsArgs),
+    /// Manage an agent's webhook subscriptions and read their delivery logs.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 /// Which server, and with which key.
@@ -60,6 +63,7 @@ async fn dispatch(command: ClientCommand) -> Result<ExitCode, ClientError> {
         ClientCommand::Run(args) => run::run(args).await,
         ClientCommand::RunMany(args) => run_many::run(args).await,
         ClientCommand::Jobs(args) => jobs::run(args).await,
+        ClientCommand::Webhooks(args) => webhooks::run(args).await,
     }
 }
 
