@@ -265,11 +265,14 @@ def test_resend_refuses_unfinished_and_unknown_jobs(start_server, fake, receiver
         agent = expect(c.post("/v1/agents/", json=agent_body()), 201)
         hook = subscribe(c, agent["id"], receiver)
         job_id = expect(c.post(f"/v1/agents/run/{agent['id']}/async/", json={"text": "slow"}), 200)
-        assert_error(c.post(f"/v1/agents/jobs/{job_id}/webhook/resend/", json={}), 400,
-                     mentions="terminal")
+        refused = assert_error(c.post(f"/v1/agents/jobs/{job_id}/webhook/resend/", json={}), 400,
+                               mentions="terminal")
+        # Roe documents this 400 as ApiErrorResponse: {"error": ...}.
+        assert refused["error"] == refused["detail"]
         assert_error(c.post(f"/v1/agents/jobs/{uuid.uuid4()}/webhook/resend/", json={}), 404)
         assert_error(c.post(f"/v1/agents/jobs/{job_id}/webhook/resend/", json={"webhook_id": "nope"}),
                      400, field="webhook_id")
+        assert "error" in c.post(f"/v1/agents/jobs/{job_id}/webhook/resend/", content=b"{oops").json()
         # Cancelling makes it final: job.cancelled is sent, and a resend is allowed.
         c.post(f"/v1/agents/jobs/{job_id}/cancel/")
         assert wait_for_job(c, job_id, timeout=WAIT)["status"] == CANCELLED

@@ -164,8 +164,16 @@ fn add_field_errors(body: &mut serde_json::Value, errors: &FieldErrors) {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
+        let body = self.body();
+        self.respond(body)
+    }
+}
+
+impl ApiError {
+    /// `{"detail", "message"}` and, for a 400 with field errors, the flat
+    /// field map; an internal error is logged and shown generically.
+    fn body(&self) -> serde_json::Value {
+        let message = match self {
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "internal error");
                 "Internal server error.".to_owned()
@@ -173,7 +181,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = json!({"detail": message, "message": message});
-        match &self {
+        match self {
             Self::BadRequest {
                 errors: Some(errors),
                 ..
@@ -181,18 +189,34 @@ impl IntoResponse for ApiError {
             Self::GatewayTimeout { job_id, .. } => body["job_id"] = json!(job_id),
             _ => {}
         }
+        body
+    }
+
+    fn respond(&self, body: serde_json::Value) -> Response {
+        let status = self.status();
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert("retry-after", HeaderValue::from_static("5"));
         }
-        if let Self::GatewayTimeout { job_id, .. } = &self {
+        if let Self::GatewayTimeout { job_id, .. } = self {
             if let Ok(value) = HeaderValue::from_str(&job_id.to_string()) {
                 response.headers_mut().insert("x-job-id", value);
             }
         }
         response
+    }
+
+    /// The answer for operations whose 400 Roe documents as
+    /// `ApiErrorResponse` (`{"error": ...}`): the usual body, and for a 400
+    /// the message under `error` too.
+    pub fn into_response_with_error_field(self) -> Response {
+        let mut body = self.body();
+        if matches!(self, Self::BadRequest { .. }) {
+            body["error"] = body["detail"].clone();
+        }
+        self.respond(body)
     }
 }
 

@@ -14,7 +14,7 @@ use agentd_domain::{Agent, Operation, WebhookId};
 use agentd_storage::{DeliveryTargets, WebhookUpdate};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
@@ -330,11 +330,27 @@ pub async fn resend(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(job_id): Path<String>,
-    JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<JsonObject, ApiError>,
+) -> Response {
+    let queued = match body {
+        Ok(JsonObject(body)) => queue_resend(&state, &caller, &job_id, &body).await,
+        Err(error) => Err(error),
+    };
+    match queued {
+        Ok(queued) => Json(json!({"status": "queued", "queued": queued})).into_response(),
+        Err(error) => error.into_response_with_error_field(),
+    }
+}
+
+async fn queue_resend(
+    state: &AppState,
+    caller: &Caller,
+    job_id: &str,
+    body: &Map<String, Value>,
+) -> Result<u64, ApiError> {
     caller.require(Operation::Run)?;
-    let job = load_job(&state, &caller, &job_id).await?;
-    let mut reader = FieldReader::new(&body);
+    let job = load_job(state, caller, job_id).await?;
+    let mut reader = FieldReader::new(body);
     let only = reader
         .string("webhook_id")
         .and_then(|text| match text.parse::<WebhookId>() {
@@ -368,9 +384,8 @@ pub async fn resend(
         }
         None => DeliveryTargets::AllActive,
     };
-    let queued = state
+    Ok(state
         .storage
         .queue_deliveries(job.id, event, targets)
-        .await?;
-    Ok(Json(json!({"status": "queued", "queued": queued})))
+        .await?)
 }
