@@ -117,8 +117,8 @@ impl WebhookSecret {
     /// The `webhook-signature` header of a message: `v1,` and the base64 of
     /// HMAC-SHA256 over `{id}.{timestamp}.{body}`.
     pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key())
-            .expect("HMAC accepts a key of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key()).expect("HMAC accepts a key of any length");
         mac.update(message_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -191,7 +191,8 @@ pub struct DeliveryAttempt {
 
 impl DeliveryAttempt {
     pub fn succeeded(&self) -> bool {
-        self.response_status.is_some_and(|s| (200..300).contains(&s))
+        self.response_status
+            .is_some_and(|s| (200..300).contains(&s))
     }
 }
 
@@ -238,7 +239,9 @@ impl RetrySchedule {
 
     /// The whole span of the schedule, first attempt to last.
     pub fn span(&self) -> Duration {
-        (1..Self::ATTEMPTS).filter_map(|n| self.delay_after(n)).sum()
+        (1..Self::ATTEMPTS)
+            .filter_map(|n| self.delay_after(n))
+            .sum()
     }
 }
 

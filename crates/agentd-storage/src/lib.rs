@@ -691,8 +691,12 @@ pub trait Storage: Send + Sync + 'static {
         update: WebhookUpdate,
     ) -> Result<Option<Webhook>>;
     /// Deletes a subscription and its deliveries; false when there is none.
-    async fn delete_webhook(&self, org: OrganizationId, agent: AgentId, id: WebhookId)
-        -> Result<bool>;
+    async fn delete_webhook(
+        &self,
+        org: OrganizationId,
+        agent: AgentId,
+        id: WebhookId,
+    ) -> Result<bool>;
     /// A subscription's deliveries, newest first, each with its attempts.
     async fn list_deliveries(
         &self,

@@ -6,12 +6,9 @@ use agentd_domain::time;
 use agentd_domain::webhook::{
     DeliveryAttempt, DeliveryState, Webhook, WebhookEvent, WebhookSecret,
 };
-use agentd_domain::{
-    Agent, FailureKind, JobId, JobOutcome, OrganizationId, Usage, WebhookId,
-};
+use agentd_domain::{Agent, FailureKind, JobId, JobOutcome, OrganizationId, Usage, WebhookId};
 use agentd_storage::{
-    ClaimRequest, DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, Storage,
-    WebhookUpdate,
+    ClaimRequest, DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, Storage, WebhookUpdate,
 };
 
 #[macro_use]
@@ -104,7 +101,12 @@ async fn a_final_status_queues_a_delivery_for_subscribers_only(db: TempDb) {
     assert_eq!(due.attempts_made, 0);
     assert_eq!(due.url, on_failure.url);
     assert_eq!(due.secret, on_failure.secret);
-    assert!(s.list_deliveries(on_success.id, 0, 10).await.unwrap().items.is_empty());
+    assert!(s
+        .list_deliveries(on_success.id, 0, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     // Leased: nobody else gets it.
     assert!(s.claim_deliveries(&claim("d2")).await.unwrap().is_empty());
 }
@@ -148,9 +150,16 @@ async fn deliveries_are_leased_retried_and_logged(db: TempDb) {
     let delivery = &page.items[0];
     assert_eq!(delivery.state, DeliveryState::Pending);
     assert!(delivery.next_attempt_at.unwrap() > time::now());
-    let statuses: Vec<Option<u16>> = delivery.attempts.iter().map(|a| a.response_status).collect();
+    let statuses: Vec<Option<u16>> = delivery
+        .attempts
+        .iter()
+        .map(|a| a.response_status)
+        .collect();
     assert_eq!(statuses, vec![Some(500), None]);
-    assert_eq!(delivery.attempts[1].error.as_deref(), Some("connection refused"));
+    assert_eq!(
+        delivery.attempts[1].error.as_deref(),
+        Some("connection refused")
+    );
     assert_eq!(delivery.attempts[0].latency_ms, 12);
 }
 
@@ -178,7 +187,11 @@ async fn resends_reach_active_subscriptions(db: TempDb) {
         .unwrap();
     assert_eq!(queued, 1);
     let queued = s
-        .queue_deliveries(job, WebhookEvent::JobFailed, DeliveryTargets::One(inactive.id))
+        .queue_deliveries(
+            job,
+            WebhookEvent::JobFailed,
+            DeliveryTargets::One(inactive.id),
+        )
         .await
         .unwrap();
     assert_eq!(queued, 0);
@@ -190,9 +203,14 @@ async fn resends_reach_active_subscriptions(db: TempDb) {
     ids.dedup();
     assert_eq!(ids.len(), 3);
     for delivery in &due {
-        s.record_delivery_attempt(delivery.id, "d", &attempt(Some(204)), DeliveryNext::Delivered)
-            .await
-            .unwrap();
+        s.record_delivery_attempt(
+            delivery.id,
+            "d",
+            &attempt(Some(204)),
+            DeliveryNext::Delivered,
+        )
+        .await
+        .unwrap();
     }
     let delivered = s.list_deliveries(second.id, 0, 10).await.unwrap();
     assert_eq!(delivered.items[0].state, DeliveryState::Delivered);
@@ -246,7 +264,10 @@ async fn subscriptions_are_scoped_updated_and_deleted(db: TempDb) {
         .await
         .unwrap();
     assert_eq!((page.total, page.items.len()), (1, 1));
-    assert!(!s.delete_webhook(other_org, agent.id, hook.id).await.unwrap());
+    assert!(!s
+        .delete_webhook(other_org, agent.id, hook.id)
+        .await
+        .unwrap());
     assert!(s
         .delete_webhook(agent.organization_id, agent.id, hook.id)
         .await

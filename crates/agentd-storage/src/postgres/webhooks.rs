@@ -134,15 +134,17 @@ pub(super) async fn get_webhook(
     agent: AgentId,
     id: WebhookId,
 ) -> Result<Option<Webhook>> {
-    sqlx::query(&format!("SELECT * FROM webhooks WHERE {OF_AGENT} AND id = $3"))
-        .bind(*org.as_uuid())
-        .bind(*agent.as_uuid())
-        .bind(*id.as_uuid())
-        .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(webhook_from_row)
-        .transpose()
+    sqlx::query(&format!(
+        "SELECT * FROM webhooks WHERE {OF_AGENT} AND id = $3"
+    ))
+    .bind(*org.as_uuid())
+    .bind(*agent.as_uuid())
+    .bind(*id.as_uuid())
+    .fetch_optional(&db.pool)
+    .await?
+    .as_ref()
+    .map(webhook_from_row)
+    .transpose()
 }
 
 pub(super) async fn update_webhook(
@@ -177,12 +179,14 @@ pub(super) async fn delete_webhook(
     agent: AgentId,
     id: WebhookId,
 ) -> Result<bool> {
-    let deleted = sqlx::query(&format!("DELETE FROM webhooks WHERE {OF_AGENT} AND id = $3"))
-        .bind(*org.as_uuid())
-        .bind(*agent.as_uuid())
-        .bind(*id.as_uuid())
-        .execute(&db.pool)
-        .await?;
+    let deleted = sqlx::query(&format!(
+        "DELETE FROM webhooks WHERE {OF_AGENT} AND id = $3"
+    ))
+    .bind(*org.as_uuid())
+    .bind(*agent.as_uuid())
+    .bind(*id.as_uuid())
+    .execute(&db.pool)
+    .await?;
     Ok(deleted.rows_affected() == 1)
 }
 

@@ -137,15 +137,17 @@ pub(super) async fn get_webhook(
     agent: AgentId,
     id: WebhookId,
 ) -> Result<Option<Webhook>> {
-    sqlx::query(&format!("SELECT * FROM webhooks WHERE {OF_AGENT} AND id = ?"))
-        .bind(org.to_string())
-        .bind(agent.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(webhook_from_row)
-        .transpose()
+    sqlx::query(&format!(
+        "SELECT * FROM webhooks WHERE {OF_AGENT} AND id = ?"
+    ))
+    .bind(org.to_string())
+    .bind(agent.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&db.pool)
+    .await?
+    .as_ref()
+    .map(webhook_from_row)
+    .transpose()
 }
 
 pub(super) async fn update_webhook(
@@ -233,9 +235,8 @@ async fn attempts_of(
     if rows.is_empty() {
         return Ok(by_delivery);
     }
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT * FROM webhook_attempts WHERE delivery_id IN (",
-    );
+    let mut query =
+        QueryBuilder::<Sqlite>::new("SELECT * FROM webhook_attempts WHERE delivery_id IN (");
     let mut ids = query.separated(", ");
     for row in rows {
         ids.push_bind(row.try_get::<String, _>("id")?);

@@ -26,7 +26,11 @@ fn job_not_found() -> ApiError {
 }
 
 /// A job of the caller's organization that the key may see.
-pub(super) async fn load_job(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Job, ApiError> {
+pub(super) async fn load_job(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<Job, ApiError> {
     let id: JobId = raw_id.parse().map_err(|_| job_not_found())?;
     let job = state
         .storage

@@ -25,9 +25,7 @@ use super::load_agent;
 use super::pagination::PageRequest;
 use crate::auth::Caller;
 use crate::startup::AppState;
-use crate::webhooks::{
-    check_target, generate_secret, parse_events, MAX_DESCRIPTION_CHARS,
-};
+use crate::webhooks::{check_target, generate_secret, parse_events, MAX_DESCRIPTION_CHARS};
 
 const FIELDS: &[&str] = &["url", "events", "secret", "description", "active"];
 
@@ -131,7 +129,9 @@ async fn read_fields(
             }
         }
         Some(_) => {
-            reader.errors.add("events", "Must be a list of event names.");
+            reader
+                .errors
+                .add("events", "Must be a list of event names.");
             None
         }
     };
@@ -212,12 +212,13 @@ pub async fn list(
             page.page_size,
         )
         .await?;
-    let results = found
-        .items
-        .iter()
-        .map(|w| webhook_body(w, false))
-        .collect();
-    Ok(Json(page.respond(found.total, results, &uri, state.public_url())?))
+    let results = found.items.iter().map(|w| webhook_body(w, false)).collect();
+    Ok(Json(page.respond(
+        found.total,
+        results,
+        &uri,
+        state.public_url(),
+    )?))
 }
 
 pub async fn create(
@@ -321,7 +322,12 @@ pub async fn deliveries(
         .list_deliveries(webhook.id, page.offset(), page.page_size)
         .await?;
     let results = found.items.iter().map(delivery_body).collect();
-    Ok(Json(page.respond(found.total, results, &uri, state.public_url())?))
+    Ok(Json(page.respond(
+        found.total,
+        results,
+        &uri,
+        state.public_url(),
+    )?))
 }
 
 /// Queues the job's event again for every active subscription of its

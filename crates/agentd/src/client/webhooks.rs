@@ -82,7 +82,9 @@ pub async fn run(args: WebhooksArgs) -> Result<ExitCode, ClientError> {
             if let Some(description) = description {
                 body.insert("description".into(), json!(description));
             }
-            let created = api.post(&webhooks_path(&agent), &Value::Object(body)).await?;
+            let created = api
+                .post(&webhooks_path(&agent), &Value::Object(body))
+                .await?;
             println!("{}", pretty(&created));
             Ok(())
         }

@@ -242,7 +242,10 @@ impl Dispatcher {
         };
         let request = request
             .header("content-type", "application/json")
-            .header("user-agent", concat!("agentd-webhooks/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "user-agent",
+                concat!("agentd-webhooks/", env!("CARGO_PKG_VERSION")),
+            )
             .header("webhook-id", message_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
