@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use agentd_domain::{
-    AgentDatum, AgentName, Credits, FailureKind, FileId, FileRef, JobId, JobInput, JobOutcome,
-    JobStatus, NewAgent, NewAgentVersion, OrganizationId, Usage,
+    AgentDatum, Credits, FailureKind, FileId, FileRef, JobId, JobInput, JobOutcome, JobStatus,
+    OrganizationId, Usage,
 };
 use agentd_storage::{
     AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, IdempotencyKey,
