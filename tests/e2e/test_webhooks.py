@@ -35,6 +35,7 @@ FAST = {"AGENTD_WEBHOOK_RETRY_SCALE": "0.001", "AGENTD_WEBHOOK_POLL_MS": "50"}
 # Times 0.01: 0, 50 ms, 3 s, 18 s: time to restart the server before the third attempt.
 SLOWER = {"AGENTD_WEBHOOK_RETRY_SCALE": "0.01", "AGENTD_WEBHOOK_POLL_MS": "50"}
 WAIT = 60.0
+HANG = 0
 
 
 @dataclass
@@ -57,7 +58,9 @@ class Receiver:
     (then 200) and checks signatures against ``secret`` once it is set."""
 
     def __init__(self, script: list[int] | None = None) -> None:
+        # A status code, or HANG: no answer until ``release`` is set.
         self.script = list(script or [])
+        self.release = threading.Event()
         self.messages: list[Message] = []
         self.secret: str | None = None
         self.bad_signatures: list[str] = []
@@ -77,6 +80,9 @@ class Receiver:
                         outer.bad_signatures.append(headers.get("webhook-signature", ""))
                     outer.messages.append(Message(headers, body, status))
                     outer.cond.notify_all()
+                if status == HANG:
+                    outer.release.wait()
+                    return
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -101,6 +107,7 @@ class Receiver:
             return list(self.messages)
 
     def close(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -211,6 +218,26 @@ def test_a_restart_between_attempts_loses_no_delivery(start_server, fake, receiv
         delivery = wait_for_attempts(c, agent["id"], hook["id"], 3)
         assert delivery["status"] == "delivered"
         assert [a["response_status"] for a in delivery["attempts"]] == [500, 503, 200]
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_retried(start_server, fake, receiver):
+    fake.always(Reply.default())
+    receiver.script = [HANG]
+    srv = start_server({**FAST, "AGENTD_WEBHOOK_TIMEOUT_SECS": "1"})
+    with client_for(srv) as c:
+        agent = expect(c.post("/v1/agents/", json=agent_body()), 201)
+        hook = subscribe(c, agent["id"], receiver)
+        run_job(c, agent["id"])
+        messages = receiver.wait_for(2)
+        assert messages[0].id == messages[1].id
+        delivery = wait_for_attempts(c, agent["id"], hook["id"], 2)
+        receiver.release.set()
+        first, second = delivery["attempts"]
+        assert first["response_status"] is None and first["succeeded"] is False
+        assert first["error"].startswith("No answer")
+        assert first["latency_ms"] >= 1000
+        assert second["response_status"] == 200
+        assert delivery["status"] == "delivered"
 
 
 def test_the_sdk_resends_a_finished_jobs_webhook(start_server, fake, receiver):

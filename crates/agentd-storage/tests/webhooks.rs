@@ -8,7 +8,8 @@ use agentd_domain::webhook::{
 };
 use agentd_domain::{Agent, FailureKind, JobId, JobOutcome, OrganizationId, Usage, WebhookId};
 use agentd_storage::{
-    ClaimRequest, DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, Storage, WebhookUpdate,
+    CachedResult, ClaimRequest, DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, NewJob,
+    Storage, WebhookUpdate,
 };
 
 #[macro_use]
@@ -21,6 +22,7 @@ on_every_backend!(
     deliveries_are_leased_retried_and_logged,
     resends_reach_active_subscriptions,
     subscriptions_are_scoped_updated_and_deleted,
+    cached_and_cancelled_jobs_raise_their_events,
 );
 
 fn webhook(agent: &Agent, events: &[WebhookEvent]) -> Webhook {
@@ -278,4 +280,41 @@ async fn subscriptions_are_scoped_updated_and_deleted(db: TempDb) {
         .unwrap()
         .items
         .is_empty());
+}
+
+async fn cached_and_cancelled_jobs_raise_their_events(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    s.create_webhook(&webhook(&agent, &WebhookEvent::ALL))
+        .await
+        .unwrap();
+    // A cache hit is created final: its delivery is written with it.
+    let cached = NewJob {
+        cached: Some(CachedResult {
+            outputs: Some(vec![]),
+            error_message: None,
+            error_kind: None,
+        }),
+        ..new_job(&agent)
+    };
+    let cached_id = s.create_job(cached).await.unwrap().job_id();
+    let cancelled_id = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    s.cancel_job(agent.organization_id, cancelled_id)
+        .await
+        .unwrap();
+    let mut events: Vec<(JobId, WebhookEvent)> = s
+        .claim_deliveries(&claim("d"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|due| (due.job_id, due.event))
+        .collect();
+    events.sort_by_key(|(_, event)| event.as_str());
+    assert_eq!(
+        events,
+        vec![
+            (cached_id, WebhookEvent::JobCached),
+            (cancelled_id, WebhookEvent::JobCancelled)
+        ]
+    );
 }
