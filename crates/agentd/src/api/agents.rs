@@ -9,8 +9,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
+use super::openapi::{AgentIdParameter, ErrorBody};
 use super::extract::{FieldReader, JsonObject, QueryParams};
 use super::pagination::PageRequest;
 use super::versions::read_new_version;
@@ -19,7 +21,7 @@ use crate::auth::Caller;
 use crate::startup::AppState;
 
 /// The query parameters of the agents list, as Roe documents them.
-const LIST_PARAMETERS: &[&str] = &[
+pub(super) const LIST_PARAMETERS: &[&str] = &[
     "page",
     "page_size",
     "ordering",
@@ -42,11 +44,109 @@ const LIST_PARAMETERS: &[&str] = &[
     "tags_match",
 ];
 
+/// The agents list's query parameters, for the OpenAPI document (the
+/// handler reads them with [`QueryParams`], which also refuses unknown ones).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AgentListParameters {
+    /// A page number within the paginated result set.
+    page: Option<i64>,
+    /// Number of results to return per page (at most 1000).
+    page_size: Option<i64>,
+    /// Field to order results by, `-` for descending: name, created_at,
+    /// updated_at, most_recent_job, job_count, engine_class_id, creator.
+    ordering: Option<String>,
+    /// Agents whose name contains this (case-insensitive).
+    name: Option<String>,
+    /// Agents whose name, id, engine or creator contains this.
+    search: Option<String>,
+    /// Agents of these engines; may repeat.
+    engine_class_id: Option<Vec<String>>,
+    /// Leave out agents of this engine.
+    exclude_engine_class_id: Option<String>,
+    /// Agents created by these API keys; may repeat.
+    creator_id: Option<Vec<i64>>,
+    #[param(format = DateTime)]
+    created_from: Option<String>,
+    #[param(format = DateTime)]
+    created_to: Option<String>,
+    #[param(format = DateTime)]
+    updated_from: Option<String>,
+    #[param(format = DateTime)]
+    updated_to: Option<String>,
+    #[param(format = DateTime)]
+    most_recent_job_from: Option<String>,
+    #[param(format = DateTime)]
+    most_recent_job_to: Option<String>,
+    job_count_min: Option<i64>,
+    job_count_max: Option<i64>,
+    /// Include job_count and most_recent_job (default true).
+    include_job_stats: Option<bool>,
+    /// With `tags`: also agents without tags (agents here have none).
+    include_untagged: Option<bool>,
+    /// Tag ids; agents here carry no tags, so this matches none.
+    tags: Option<Vec<String>>,
+    /// `any` or `all`.
+    tags_match: Option<String>,
+}
+
+/// The body of `POST /v1/agents/`: the agent and its first version.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the JSON object the handler reads field by field
+pub struct BaseAgentCreateRequest {
+    /// Name of the agent.
+    #[schema(min_length = 1)]
+    name: String,
+    /// Engine of the agent (see `GET /v1/agents/types/`).
+    #[schema(min_length = 1)]
+    engine_class_id: String,
+    /// Optional: the organization is the API key's; another one is a 403.
+    #[schema(format = Uuid)]
+    organization_id: Option<String>,
+    /// Name of the first version.
+    version_name: Option<String>,
+    /// Description of the first version.
+    description: Option<String>,
+    /// Input definitions of the first version (a list, or its JSON text).
+    #[schema(value_type = Option<Vec<super::wire::AgentInputDefinition>>)]
+    input_definitions: Option<Value>,
+    /// Engine configuration of the first version (an object, or its JSON text).
+    #[schema(value_type = Option<Object>)]
+    engine_config: Option<Value>,
+    disable_cache: Option<bool>,
+    cache_failed_jobs: Option<bool>,
+}
+
+/// The body of `PUT`/`PATCH /v1/agents/{agent_id}/`: every field optional.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the JSON object the handler reads field by field
+pub struct BaseAgentUpdateRequest {
+    /// New name; must not be blank.
+    #[schema(min_length = 1)]
+    name: Option<String>,
+    disable_cache: Option<bool>,
+    cache_failed_jobs: Option<bool>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/agents/",
+    operation_id = "agents_list",
+    tag = "agents",
+    summary = "List agents",
+    params(AgentListParameters),
+    responses(
+        (status = 200, body = super::wire::PaginatedBaseAgentList, description = "A page of agents."),
+        (status = 400, body = ErrorBody, description = "A filter is invalid or unknown."),
+        (status = 404, body = ErrorBody, description = "The page is past the end."),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PaginatedBaseAgentList>, ApiError> {
     caller.require(Operation::Read)?;
     let params = QueryParams::from_uri(&uri);
     params.reject_unknown(LIST_PARAMETERS)?;
@@ -114,20 +214,30 @@ pub async fn list(
         .map(|agent| {
             let mut body = wire::base_agent(agent, &state.engines);
             if !include_job_stats {
-                body["job_count"] = Value::Null;
-                body["most_recent_job"] = Value::Null;
+                body.job_count = None;
+                body.most_recent_job = None;
             }
             body
         })
         .collect();
-    Ok(Json(page.respond(
-        found.total,
-        results,
-        &uri,
-        state.public_url(),
-    )?))
+    Ok(Json(
+        page.respond(found.total, results, &uri, state.public_url())?
+            .into(),
+    ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents/",
+    operation_id = "agents_create",
+    tag = "agents",
+    summary = "Create an agent with its first version",
+    request_body = BaseAgentCreateRequest,
+    responses(
+        (status = 201, body = super::wire::BaseAgent, description = "The agent."),
+        (status = 400, body = ErrorBody, description = "Invalid fields, each named with its messages."),
+    ),
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -196,23 +306,81 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}/",
+    operation_id = "agents_retrieve",
+    tag = "agents",
+    summary = "Get an agent",
+    params(AgentIdParameter),
+    responses(
+        (status = 200, body = super::wire::BaseAgent, description = "The agent."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn retrieve(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::BaseAgent>, ApiError> {
     caller.require(Operation::Read)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     Ok(Json(wire::base_agent(&agent, &state.engines)))
 }
 
-/// PUT and PATCH: every field of `BaseAgentUpdateRequest` is optional.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{agent_id}/",
+    operation_id = "agents_update",
+    tag = "agents",
+    summary = "Update an agent",
+    params(AgentIdParameter),
+    request_body = BaseAgentUpdateRequest,
+    responses(
+        (status = 200, body = super::wire::BaseAgent, description = "The updated agent."),
+        (status = 400, body = ErrorBody, description = "Invalid fields."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn update(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    agent_id: Path<String>,
+    body: JsonObject,
+) -> Result<Json<wire::BaseAgent>, ApiError> {
+    apply_update(state, caller, agent_id, body).await
+}
+
+/// PATCH is PUT here: every field of the update is optional either way.
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{agent_id}/",
+    operation_id = "agents_partial_update",
+    tag = "agents",
+    summary = "Update some fields of an agent",
+    params(AgentIdParameter),
+    request_body(content = BaseAgentUpdateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = super::wire::BaseAgent, description = "The updated agent."),
+        (status = 400, body = ErrorBody, description = "Invalid fields."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
+pub async fn partial_update(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    agent_id: Path<String>,
+    body: JsonObject,
+) -> Result<Json<wire::BaseAgent>, ApiError> {
+    apply_update(state, caller, agent_id, body).await
+}
+
+async fn apply_update(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::BaseAgent>, ApiError> {
     caller.require(Operation::Write)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let mut fields = FieldReader::new(&body);
@@ -239,6 +407,18 @@ pub async fn update(
     Ok(Json(wire::base_agent(&updated, &state.engines)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{agent_id}/",
+    operation_id = "agents_destroy",
+    tag = "agents",
+    summary = "Delete an agent with its versions, jobs and files",
+    params(AgentIdParameter),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -257,6 +437,18 @@ pub async fn delete(
 }
 
 /// A new agent with the current version's configuration.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent_id}/duplicate/",
+    operation_id = "agents_duplicate_create",
+    tag = "agents",
+    summary = "Copy an agent with its current version",
+    params(AgentIdParameter),
+    responses(
+        (status = 201, body = super::wire::AgentVersion, description = "The copy's first version, with the copy as `base_agent`."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn duplicate(
     State(state): State<Arc<AppState>>,
     caller: Caller,

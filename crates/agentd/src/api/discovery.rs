@@ -7,17 +7,41 @@ use agentd_providers::{Capability, ModelSpec};
 use axum::extract::State;
 use axum::http::Uri;
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
+use super::openapi::ErrorBody;
 use super::extract::QueryParams;
 use crate::auth::Caller;
 use crate::startup::AppState;
 
+/// The engines agents can be created with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentEngineTypeList {
+    /// The `engine_class_id` values accepted when creating an agent.
+    pub engine_types: Vec<String>,
+    pub total_count: usize,
+    /// Each engine's `engine_class_id`, `name`, `description`,
+    /// `input_schema` (the JSON Schema of its `engine_config`) and
+    /// `default_engine_config`.
+    #[schema(value_type = Vec<Object>)]
+    pub engines: Vec<Value>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/agents/types/",
+    operation_id = "discovery_agent_engine_types_list",
+    tag = "discovery",
+    summary = "List the engines and the configuration each takes",
+    responses((status = 200, body = AgentEngineTypeList, description = "The engines.")),
+)]
 pub async fn engine_types(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentEngineTypeList>, ApiError> {
     caller.require(Operation::Read)?;
     let engines: Vec<Value> = state
         .engines
@@ -33,37 +57,104 @@ pub async fn engine_types(
             })
         })
         .collect();
-    Ok(Json(json!({
-        "engine_types": state.engines.class_ids(),
-        "total_count": engines.len(),
-        "engines": engines,
-    })))
+    Ok(Json(AgentEngineTypeList {
+        engine_types: state
+            .engines
+            .class_ids()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        total_count: engines.len(),
+        engines,
+    }))
 }
 
-fn model_json(model: &ModelSpec, usable: bool) -> Value {
-    json!({
-        "id": model.id,
-        "providers": [model.provider],
-        "capabilities": model.capabilities,
-        "context_window": model.context_window,
-        "max_output_tokens": model.max_output_tokens,
-        "supports_system_message": model.supports_system_message,
-        "supports_temperature": model.supports_temperature,
-        "supports_reasoning_effort": model.supports_reasoning_effort,
-        "supports_thinking": model.supports_reasoning_effort,
-        "supports_json_output": model.supports_json_output,
-        "supports_json_schema": model.supports_json_schema,
-        "input_price_per_million_tokens": model.input_price,
-        "output_price_per_million_tokens": model.output_price,
-        "usable": usable,
-    })
+/// A model `engine_config.model` may name.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SupportedLLMModel)]
+pub struct SupportedLlmModel {
+    pub id: String,
+    /// The provider that serves it.
+    pub providers: Vec<String>,
+    /// Input capabilities: `text`, `image`.
+    #[schema(value_type = Vec<String>)]
+    pub capabilities: Vec<Capability>,
+    pub context_window: u32,
+    pub max_output_tokens: u32,
+    pub supports_system_message: bool,
+    pub supports_temperature: bool,
+    pub supports_reasoning_effort: bool,
+    pub supports_thinking: bool,
+    pub supports_json_output: bool,
+    pub supports_json_schema: bool,
+    /// US dollars per million input tokens.
+    pub input_price_per_million_tokens: f64,
+    /// US dollars per million output tokens.
+    pub output_price_per_million_tokens: f64,
+    /// Whether a run with it can be served now (its provider, or the local
+    /// fallback, is configured).
+    pub usable: bool,
 }
 
+impl SupportedLlmModel {
+    fn new(model: &ModelSpec, usable: bool) -> Self {
+        Self {
+            id: model.id.clone(),
+            providers: vec![model.provider.clone()],
+            capabilities: model.capabilities.clone(),
+            context_window: model.context_window,
+            max_output_tokens: model.max_output_tokens,
+            supports_system_message: model.supports_system_message,
+            supports_temperature: model.supports_temperature,
+            supports_reasoning_effort: model.supports_reasoning_effort,
+            supports_thinking: model.supports_reasoning_effort,
+            supports_json_output: model.supports_json_output,
+            supports_json_schema: model.supports_json_schema,
+            input_price_per_million_tokens: model.input_price,
+            output_price_per_million_tokens: model.output_price,
+            usable,
+        }
+    }
+}
+
+/// The models of this server.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SupportedLLMModelList)]
+pub struct SupportedLlmModelList {
+    pub models: Vec<SupportedLlmModel>,
+    pub total_count: usize,
+    /// Always `all`.
+    pub tenant_scope: String,
+}
+
+/// The models list's query parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads it with `QueryParams`
+pub struct ModelQuery {
+    /// Only models that take this input: text, image, audio or video.
+    capability: Option<String>,
+    /// Also models whose provider is not configured here.
+    all: Option<bool>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/agents/models/",
+    operation_id = "discovery_supported_models_list",
+    tag = "discovery",
+    summary = "List the models engine configurations may name",
+    params(ModelQuery),
+    responses(
+        (status = 200, body = SupportedLlmModelList, description = "The models."),
+        (status = 400, body = ErrorBody, description = "An unknown capability or query parameter."),
+    ),
+)]
 pub async fn models(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SupportedLlmModelList>, ApiError> {
     caller.require(Operation::Read)?;
     let params = QueryParams::from_uri(&uri);
     params.reject_unknown(&["capability", "all"])?;
@@ -88,7 +179,7 @@ pub async fn models(
     };
     // `all=true`: also models whose provider is not configured here.
     let show_all = params.flag("all")?.unwrap_or(false);
-    let models: Vec<Value> = state
+    let models: Vec<SupportedLlmModel> = state
         .models
         .catalog()
         .models()
@@ -102,12 +193,12 @@ pub async fn models(
             // Listed: models whose own provider is configured. Usable: also
             // those the local fallback would run.
             let listed = show_all || state.models.is_configured(&m.provider);
-            listed.then(|| model_json(m, state.models.is_usable(m)))
+            listed.then(|| SupportedLlmModel::new(m, state.models.is_usable(m)))
         })
         .collect();
-    Ok(Json(json!({
-        "models": models,
-        "total_count": models.len(),
-        "tenant_scope": "all",
-    })))
+    Ok(Json(SupportedLlmModelList {
+        total_count: models.len(),
+        models,
+        tenant_scope: "all".into(),
+    }))
 }

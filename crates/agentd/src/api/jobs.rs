@@ -11,9 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
+use super::openapi::{AgentIdParameter, AgentJobIdParameter, ErrorBody, JobIdParameter};
 use super::extract::{JsonObject, QueryParams};
 use super::pagination::PageRequest;
 use super::runs::MAX_BATCH;
@@ -45,22 +48,46 @@ pub(super) async fn load_job(
     Ok(job)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/jobs/{job_id}/status/",
+    operation_id = "agents_jobs_status_retrieve",
+    tag = "agents",
+    summary = "Get a job's status",
+    params(JobIdParameter),
+    responses(
+        (status = 200, body = super::wire::AgentJobSingleStatus, description = "The status."),
+        (status = 404, body = ErrorBody, description = "No such job."),
+    ),
+)]
 pub async fn status(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(job_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AgentJobSingleStatus>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let job = load_job(&state, &caller, &job_id).await?;
     Ok(Json(wire::job_status(&job)))
 }
 
 /// The result of a finished job; 404 while it runs, as in Roe.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/jobs/{agent_job_id}/result/",
+    operation_id = "agents_jobs_result_retrieve",
+    tag = "agents",
+    summary = "Get a finished job's result",
+    params(AgentJobIdParameter),
+    responses(
+        (status = 200, body = super::wire::AgentJobResultResponse, description = "The result."),
+        (status = 404, body = ErrorBody, description = "No such job, or it has not finished yet."),
+    ),
+)]
 pub async fn result(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(job_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AgentJobResultResponse>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let job = load_job(&state, &caller, &job_id).await?;
     if !job.status.is_final() {
@@ -110,20 +137,20 @@ fn read_job_ids(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, Ap
 
 /// Answers a bulk request in the order asked, with `missing` for ids that
 /// are unknown, malformed or not visible to the key.
-fn in_order<T>(
+fn in_order<T, R>(
     caller: &Caller,
     ids: &[String],
     items: &[T],
     identity: impl Fn(&T) -> (JobId, AgentId),
-    found: impl Fn(&T) -> Value,
-    missing: fn(&str) -> Value,
-) -> Json<Value> {
+    found: impl Fn(&T) -> R,
+    missing: fn(&str) -> R,
+) -> Json<Vec<R>> {
     let by_id: HashMap<JobId, &T> = items
         .iter()
         .filter(|item| caller.key.may_access_agent(&identity(item).1))
         .map(|item| (identity(item).0, item))
         .collect();
-    Json(Value::Array(
+    Json(
         ids.iter()
             .map(|raw| {
                 raw.parse::<JobId>()
@@ -132,18 +159,39 @@ fn in_order<T>(
                     .map_or_else(|| missing(raw), |item| found(item))
             })
             .collect(),
-    ))
+    )
 }
 
 fn parsed_ids(ids: &[String]) -> Vec<JobId> {
     ids.iter().filter_map(|id| id.parse().ok()).collect()
 }
 
+/// The body of the bulk statuses and results: `{"job_ids": [...]}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the JSON object `read_job_ids` reads
+pub struct JobIdsRequest {
+    /// 1 to 1000 job ids; answered in this order.
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<String>, format = Uuid)]
+    job_ids: Vec<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/agents/jobs/statuses/",
+    operation_id = "agents_jobs_statuses_create",
+    tag = "agents",
+    summary = "Get the statuses of many jobs",
+    request_body(content = JobIdsRequest, description = "`AgentJobStatusManyRequest` in Roe's terms."),
+    responses(
+        (status = 200, body = Vec<super::wire::AgentJobStatus>, description = "One status per id, in order; unknown ids have only `id` and `error_message`."),
+        (status = 400, body = ErrorBody, description = "`job_ids` is missing, empty, too long or holds a malformed id."),
+    ),
+)]
 pub async fn statuses(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<wire::AgentJobStatus>>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let ids = read_job_ids(&body)?;
     let summaries = state
@@ -160,11 +208,23 @@ pub async fn statuses(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents/jobs/results/",
+    operation_id = "agents_jobs_results_create",
+    tag = "agents",
+    summary = "Get the results of many jobs",
+    request_body(content = JobIdsRequest, description = "`AgentJobResultManyRequest` in Roe's terms."),
+    responses(
+        (status = 200, body = Vec<super::wire::AgentJobResultItem>, description = "One result per id, in order; unknown ids have only `id` and `error_message`."),
+        (status = 400, body = ErrorBody, description = "`job_ids` is missing, empty, too long or holds a malformed id."),
+    ),
+)]
 pub async fn results(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<wire::AgentJobResultItem>>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let ids = read_job_ids(&body)?;
     let jobs = state
@@ -251,7 +311,7 @@ fn parse_metadata_filter(text: &str) -> Result<Vec<(String, Value)>, ApiError> {
 
 /// The query parameters of an agent's job list: Roe's, and `review_state`
 /// which the SDK may send.
-const LIST_PARAMETERS: &[&str] = &[
+pub(super) const LIST_PARAMETERS: &[&str] = &[
     "page",
     "page_size",
     "ordering",
@@ -274,12 +334,67 @@ const LIST_PARAMETERS: &[&str] = &[
 const DEFAULT_LIST_LIMIT: i64 = 100_000;
 const MAX_LIST_LIMIT: i64 = 1_000_000;
 
+/// The job list's query parameters, for the OpenAPI document (the handler
+/// reads them with [`QueryParams`], which also refuses unknown ones).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct JobListParameters {
+    /// A page number within the paginated result set.
+    page: Option<i64>,
+    /// Number of results to return per page (at most 1000).
+    page_size: Option<i64>,
+    /// Sort keys, comma-separated, `-` for descending: id,
+    /// agent_version_name, status_code, created_at, last_updated_at, cost,
+    /// duration, grader_score.
+    ordering: Option<String>,
+    /// Status codes, comma-separated (0-6).
+    status_code: Option<String>,
+    /// Jobs of versions with this name.
+    version_name: Option<String>,
+    /// A JSON object: jobs whose metadata has these keys and values.
+    metadata: Option<String>,
+    #[param(format = DateTime)]
+    created_from: Option<String>,
+    #[param(format = DateTime)]
+    created_to: Option<String>,
+    /// Jobs whose id, inputs or version name contain this.
+    search: Option<String>,
+    /// Jobs whose id contains this.
+    job_id: Option<String>,
+    /// Jobs whose inputs contain this.
+    job_inputs: Option<String>,
+    /// Leave `metadata` out of each job.
+    exclude_metadata: Option<bool>,
+    /// Consider at most this many jobs, newest first (default 100000, 0: all).
+    limit: Option<i64>,
+    /// Not available here: a 400 says so.
+    semantic_string: Option<String>,
+    /// Jobs are never graded here: any verdict matches none.
+    verdict: Option<String>,
+    /// Jobs are never reviewed here: only `unreviewed` matches them.
+    review_state: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}/jobs/",
+    operation_id = "agents_jobs_list",
+    tag = "agents",
+    summary = "List an agent's jobs",
+    params(AgentIdParameter, JobListParameters),
+    responses(
+        (status = 200, body = super::wire::PaginatedListAgentJobList, description = "A page of jobs."),
+        (status = 400, body = ErrorBody, description = "A filter is invalid or unknown."),
+        (status = 404, body = ErrorBody, description = "No such agent, or the page is past the end."),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PaginatedListAgentJobList>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let params = QueryParams::from_uri(&uri);
@@ -344,24 +459,43 @@ pub async fn list(
         .map(|job| {
             let mut body = wire::list_agent_job(job);
             if exclude_metadata {
-                if let Value::Object(map) = &mut body {
-                    map.remove("metadata");
-                }
+                body.metadata = None;
             }
             body
         })
         .collect();
-    Ok(Json(page.respond(
-        total,
-        results,
-        &uri,
-        state.public_url(),
-    )?))
+    Ok(Json(
+        page.respond(total, results, &uri, state.public_url())?
+            .into(),
+    ))
+}
+
+/// A cancel that came too late: the job had already finished.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentJobNotCancelled {
+    pub message: String,
+    /// The job's final status code.
+    pub status: i16,
+    /// Always false.
+    pub cancelled: bool,
 }
 
 /// 204 when the job is cancelled. A job that had already finished stays as
 /// it was: 200 with a message saying so (and its status), so a client that
 /// cancels late learns it without an error.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/jobs/{job_id}/cancel/",
+    operation_id = "agents_jobs_cancel_create",
+    tag = "agents",
+    summary = "Cancel a job",
+    params(JobIdParameter),
+    responses(
+        (status = 204, description = "Cancelled."),
+        (status = 200, body = AgentJobNotCancelled, description = "The job had already finished; nothing changed."),
+        (status = 404, body = ErrorBody, description = "No such job."),
+    ),
+)]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -383,11 +517,11 @@ pub async fn cancel(
             job.id,
             status.name()
         );
-        return Ok(Json(json!({
-            "message": message,
-            "status": status.code(),
-            "cancelled": false,
-        }))
+        return Ok(Json(AgentJobNotCancelled {
+            message,
+            status: status.code(),
+            cancelled: false,
+        })
         .into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -407,11 +541,33 @@ pub(crate) async fn cancel_job(
     Ok(after)
 }
 
+/// What `cancel-all` did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentJobCancelAllResponse {
+    /// Always null: the jobs are cancelled before the answer.
+    pub task_id: Option<String>,
+    /// How many unfinished jobs were cancelled.
+    pub targeted_count: usize,
+    pub note: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent_id}/jobs/cancel-all/",
+    operation_id = "agents_jobs_cancel_all_create",
+    tag = "agents",
+    summary = "Cancel every unfinished job of an agent",
+    params(AgentIdParameter),
+    responses(
+        (status = 200, body = AgentJobCancelAllResponse, description = "What was cancelled."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn cancel_all(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentJobCancelAllResponse>, ApiError> {
     caller.require(Operation::Run)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let cancelled = state
@@ -421,20 +577,54 @@ pub async fn cancel_all(
     for id in &cancelled {
         state.signals.cancel(*id);
     }
-    Ok(Json(json!({
-        "task_id": null,
-        "targeted_count": cancelled.len(),
-        "note": format!("Cancelled {} unfinished job(s) of agent {}.", cancelled.len(), agent.id),
-    })))
+    Ok(Json(AgentJobCancelAllResponse {
+        task_id: None,
+        targeted_count: cancelled.len(),
+        note: format!(
+            "Cancelled {} unfinished job(s) of agent {}.",
+            cancelled.len(),
+            agent.id
+        ),
+    }))
+}
+
+/// What `delete-data` removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentJobDeleteDataResponse {
+    /// `success`, or `partial_success` when some files are left to the sweep.
+    pub status: String,
+    /// Stored files removed.
+    pub deleted_count: usize,
+    /// Stored files that could not be removed yet (the sweep removes them).
+    pub failed_count: usize,
+    /// Always true: inputs and outputs are erased.
+    pub blob_sanitized: bool,
+    pub artifacts_deleted_count: usize,
+    pub artifacts_failed_count: usize,
+    /// One line per file not removed yet; null when none.
+    pub errors: Option<Vec<String>>,
 }
 
 /// Erases inputs, outputs and stored files of a finished job (files that
 /// other jobs still refer to stay for them); its status, tokens and cost remain.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/jobs/{job_id}/delete-data/",
+    operation_id = "agents_jobs_delete_data_create",
+    tag = "agents",
+    summary = "Erase a finished job's inputs, outputs and files",
+    params(JobIdParameter),
+    responses(
+        (status = 200, body = AgentJobDeleteDataResponse, description = "What was removed."),
+        (status = 400, body = ErrorBody, description = "The job has not finished."),
+        (status = 404, body = ErrorBody, description = "No such job."),
+    ),
+)]
 pub async fn delete_data(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(job_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentJobDeleteDataResponse>, ApiError> {
     caller.require(Operation::Write)?;
     let job = load_job(&state, &caller, &job_id).await?;
     let files = match state
@@ -459,13 +649,13 @@ pub async fn delete_data(
         .into_iter()
         .map(|(file, _)| format!("file {file}: could not be removed yet; it will be swept."))
         .collect();
-    Ok(Json(json!({
-        "status": if errors.is_empty() { "success" } else { "partial_success" },
-        "deleted_count": files.len() - errors.len(),
-        "failed_count": errors.len(),
-        "blob_sanitized": true,
-        "artifacts_deleted_count": 0,
-        "artifacts_failed_count": 0,
-        "errors": if errors.is_empty() { Value::Null } else { json!(errors) },
-    })))
+    Ok(Json(AgentJobDeleteDataResponse {
+        status: if errors.is_empty() { "success" } else { "partial_success" }.into(),
+        deleted_count: files.len() - errors.len(),
+        failed_count: errors.len(),
+        blob_sanitized: true,
+        artifacts_deleted_count: 0,
+        artifacts_failed_count: 0,
+        errors: (!errors.is_empty()).then_some(errors),
+    }))
 }

@@ -2,10 +2,12 @@
 
 pub mod agents;
 pub mod discovery;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod mcp;
+pub mod openapi;
 pub mod pagination;
 pub mod run_body;
 pub mod runs;
@@ -39,7 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/agents/{agent_id}/",
             get(agents::retrieve)
                 .put(agents::update)
-                .patch(agents::update)
+                .patch(agents::partial_update)
                 .delete(agents::delete),
         )
         .route("/v1/agents/{agent_id}/duplicate/", post(agents::duplicate))
@@ -55,7 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/agents/{agent_id}/versions/{agent_version_id}/",
             get(versions::retrieve)
                 .put(versions::update)
-                .patch(versions::update)
+                .patch(versions::partial_update)
                 .delete(versions::delete),
         )
         .route(
@@ -107,6 +109,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/users/current_user/", get(users::current_user))
         .route("/mcp", mcp::service(Arc::clone(&state)))
         .route("/health", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(docs::page))
+        .route("/docs/{asset}", get(docs::asset))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body));

@@ -1,9 +1,9 @@
 //! DRF-style page-number pagination: `count`, `next`, `previous`, `results`.
 
 use axum::http::Uri;
-use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::wire::Page;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const MAX_PAGE_SIZE: i64 = 1000;
@@ -42,24 +42,24 @@ impl PageRequest {
     /// The page body; a page past the end is a 404 as in DRF. Links start
     /// with `base`, the server's public URL (`AppState::public_url`), never
     /// with the request's Host header (which a client can forge).
-    pub fn respond(
+    pub fn respond<T>(
         &self,
         total: i64,
-        results: Vec<Value>,
+        results: Vec<T>,
         uri: &Uri,
         base: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Page<T>, ApiError> {
         let last_page = ((total + self.page_size - 1) / self.page_size).max(1);
         if self.page > last_page {
             return Err(ApiError::NotFound("Invalid page.".into()));
         }
         let link = |page: i64| page_url(base, uri, page);
-        Ok(json!({
-            "count": total,
-            "next": (self.page < last_page).then(|| link(self.page + 1)),
-            "previous": (self.page > 1).then(|| link(self.page - 1)),
-            "results": results,
-        }))
+        Ok(Page {
+            count: total,
+            next: (self.page < last_page).then(|| link(self.page + 1)),
+            previous: (self.page > 1).then(|| link(self.page - 1)),
+            results,
+        })
     }
 }
 
@@ -86,7 +86,7 @@ mod tests {
         let page = PageRequest::parse(Some("9223372036854775807"), Some("1000")).unwrap();
         assert_eq!(page.offset(), i64::MAX);
         let uri: Uri = "/v1/agents/?page=9223372036854775807".parse().unwrap();
-        let past_the_end = page.respond(5, Vec::new(), &uri, "http://127.0.0.1:8080");
+        let past_the_end = page.respond(5, Vec::<()>::new(), &uri, "http://127.0.0.1:8080");
         assert!(matches!(past_the_end, Err(ApiError::NotFound(_))));
     }
 

@@ -8,11 +8,96 @@ use agentd_domain::{InputDefinition, RawInput, Upload};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::AdditionalProperties;
+use utoipa::openapi::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, RefOr, Schema, SchemaFormat, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ApiError;
 use super::extract::JsonObject;
 
 pub use agentd_domain::run_body::RunRequest;
+
+fn uuid_text(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .description(Some(description))
+}
+
+const ORGANIZATION_ID: &str =
+    "Optional: the organization is the API key's; another one is refused (403).";
+
+/// A JSON run body: every input key of the agent version's input
+/// definitions, plus `metadata`. `{"inputs": {...}, "metadata": {...}}` is
+/// accepted too. A file input is a URL, a stored file id, or a data URL.
+pub struct AgentExecutionRequest;
+
+impl PartialSchema for AgentExecutionRequest {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some(
+                "Every key of the agent's input definitions is a property (its text, or for a \
+                 file input a URL, a stored file id or a data URL); `metadata` is stored on the job.",
+            ))
+            .property(
+                "metadata",
+                ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                        Type::Object,
+                        Type::Null,
+                    ]))
+                    .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+                    .description(Some(
+                        "Stored on the job as given (a JSON-encoded object string is accepted too).",
+                    )),
+            )
+            .property("organization_id", uuid_text(ORGANIZATION_ID))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl ToSchema for AgentExecutionRequest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AgentExecutionRequest".into()
+    }
+}
+
+/// A multipart run body: one part per input (a file part for a file
+/// input, a text part otherwise), plus `metadata` as JSON text.
+pub struct AgentExecutionForm;
+
+impl PartialSchema for AgentExecutionForm {
+    fn schema() -> RefOr<Schema> {
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let file = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/octet-stream");
+        ObjectBuilder::new()
+            .description(Some(
+                "One part per input of the agent's input definitions: a file part (with a \
+                 file name) for a file input, a text part otherwise.",
+            ))
+            .property(
+                "metadata",
+                text()
+                    .description(Some("A JSON object, as text; stored on the job.")),
+            )
+            .property("organization_id", uuid_text(ORGANIZATION_ID))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+                Schema::OneOf(OneOfBuilder::new().item(text()).item(file).build()),
+            ))))
+            .into()
+    }
+}
+
+impl ToSchema for AgentExecutionForm {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AgentExecutionForm".into()
+    }
+}
 
 /// A run body before it is matched with the agent's input definitions.
 pub struct RunBody(ParsedBody);

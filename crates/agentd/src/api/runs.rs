@@ -15,11 +15,13 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{Map, Value};
+use utoipa::IntoParams;
 
 use super::error::ApiError;
+use super::openapi::{AgentIdParameter, AgentVersionParameters, ErrorBody};
 use super::extract::{FieldReader, JsonObject};
 use super::load_agent;
-use super::run_body::{RunBody, RunRequest};
+use super::run_body::{AgentExecutionForm, AgentExecutionRequest, RunBody, RunRequest};
 use super::submit::{
     check_credits, check_metadata_size, check_url_input_count, prepare_job, request_hash,
     PreparedJob, RunOptions,
@@ -107,6 +109,46 @@ fn key_reused(key: &str, first: JobId) -> ApiError {
     ))
 }
 
+/// The headers a run reads.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header, names("X-Skip-Cache", "Idempotency-Key"))]
+#[allow(dead_code)] // documents the headers; `RunOptions::from_headers` reads them
+pub struct RunHeaders(
+    /// `true`: run even when a cached result exists.
+    Option<bool>,
+    /// Asynchronous runs only: the same key (within 24 h) answers the same
+    /// job instead of running again; at most 255 characters.
+    Option<String>,
+);
+
+/// A job's id.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Uuid)]
+#[allow(dead_code)] // documents the answer; the handler answers a `JobId`
+pub struct JobIdResponse(String);
+
+#[utoipa::path(
+    post,
+    path = "/v1/agents/run/{agent_id}/",
+    operation_id = "agents_run",
+    tag = "agents",
+    summary = "Run an agent and wait for its outputs",
+    params(AgentIdParameter, RunHeaders),
+    request_body(content(
+        (AgentExecutionRequest = "application/json"),
+        (AgentExecutionForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, body = Vec<super::wire::AgentDatumSchema>, description = "The job's outputs."),
+        (status = 400, body = ErrorBody, description = "Invalid inputs or metadata, each named with its messages."),
+        (status = 402, body = ErrorBody, description = "The organization's credits are spent."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+        (status = 415, body = ErrorBody, description = "The body is neither JSON nor a form."),
+        (status = 409, body = ErrorBody, description = "The job was cancelled while it ran."),
+        (status = 502, body = ErrorBody, description = "The model provider failed."),
+        (status = 504, body = ErrorBody, description = "The run takes longer than AGENTD_SYNC_TIMEOUT_SECS: it goes on as the job in `job_id` (and the `X-Job-Id` header)."),
+    ),
+)]
 pub async fn run_sync(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -117,6 +159,28 @@ pub async fn run_sync(
     sync(&state, &caller, &agent_id, None, &headers, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents/run/{agent_id}/versions/{agent_version_id}/",
+    operation_id = "agents_run_version",
+    tag = "agents",
+    summary = "Run a version of an agent and wait for its outputs",
+    params(AgentVersionParameters, RunHeaders),
+    request_body(content(
+        (AgentExecutionRequest = "application/json"),
+        (AgentExecutionForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, body = Vec<super::wire::AgentDatumSchema>, description = "The job's outputs."),
+        (status = 400, body = ErrorBody, description = "Invalid inputs or metadata, each named with its messages."),
+        (status = 402, body = ErrorBody, description = "The organization's credits are spent."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+        (status = 415, body = ErrorBody, description = "The body is neither JSON nor a form."),
+        (status = 409, body = ErrorBody, description = "The job was cancelled while it ran."),
+        (status = 502, body = ErrorBody, description = "The model provider failed."),
+        (status = 504, body = ErrorBody, description = "The run takes longer than AGENTD_SYNC_TIMEOUT_SECS: it goes on as the job in `job_id` (and the `X-Job-Id` header)."),
+    ),
+)]
 pub async fn run_version_sync(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -183,6 +247,26 @@ fn sync_response(job: Job) -> Result<Json<Vec<AgentDatum>>, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents/run/{agent_id}/async/",
+    operation_id = "agents_run_async_create",
+    tag = "agents",
+    summary = "Start a run; answers the job's id",
+    params(AgentIdParameter, RunHeaders),
+    request_body(content(
+        (AgentExecutionRequest = "application/json"),
+        (AgentExecutionForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, body = JobIdResponse, description = "The job's id."),
+        (status = 400, body = ErrorBody, description = "Invalid inputs or metadata, each named with its messages."),
+        (status = 402, body = ErrorBody, description = "The organization's credits are spent."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+        (status = 415, body = ErrorBody, description = "The body is neither JSON nor a form."),
+        (status = 422, body = ErrorBody, description = "The Idempotency-Key was used for a different request within 24 hours."),
+    ),
+)]
 pub async fn run_async(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -193,6 +277,26 @@ pub async fn run_async(
     run_async_inner(&state, &caller, &agent_id, None, &headers, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents/run/{agent_id}/versions/{agent_version_id}/async/",
+    operation_id = "agents_run_versions_async_create",
+    tag = "agents",
+    summary = "Start a run of a version; answers the job's id",
+    params(AgentVersionParameters, RunHeaders),
+    request_body(content(
+        (AgentExecutionRequest = "application/json"),
+        (AgentExecutionForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, body = JobIdResponse, description = "The job's id."),
+        (status = 400, body = ErrorBody, description = "Invalid inputs or metadata, each named with its messages."),
+        (status = 402, body = ErrorBody, description = "The organization's credits are spent."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+        (status = 415, body = ErrorBody, description = "The body is neither JSON nor a form."),
+        (status = 422, body = ErrorBody, description = "The Idempotency-Key was used for a different request within 24 hours."),
+    ),
+)]
 pub async fn run_version_async(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -232,6 +336,36 @@ async fn run_async_inner(
 /// With `Idempotency-Key: K`, input set `i` carries the key `K#i`: sending
 /// the same batch again with the same key answers the same job ids and runs
 /// nothing twice (what `agentd run-many` relies on to resume).
+/// The body of a batch run.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the JSON object the handler reads
+pub struct AgentRunAsyncManyRequest {
+    /// 1 to 1000 input sets, each as a JSON run body (their own `metadata` is ignored).
+    #[schema(min_items = 1, max_items = 1000)]
+    inputs: Vec<AgentExecutionRequest>,
+    /// Stored on every job of the batch.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    #[schema(format = Uuid)]
+    organization_id: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/agents/run/{agent_id}/async/many/",
+    operation_id = "agents_run_async_many",
+    tag = "agents",
+    summary = "Start up to 1000 runs; answers their job ids in order",
+    params(AgentIdParameter, RunHeaders),
+    request_body = AgentRunAsyncManyRequest,
+    responses(
+        (status = 200, body = Vec<JobIdResponse>, description = "The job ids, in the order of `inputs`."),
+        (status = 400, body = ErrorBody, description = "An input set is invalid (named `inputs[i]...`); none was started."),
+        (status = 402, body = ErrorBody, description = "The organization's credits are spent."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+        (status = 422, body = ErrorBody, description = "The Idempotency-Key was used for a different request within 24 hours."),
+    ),
+)]
 pub async fn run_async_many(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -13,8 +13,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
+use super::openapi::{AgentIdParameter, AgentVersionParameters, ErrorBody};
 use super::extract::{FieldReader, JsonObject, QueryParams};
 use super::{load_agent, wire};
 use crate::auth::Caller;
@@ -129,22 +131,84 @@ pub(super) fn parse_version_id(raw: &str) -> Result<AgentVersionId, ApiError> {
         .map_err(|_| ApiError::NotFound("Agent version not found.".into()))
 }
 
+/// The body of `POST /v1/agents/{agent_id}/versions/`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the JSON object the handler reads field by field
+pub struct AgentVersionCreateRequest {
+    #[schema(min_length = 1)]
+    version_name: Option<String>,
+    description: Option<String>,
+    /// Inputs of the version (a list, or its JSON text).
+    #[schema(value_type = Option<Vec<super::wire::AgentInputDefinition>>)]
+    input_definitions: Option<Value>,
+    /// Engine configuration (an object, or its JSON text), checked against
+    /// the engine's `input_schema`.
+    #[schema(value_type = Option<Object>)]
+    engine_config: Option<Value>,
+}
+
+/// The body of `PUT`/`PATCH .../versions/{agent_version_id}/`: only the
+/// name and description change.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the JSON object the handler reads field by field
+pub struct AgentVersionUpdateRequest {
+    #[schema(min_length = 1)]
+    version_name: Option<String>,
+    #[schema(min_length = 1)]
+    description: Option<String>,
+}
+
+/// `?get_supports_eval=true` of a version's answer.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads it with `QueryParams`
+pub struct VersionQuery {
+    /// Add `supports_eval` (always false: no evaluations here).
+    get_supports_eval: Option<bool>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}/versions/",
+    operation_id = "agents_versions_list",
+    tag = "agents",
+    summary = "List an agent's versions",
+    params(AgentIdParameter),
+    responses(
+        (status = 200, body = Vec<super::wire::AgentVersion>, description = "Every version, newest first."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<wire::AgentVersion>>, ApiError> {
     caller.require(Operation::Read)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let versions = state.storage.list_versions(agent.id).await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         versions
             .iter()
             .map(|v| wire::agent_version(v, &agent, &state.engines))
             .collect(),
-    )))
+    ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent_id}/versions/",
+    operation_id = "agents_versions_create",
+    tag = "agents",
+    summary = "Create a version; it becomes the current one",
+    params(AgentIdParameter),
+    request_body = AgentVersionCreateRequest,
+    responses(
+        (status = 201, body = super::wire::AgentVersion, description = "The new version."),
+        (status = 400, body = ErrorBody, description = "Invalid fields."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -180,47 +244,120 @@ fn version_body(
     version: &AgentVersion,
     agent: &Agent,
     uri: &Uri,
-) -> Result<Value, ApiError> {
+) -> Result<wire::AgentVersion, ApiError> {
     let params = QueryParams::from_uri(uri);
     params.reject_unknown(&["get_supports_eval"])?;
     let mut body = wire::agent_version(version, agent, &state.engines);
     if params.flag("get_supports_eval")?.unwrap_or(false) {
-        body["supports_eval"] = json!(false);
+        body.supports_eval = Some(false);
     }
     Ok(body)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}/versions/{agent_version_id}/",
+    operation_id = "agents_versions_retrieve",
+    tag = "agents",
+    summary = "Get a version",
+    params(AgentVersionParameters, VersionQuery),
+    responses(
+        (status = 200, body = super::wire::AgentVersion, description = "The version."),
+        (status = 400, body = ErrorBody, description = "An unknown or invalid query parameter."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+    ),
+)]
 pub async fn retrieve(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((agent_id, version_id)): Path<(String, String)>,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AgentVersion>, ApiError> {
     caller.require(Operation::Read)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let version = load_version(&state, &agent, parse_version_id(&version_id)?).await?;
     Ok(Json(version_body(&state, &version, &agent, &uri)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}/versions/current/",
+    operation_id = "agents_versions_current_retrieve",
+    tag = "agents",
+    summary = "Get the current version",
+    params(AgentIdParameter, VersionQuery),
+    responses(
+        (status = 200, body = super::wire::AgentVersion, description = "The current version."),
+        (status = 400, body = ErrorBody, description = "An unknown or invalid query parameter."),
+        (status = 404, body = ErrorBody, description = "No such agent."),
+    ),
+)]
 pub async fn current(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(agent_id): Path<String>,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AgentVersion>, ApiError> {
     caller.require(Operation::Read)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let version = load_version(&state, &agent, agent.current_version_id).await?;
     Ok(Json(version_body(&state, &version, &agent, &uri)?))
 }
 
-/// PUT and PATCH change only `version_name` and `description`.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{agent_id}/versions/{agent_version_id}/",
+    operation_id = "agents_versions_update",
+    tag = "agents",
+    summary = "Rename or describe a version",
+    params(AgentVersionParameters),
+    request_body = AgentVersionUpdateRequest,
+    responses(
+        (status = 200, body = super::wire::MessageResponse, description = "Updated."),
+        (status = 400, body = ErrorBody, description = "Invalid fields."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+    ),
+)]
 pub async fn update(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    ids: Path<(String, String)>,
+    body: JsonObject,
+) -> Result<Json<wire::MessageResponse>, ApiError> {
+    apply_update(state, caller, ids, body).await
+}
+
+/// PATCH is PUT here: both change only the fields given.
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{agent_id}/versions/{agent_version_id}/",
+    operation_id = "agents_versions_partial_update",
+    tag = "agents",
+    summary = "Rename or describe a version",
+    params(AgentVersionParameters),
+    request_body = AgentVersionUpdateRequest,
+    responses(
+        (status = 200, body = super::wire::MessageResponse, description = "Updated."),
+        (status = 400, body = ErrorBody, description = "Invalid fields."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+    ),
+)]
+pub async fn partial_update(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    ids: Path<(String, String)>,
+    body: JsonObject,
+) -> Result<Json<wire::MessageResponse>, ApiError> {
+    apply_update(state, caller, ids, body).await
+}
+
+/// PUT and PATCH change only `version_name` and `description`.
+async fn apply_update(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((agent_id, version_id)): Path<(String, String)>,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::MessageResponse>, ApiError> {
     caller.require(Operation::Write)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let version = load_version(&state, &agent, parse_version_id(&version_id)?).await?;
@@ -243,11 +380,24 @@ pub async fn update(
         .update_version(agent.id, version.id, update)
         .await?
         .ok_or_else(|| ApiError::NotFound("Agent version not found.".into()))?;
-    Ok(Json(
-        json!({"message": "Agent version updated successfully."}),
-    ))
+    Ok(Json(wire::MessageResponse {
+        message: "Agent version updated successfully.".into(),
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{agent_id}/versions/{agent_version_id}/",
+    operation_id = "agents_versions_destroy",
+    tag = "agents",
+    summary = "Delete a version that is not the current one",
+    params(AgentVersionParameters),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, body = ErrorBody, description = "The version is the agent's current one."),
+        (status = 404, body = ErrorBody, description = "No such agent or version."),
+    ),
+)]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use super::error::ApiError;
 use super::extract::{FieldReader, JsonObject, QueryParams};
 use super::jobs::load_job;
-use super::load_agent;
+use super::{load_agent, wire};
 use super::pagination::PageRequest;
 use crate::auth::Caller;
 use crate::startup::AppState;
@@ -199,7 +199,7 @@ pub async fn list(
     caller: Caller,
     Path(agent_id): Path<String>,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Page<Value>>, ApiError> {
     caller.require(Operation::Read)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let page = page_request(&uri)?;
@@ -312,7 +312,7 @@ pub async fn deliveries(
     caller: Caller,
     Path((agent_id, webhook_id)): Path<(String, String)>,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Page<Value>>, ApiError> {
     caller.require(Operation::ReadJobs)?;
     let agent = load_agent(&state, &caller, &agent_id).await?;
     let webhook = load_webhook(&state, &caller, &agent, &webhook_id).await?;

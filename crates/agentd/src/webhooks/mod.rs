@@ -110,7 +110,7 @@ pub async fn check_target(policy: &AddressPolicy, text: &str) -> Result<String, 
 /// The body of a delivery (Standard Webhooks' `type`, `timestamp`, `data`):
 /// the job as it is now, so a job whose data was deleted sends none.
 pub fn payload(event: WebhookEvent, job: &Job, at: &agentd_domain::time::Timestamp) -> Value {
-    let mut data = crate::api::wire::job_result(job);
+    let mut data = json!(crate::api::wire::job_result(job));
     data["job_id"] = json!(job.id);
     data["status_name"] = json!(job.status.name());
     data["data_deleted"] = json!(job.data_deleted);
