@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Property-based test of the API against Roe's OpenAPI with schemathesis: starts
-# target/debug/agentd (or $AGENTD_BIN) on a fresh SQLite database with the loopback fake
-# OpenAI provider, then checks that no answer is a 5xx and that answers match the
-# documented schemas (tests/schemathesis/run.py says how).
+# Property-based test of the API with schemathesis, against Roe's OpenAPI and against
+# agentd's own /openapi.json: starts target/debug/agentd (or $AGENTD_BIN) on a fresh
+# SQLite database with the loopback fake OpenAI provider, then checks that no answer is
+# a 5xx and that answers match the documented schemas (tests/schemathesis/run.py says how).
 #
-# The spec is read from ../shared/spec/roe-agents-openapi.yml beside the repository, or
-# from $AGENTD_OPENAPI_SPEC. Bounds: SCHEMATHESIS_MAX_TIME seconds per pass (two passes,
-# default 50), SCHEMATHESIS_MAX_EXAMPLES per operation (default 15), SCHEMATHESIS_SEED.
+# Roe's spec is read from ../shared/spec/roe-agents-openapi.yml beside the repository, or
+# from $AGENTD_OPENAPI_SPEC; SCHEMATHESIS_DOCUMENTS=roe|agentd runs one document only.
+# Bounds: SCHEMATHESIS_MAX_TIME seconds per pass (two passes per document, default 50),
+# SCHEMATHESIS_MAX_EXAMPLES per operation (default 15), SCHEMATHESIS_SEED.
 # Build first: cargo build -p agentd
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,9 +1,10 @@
-"""Property-based run of Roe's OpenAPI against a freshly started agentd.
+"""Property-based run of Roe's OpenAPI and of agentd's own against a freshly started agentd.
 
 Started by ``scripts/schemathesis.sh``. It starts the loopback fake OpenAI
 provider of the e2e suite, an ``agentd serve`` on a fresh SQLite database in a
 temporary directory (bootstrap organization and key, local model off), seeds
-one agent with a finished job, and runs schemathesis twice:
+one agent with a finished job, and runs schemathesis twice for each document
+(Roe's spec file, then the server's own ``/openapi.json``):
 
 1. against the seeded agent, version and job (their ids fixed), so that
    success answers are checked against the response schemas; operations that
@@ -11,8 +12,10 @@ one agent with a finished job, and runs schemathesis twice:
 2. with generated ids, every implemented operation, deletes included.
 
 Checks: no 5xx (``not_a_server_error``) and answers that match the documented
-schema (``response_schema_conformance``). The run fails when either check
-fails, when schemathesis itself fails, or when the server logged a panic.
+schema (``response_schema_conformance``); against agentd's own document also
+that every status and content type answered is documented. The run fails when
+a check fails, when schemathesis itself fails, or when the server logged a
+panic. ``--documents roe`` or ``--documents agentd`` runs one document only.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ UNIMPLEMENTED_OPERATIONS = [
 # Operations that would delete the seeded objects of the first pass.
 DESTRUCTIVE_OPERATIONS = ["agents_destroy", "agents_versions_destroy"]
 CHECKS = "not_a_server_error,response_schema_conformance"
+# agentd's own document lists every status and content type it answers.
+OWN_CHECKS = CHECKS + ",status_code_conformance,content_type_conformance"
 
 
 def default_spec() -> Path:
@@ -150,14 +155,14 @@ def write_config(path: Path, org_id: str, ids: dict[str, str] | None) -> Path:
     return path
 
 
-def schemathesis(spec: Path, server: Server, config: Path, excluded: list[str], args: argparse.Namespace,
-                 report: Path) -> int:
+def schemathesis(spec: str, checks: str, server: Server, config: Path, excluded: list[str],
+                 args: argparse.Namespace, report: Path) -> int:
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config),
-        "run", str(spec),
+        "run", spec,
         "--url", server.base_url or "",
         "-H", f"Authorization: Bearer {server.api_key}",
-        "--checks", CHECKS,
+        "--checks", checks,
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", str(args.max_examples),
         "--max-time", str(args.max_time),
@@ -183,10 +188,13 @@ def main() -> int:
                         default=Path(os.environ.get("AGENTD_BIN", REPO_ROOT / "target" / "debug" / "agentd")))
     parser.add_argument("--max-examples", type=int, default=int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15")))
     parser.add_argument("--max-time", type=int, default=int(os.environ.get("SCHEMATHESIS_MAX_TIME", "50")),
-                        help="seconds per pass (two passes)")
+                        help="seconds per pass (two passes per document)")
     parser.add_argument("--seed", type=int, default=int(os.environ.get("SCHEMATHESIS_SEED", "1")))
+    parser.add_argument("--documents", choices=["both", "roe", "agentd"],
+                        default=os.environ.get("SCHEMATHESIS_DOCUMENTS", "both"),
+                        help="Roe's spec file, agentd's /openapi.json, or both (default)")
     args = parser.parse_args()
-    if not args.spec.is_file():
+    if args.documents != "agentd" and not args.spec.is_file():
         print(f"schemathesis: OpenAPI spec not found at {args.spec} (set AGENTD_OPENAPI_SPEC)", file=sys.stderr)
         return 2
     binary = args.binary if args.binary.is_absolute() else REPO_ROOT / args.binary
@@ -200,17 +208,27 @@ def main() -> int:
     failed = False
     try:
         ids = seed(server)
-        passes = [
-            ("seeded ids", ids, UNIMPLEMENTED_OPERATIONS + DESTRUCTIVE_OPERATIONS),
-            ("generated ids", None, UNIMPLEMENTED_OPERATIONS),
+        # (document, its location, checks, operations it has that agentd lacks)
+        documents = [
+            ("roe", str(args.spec), CHECKS, UNIMPLEMENTED_OPERATIONS),
+            ("agentd", f"{server.base_url}/openapi.json", OWN_CHECKS, []),
         ]
-        for number, (name, fixed, excluded) in enumerate(passes, 1):
-            print(f"== schemathesis pass {number}: {name}", flush=True)
-            config = write_config(workdir / f"pass{number}.toml", server.org_id, fixed)
-            report = workdir / f"pass{number}-junit.xml"
-            code = schemathesis(args.spec, server, config, excluded, args, report)
-            print(f"== pass {number} ({name}): exit {code}", flush=True)
-            failed |= code != 0
+        number = 0
+        for document, location, checks, unimplemented in documents:
+            if args.documents not in ("both", document):
+                continue
+            passes = [
+                ("seeded ids", ids, unimplemented + DESTRUCTIVE_OPERATIONS),
+                ("generated ids", None, unimplemented),
+            ]
+            for name, fixed, excluded in passes:
+                number += 1
+                print(f"== schemathesis pass {number}: {document}'s document, {name}", flush=True)
+                config = write_config(workdir / f"pass{number}.toml", server.org_id, fixed)
+                report = workdir / f"pass{number}-junit.xml"
+                code = schemathesis(location, checks, server, config, excluded, args, report)
+                print(f"== pass {number} ({document}, {name}): exit {code}", flush=True)
+                failed |= code != 0
     finally:
         server.stop()
         fake.stop()

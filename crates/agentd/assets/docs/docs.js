@@ -141,7 +141,7 @@ function example(spec, schema, depth = 0) {
     case "string":
       if (resolved.format === "uuid") return "3fa85f64-5717-4562-b3fc-2c963f66afa6";
       if (resolved.format === "date-time") return "2025-01-01T00:00:00Z";
-      if (resolved.format === "uri") return "http://127.0.0.1:8080/v1/agents/?page=2";
+      if (resolved.format === "uri") return `${location.origin}/v1/agents/?page=2`;
       if (resolved.contentMediaType) return "<file>";
       return "string";
     default: return null;

@@ -545,6 +545,7 @@ pub(crate) async fn cancel_job(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentJobCancelAllResponse {
     /// Always null: the jobs are cancelled before the answer.
+    #[schema(required = true)]
     pub task_id: Option<String>,
     /// How many unfinished jobs were cancelled.
     pub targeted_count: usize,
@@ -602,6 +603,7 @@ pub struct AgentJobDeleteDataResponse {
     pub artifacts_deleted_count: usize,
     pub artifacts_failed_count: usize,
     /// One line per file not removed yet; null when none.
+    #[schema(required = true)]
     pub errors: Option<Vec<String>>,
 }
 

@@ -78,6 +78,7 @@ pub struct AgentTag {
     pub name: String,
     pub color: String,
     pub created_at: String,
+    #[schema(required = true)]
     pub creator: Option<i64>,
     pub usage_count: i64,
 }
@@ -87,6 +88,7 @@ pub struct AgentTag {
 pub struct BaseAgent {
     #[schema(value_type = String, format = Uuid)]
     pub id: agentd_domain::AgentId,
+    #[schema(required = true)]
     pub creator: Option<UserInfo>,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -103,13 +105,16 @@ pub struct BaseAgent {
     #[schema(value_type = String, format = Uuid)]
     pub current_version_id: agentd_domain::AgentVersionId,
     /// Number of jobs; null when the list was asked with `include_job_stats=false`.
+    #[schema(required = true)]
     pub job_count: Option<i64>,
     #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub most_recent_job: Option<String>,
     pub engine_name: String,
     pub tags: Vec<AgentTag>,
     /// Always null: skills are not generated on this server.
     #[schema(value_type = Option<Object>)]
+    #[schema(required = true)]
     pub skill_generation_state: Option<Value>,
 }
 
@@ -157,6 +162,7 @@ pub struct AgentVersion {
     pub id: agentd_domain::AgentVersionId,
     pub name: String,
     pub version_name: String,
+    #[schema(required = true)]
     pub creator: Option<UserInfo>,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -219,6 +225,7 @@ pub struct AgentDatumSchema {
     /// The value of the output, serialized as a string.
     pub value: String,
     /// The cost in dollars of producing it.
+    #[schema(required = true)]
     pub cost: Option<f64>,
 }
 
@@ -265,12 +272,17 @@ pub fn job_status(job: &Job) -> AgentJobSingleStatus {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentJobStatus {
     pub id: String,
+    #[schema(required = true)]
     pub status: Option<i16>,
     #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub created_at: Option<String>,
     #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub last_updated_at: Option<String>,
+    #[schema(required = true)]
     pub timestamp: Option<f64>,
+    #[schema(required = true)]
     pub error_message: Option<String>,
 }
 
@@ -311,12 +323,16 @@ pub struct AgentJobResultResponse {
     pub agent_version_id: agentd_domain::AgentVersionId,
     #[schema(value_type = Vec<JobInputSchema>)]
     pub inputs: Vec<agentd_domain::JobInput>,
+    #[schema(required = true)]
     pub input_tokens: Option<i64>,
+    #[schema(required = true)]
     pub output_tokens: Option<i64>,
     #[schema(value_type = Vec<AgentDatumSchema>)]
     pub outputs: Vec<agentd_domain::AgentDatum>,
     pub status: i16,
+    #[schema(required = true)]
     pub error_message: Option<String>,
+    #[schema(required = true)]
     pub cost: Option<f64>,
     /// The metadata given with the run, as it was given.
     #[schema(value_type = Object)]
@@ -344,20 +360,30 @@ pub fn job_result(job: &Job) -> AgentJobResultResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentJobResultItem {
     pub id: String,
+    #[schema(required = true)]
     pub status: Option<i16>,
     #[schema(value_type = Option<Vec<AgentDatumSchema>>)]
+    #[schema(required = true)]
     pub result: Option<Vec<agentd_domain::AgentDatum>>,
     #[schema(value_type = Option<Vec<AgentDatumSchema>>)]
+    #[schema(required = true)]
     pub corrected_outputs: Option<Vec<agentd_domain::AgentDatum>>,
     #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(required = true)]
     pub agent_id: Option<agentd_domain::AgentId>,
     #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(required = true)]
     pub agent_version_id: Option<agentd_domain::AgentVersionId>,
+    #[schema(required = true)]
     pub cost: Option<f64>,
     #[schema(value_type = Option<Vec<JobInputSchema>>)]
+    #[schema(required = true)]
     pub inputs: Option<Vec<agentd_domain::JobInput>>,
+    #[schema(required = true)]
     pub input_tokens: Option<i64>,
+    #[schema(required = true)]
     pub output_tokens: Option<i64>,
+    #[schema(required = true)]
     pub error_message: Option<String>,
 }
 
@@ -428,6 +454,7 @@ pub struct PublicAgentJobStatusEvent {
 pub struct ListAgentJob {
     #[schema(value_type = String, format = Uuid)]
     pub id: agentd_domain::JobId,
+    #[schema(required = true)]
     pub agent_version_name: Option<String>,
     #[schema(value_type = String, format = Uuid)]
     pub agent_version_id: agentd_domain::AgentVersionId,
@@ -438,6 +465,7 @@ pub struct ListAgentJob {
     #[schema(format = DateTime)]
     pub last_updated_at: String,
     /// Null while the job runs.
+    #[schema(required = true)]
     pub duration_ms: Option<i64>,
     #[schema(value_type = Vec<JobInputSchema>)]
     pub job_inputs: Vec<agentd_domain::JobInput>,
@@ -450,16 +478,23 @@ pub struct ListAgentJob {
     pub ui_fields: Value,
     /// Always null: jobs are not evaluated on this server.
     #[schema(value_type = Option<Object>)]
+    #[schema(required = true)]
     pub evaluation: Option<Value>,
     /// Always null: jobs are not reviewed on this server.
     #[schema(value_type = Option<Object>)]
+    #[schema(required = true)]
     pub feedback_review: Option<Value>,
     pub review_state: String,
+    #[schema(required = true)]
     pub creator: Option<UserInfo>,
+    #[schema(required = true)]
     pub cost: Option<f64>,
+    #[schema(required = true)]
     pub input_tokens: Option<i64>,
+    #[schema(required = true)]
     pub output_tokens: Option<i64>,
     pub attempts: i32,
+    #[schema(required = true)]
     pub error_message: Option<String>,
 }
 
@@ -516,10 +551,10 @@ macro_rules! paginated {
         pub struct $name {
             pub count: i64,
             /// The next page's URL; null on the last page.
-            #[schema(format = Uri)]
+            #[schema(format = Uri, required = true)]
             pub next: Option<String>,
             /// The previous page's URL; null on the first page.
-            #[schema(format = Uri)]
+            #[schema(format = Uri, required = true)]
             pub previous: Option<String>,
             pub results: Vec<$item>,
         }
