@@ -210,7 +210,13 @@ impl Modify for Authenticated {
             .into_iter()
             .flatten()
             {
-                add_organization_parameter(operation);
+                if operation
+                    .tags
+                    .as_ref()
+                    .is_some_and(|tags| tags.iter().any(|tag| tag == "agents"))
+                {
+                    add_organization_parameter(operation);
+                }
                 operation.security = Some(vec![SecurityRequirement::new(
                     "apiKeyAuth",
                     Vec::<String>::new(),
@@ -224,8 +230,8 @@ impl Modify for Authenticated {
     }
 }
 
-/// Roe accepts `organization_id` everywhere; here the organization is the
-/// API key's, and naming another is a 403.
+/// Roe documents `organization_id` on the agents operations; here the
+/// organization is the API key's, and naming another is a 403.
 fn add_organization_parameter(operation: &mut Operation) {
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
     if parameters.iter().any(|p| p.name == "organization_id") {

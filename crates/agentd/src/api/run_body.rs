@@ -9,9 +9,7 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 use utoipa::openapi::schema::AdditionalProperties;
-use utoipa::openapi::{
-    KnownFormat, ObjectBuilder, OneOfBuilder, RefOr, Schema, SchemaFormat, Type,
-};
+use utoipa::openapi::{ObjectBuilder, OneOfBuilder, RefOr, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ApiError;
@@ -19,19 +17,11 @@ use super::extract::JsonObject;
 
 pub use agentd_domain::run_body::RunRequest;
 
-fn uuid_text(description: &str) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
-        .description(Some(description))
-}
-
-const ORGANIZATION_ID: &str =
-    "Optional: the organization is the API key's; another one is refused (403).";
-
 /// A JSON run body: every input key of the agent version's input
 /// definitions, plus `metadata`. `{"inputs": {...}, "metadata": {...}}` is
 /// accepted too. A file input is a URL, a stored file id, or a data URL.
+/// (`organization_id` may be given here too, as everywhere; it is
+/// documented as the query parameter.)
 pub struct AgentExecutionRequest;
 
 impl PartialSchema for AgentExecutionRequest {
@@ -53,7 +43,6 @@ impl PartialSchema for AgentExecutionRequest {
                         "Stored on the job as given (a JSON-encoded object string is accepted too).",
                     )),
             )
-            .property("organization_id", uuid_text(ORGANIZATION_ID))
             .additional_properties(Some(AdditionalProperties::FreeForm(true)))
             .into()
     }
@@ -85,7 +74,6 @@ impl PartialSchema for AgentExecutionForm {
                 text()
                     .description(Some("A JSON object, as text; stored on the job.")),
             )
-            .property("organization_id", uuid_text(ORGANIZATION_ID))
             .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
                 Schema::OneOf(OneOfBuilder::new().item(text()).item(file).build()),
             ))))

@@ -328,14 +328,6 @@ async fn run_async_inner(
     Ok(Json(job_id))
 }
 
-/// `{"inputs": [{...}, ...], "metadata": {...}}`: the top-level metadata
-/// applies to every job (so the per-job cap bounds it); per-item metadata is
-/// ignored, as in Roe. All or nothing: one refused input set refuses the
-/// batch, and the files the others brought are removed.
-///
-/// With `Idempotency-Key: K`, input set `i` carries the key `K#i`: sending
-/// the same batch again with the same key answers the same job ids and runs
-/// nothing twice (what `agentd run-many` relies on to resume).
 /// The body of a batch run.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documents the JSON object the handler reads
@@ -346,10 +338,16 @@ pub struct AgentRunAsyncManyRequest {
     /// Stored on every job of the batch.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
-    #[schema(format = Uuid)]
-    organization_id: Option<String>,
 }
 
+/// `{"inputs": [{...}, ...], "metadata": {...}}`: the top-level metadata
+/// applies to every job (so the per-job cap bounds it); per-item metadata is
+/// ignored, as in Roe. All or nothing: one refused input set refuses the
+/// batch, and the files the others brought are removed.
+///
+/// With `Idempotency-Key: K`, input set `i` carries the key `K#i`: sending
+/// the same batch again with the same key answers the same job ids and runs
+/// nothing twice (what `agentd run-many` relies on to resume).
 #[utoipa::path(
     post,
     path = "/v1/agents/run/{agent_id}/async/many/",
