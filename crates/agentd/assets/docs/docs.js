@@ -58,6 +58,7 @@ function typeLabel(spec, schema) {
   if (!type) type = schema.properties ? "object" : "any";
   if (type.includes("array") && schema.items) type = type.replace("array", `array of ${typeLabel(spec, schema.items)}`);
   if (schema.format) type += ` (${schema.format})`;
+  if (schema.contentMediaType) type += ` (file: ${schema.contentMediaType})`;
   if (schema.enum) type += ` — one of ${schema.enum.join(", ")}`;
   return type;
 }
