@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting and lint gates, Rust unit and integration
 # tests, then the end-to-end suite (real agentd binary driven by the official
-# roe-ai SDK and raw HTTP against loopback fake providers), a schemathesis run
-# against Roe's OpenAPI, and the fuzz targets for a bounded time each.
+# roe-ai SDK and raw HTTP against loopback fake providers), schemathesis runs
+# against Roe's OpenAPI and agentd's own /openapi.json, and the fuzz targets for
+# a bounded time each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ echo "== end-to-end on PostgreSQL (jobs, runs, files, webhooks, MCP; a fresh dat
 AGENTD_E2E_DATABASE=postgres .venv/bin/python -m pytest -q \
     tests/e2e/test_http_jobs.py tests/e2e/test_sdk_runs.py tests/e2e/test_file_lifecycle.py \
     tests/e2e/test_webhooks.py tests/e2e/test_mcp.py
-echo "== schemathesis (Roe's OpenAPI against the server)"
+echo "== schemathesis (Roe's OpenAPI and the server's own /openapi.json)"
 ./scripts/schemathesis.sh
 echo "== fuzz targets (bounded time each)"
 ./scripts/fuzz.sh "${AGENTD_FUZZ_SECONDS:-15}"
