@@ -93,6 +93,23 @@ pub struct AgentListParameters {
 
 /// The body of `POST /v1/agents/`: the agent and its first version.
 #[derive(ToSchema)]
+#[schema(examples(json!({
+    "name": "Review summarizer",
+    "engine_class_id": "MultimodalExtractionEngine",
+    "version_name": "v1",
+    "input_definitions": [
+        {"key": "text", "data_type": "text/plain", "description": "The review"}
+    ],
+    "engine_config": {
+        "model": "gpt-4.1-2025-04-14",
+        "text": "${text}",
+        "instruction": "Summarize the review.",
+        "output_schema": {
+            "type": "object",
+            "properties": {"summary": {"type": "string"}}
+        }
+    }
+})))]
 #[allow(dead_code)] // documents the JSON object the handler reads field by field
 pub struct BaseAgentCreateRequest {
     /// Name of the agent.

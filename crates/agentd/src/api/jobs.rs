@@ -168,6 +168,7 @@ fn parsed_ids(ids: &[String]) -> Vec<JobId> {
 
 /// The body of the bulk statuses and results: `{"job_ids": [...]}`.
 #[derive(ToSchema)]
+#[schema(examples(json!({"job_ids": ["3fa85f64-5717-4562-b3fc-2c963f66afa6"]})))]
 #[allow(dead_code)] // documents the JSON object `read_job_ids` reads
 pub struct JobIdsRequest {
     /// 1 to 1000 job ids; answered in this order.

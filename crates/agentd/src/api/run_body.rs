@@ -44,6 +44,10 @@ impl PartialSchema for AgentExecutionRequest {
                     )),
             )
             .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .examples([serde_json::json!({
+                "text": "The battery lasts two days and the screen is sharp.",
+                "metadata": {"batch": "7"}
+            })])
             .into()
     }
 }
