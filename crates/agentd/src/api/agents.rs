@@ -12,8 +12,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::openapi::{AgentIdParameter, ErrorBody};
 use super::extract::{FieldReader, JsonObject, QueryParams};
+use super::openapi::{AgentIdParameter, ErrorBody};
 use super::pagination::PageRequest;
 use super::versions::read_new_version;
 use super::{load_agent, wire};

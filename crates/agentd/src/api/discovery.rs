@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::openapi::ErrorBody;
 use super::extract::QueryParams;
+use super::openapi::ErrorBody;
 use crate::auth::Caller;
 use crate::startup::AppState;
 

@@ -16,8 +16,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::openapi::{AgentIdParameter, AgentJobIdParameter, ErrorBody, JobIdParameter};
 use super::extract::{JsonObject, QueryParams};
+use super::openapi::{AgentIdParameter, AgentJobIdParameter, ErrorBody, JobIdParameter};
 use super::pagination::PageRequest;
 use super::runs::MAX_BATCH;
 use super::{load_agent, wire};
@@ -653,7 +653,12 @@ pub async fn delete_data(
         .map(|(file, _)| format!("file {file}: could not be removed yet; it will be swept."))
         .collect();
     Ok(Json(AgentJobDeleteDataResponse {
-        status: if errors.is_empty() { "success" } else { "partial_success" }.into(),
+        status: if errors.is_empty() {
+            "success"
+        } else {
+            "partial_success"
+        }
+        .into(),
         deleted_count: files.len() - errors.len(),
         failed_count: errors.len(),
         blob_sanitized: true,

@@ -9,12 +9,12 @@ use std::sync::LazyLock;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ArrayBuilder, ContentBuilder, KnownFormat, ObjectBuilder, OpenApi as Document, RefOr,
     ResponseBuilder, Schema, SchemaFormat, Type,
 };
-use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::{agents, discovery, jobs, runs, users, versions, wire};
@@ -482,10 +482,7 @@ mod tests {
             names.sort();
             names
         };
-        assert_eq!(
-            query_names("/v1/agents/"),
-            sorted(agents::LIST_PARAMETERS)
-        );
+        assert_eq!(query_names("/v1/agents/"), sorted(agents::LIST_PARAMETERS));
         assert_eq!(
             query_names("/v1/agents/{agent_id}/jobs/"),
             sorted(jobs::LIST_PARAMETERS)

@@ -75,12 +75,11 @@ impl PartialSchema for AgentExecutionForm {
             ))
             .property(
                 "metadata",
-                text()
-                    .description(Some("A JSON object, as text; stored on the job.")),
+                text().description(Some("A JSON object, as text; stored on the job.")),
             )
-            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
-                Schema::OneOf(OneOfBuilder::new().item(text()).item(file).build()),
-            ))))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(
+                OneOfBuilder::new().item(text()).item(file).build(),
+            )))))
             .into()
     }
 }

@@ -18,9 +18,9 @@ use serde_json::{Map, Value};
 use utoipa::IntoParams;
 
 use super::error::ApiError;
-use super::openapi::{AgentIdParameter, AgentVersionParameters, ErrorBody};
 use super::extract::{FieldReader, JsonObject};
 use super::load_agent;
+use super::openapi::{AgentIdParameter, AgentVersionParameters, ErrorBody};
 use super::run_body::{AgentExecutionForm, AgentExecutionRequest, RunBody, RunRequest};
 use super::submit::{
     check_credits, check_metadata_size, check_url_input_count, prepare_job, request_hash,

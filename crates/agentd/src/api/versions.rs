@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::openapi::{AgentIdParameter, AgentVersionParameters, ErrorBody};
 use super::extract::{FieldReader, JsonObject, QueryParams};
+use super::openapi::{AgentIdParameter, AgentVersionParameters, ErrorBody};
 use super::{load_agent, wire};
 use crate::auth::Caller;
 use crate::startup::AppState;
