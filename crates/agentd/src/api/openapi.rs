@@ -17,7 +17,7 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{agents, discovery, jobs, runs, users, versions, wire};
+use super::{agents, discovery, jobs, mcp, runs, users, versions, wire};
 
 /// The body of every 4xx and 5xx answer (see `ApiError`).
 pub struct ErrorBody;
@@ -139,6 +139,7 @@ pub struct AgentJobIdParameter {
         runs::run_version_async,
         discovery::engine_types,
         users::current_user,
+        mcp::service,
     ),
     components(schemas(ErrorBody, wire::AgentTag)),
     modifiers(&ApiKeyAuth, &Authenticated),
@@ -146,6 +147,7 @@ pub struct AgentJobIdParameter {
         (name = "agents", description = "Agents, their versions, runs and jobs."),
         (name = "discovery", description = "Engines and models this server offers."),
         (name = "users", description = "Who the API key stands for."),
+        (name = "mcp", description = "The agents as Model Context Protocol tools."),
     ),
 )]
 pub struct ApiDoc;

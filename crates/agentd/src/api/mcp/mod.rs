@@ -46,6 +46,27 @@ const MAX_TRANSPORT_MESSAGE_BYTES: usize = 4096;
 
 /// The `/mcp` service: authentication in front of rmcp's Streamable HTTP
 /// transport.
+#[utoipa::path(
+    post,
+    path = "/mcp",
+    operation_id = "mcp",
+    tag = "mcp",
+    summary = "Model Context Protocol (Streamable HTTP): each agent the key may run is a tool",
+    description = "One JSON-RPC 2.0 message per request (`initialize`, `tools/list`, \
+                   `tools/call`, ...); answers are JSON, never event streams, and there are \
+                   no sessions. Send `Accept: application/json, text/event-stream`.",
+    request_body(content = Object, content_type = "application/json",
+                 description = "A JSON-RPC 2.0 request or notification."),
+    responses(
+        (status = 200, body = Object, content_type = "application/json",
+         description = "The JSON-RPC 2.0 answer (errors of a call are JSON-RPC errors)."),
+        (status = 202, description = "A notification was accepted."),
+        (status = 400, body = super::openapi::ErrorBody, description = "Not a JSON-RPC message."),
+        (status = 405, body = super::openapi::ErrorBody, description = "Only POST is served (no sessions, no event streams)."),
+        (status = 406, body = super::openapi::ErrorBody, description = "`Accept` does not name both `application/json` and `text/event-stream`."),
+        (status = 415, body = super::openapi::ErrorBody, description = "The body is not `application/json`."),
+    ),
+)]
 pub fn service(state: Arc<AppState>) -> axum::routing::MethodRouter<Arc<AppState>> {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
