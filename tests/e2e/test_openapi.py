@@ -21,7 +21,6 @@ METHODS = ("get", "put", "post", "patch", "delete")
 NOT_IN_AGENTD = {
     "agents_jobs_artifacts_result_retrieve",
     "agents_jobs_references_retrieve",
-    "agents_jobs_webhook_resend_create",
 }
 
 # Where agentd's document knowingly differs from Roe's, and why.

@@ -17,7 +17,7 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{agents, discovery, jobs, mcp, runs, users, versions, wire};
+use super::{agents, discovery, jobs, mcp, runs, users, versions, webhooks, wire};
 
 /// The body of every 4xx and 5xx answer (see `ApiError`).
 pub struct ErrorBody;
@@ -40,6 +40,10 @@ impl PartialSchema for ErrorBody {
             .required("detail")
             .property("message", text("The same text as `detail`."))
             .required("message")
+            .property(
+                "error",
+                text("The webhook resend's 400 only: the same text, as Roe's `{\"error\"}` body."),
+            )
             .property(
                 "job_id",
                 text("504 of a synchronous run only: the job that goes on running.")
@@ -139,6 +143,13 @@ pub struct AgentJobIdParameter {
         runs::run_version_async,
         discovery::engine_types,
         users::current_user,
+        webhooks::list,
+        webhooks::create,
+        webhooks::retrieve,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::deliveries,
+        webhooks::resend,
         mcp::service,
     ),
     components(schemas(ErrorBody, wire::AgentTag)),
