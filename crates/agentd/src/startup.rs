@@ -20,8 +20,10 @@ use tokio::net::TcpListener;
 use crate::config::ServeConfig;
 use crate::files::FileStore;
 use crate::local_model;
+use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 pub struct AppState {
@@ -33,6 +35,10 @@ pub struct AppState {
     pub executor: Arc<JobExecutor>,
     pub signals: Arc<JobSignals>,
     pub config: ServeConfig,
+    /// This process's metrics; `None` when another recorder was installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// The database gauges of `/metrics`.
+    pub job_counts: JobCounts,
     /// The base of returned links: `AGENTD_PUBLIC_URL`, else the bound
     /// address (known only once the listener is bound).
     public_url: std::sync::OnceLock<String>,
@@ -191,13 +197,15 @@ impl AppState {
             documents.clone(),
         ));
         Ok(Arc::new(Self {
-            storage,
+            storage: Arc::clone(&storage),
             engines,
             models,
             files,
             documents,
             executor,
             signals: Arc::new(JobSignals::default()),
+            metrics: crate::metrics::recorder(),
+            job_counts: JobCounts::new(Arc::clone(&storage)),
             public_url: config
                 .public_url
                 .clone()

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod mcp;
+pub mod monitoring;
 pub mod pagination;
 pub mod run_body;
 pub mod runs;
@@ -88,6 +89,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/users/current_user/", get(users::current_user))
         .route("/mcp", mcp::service(Arc::clone(&state)))
         .route("/health", get(|| async { "ok" }))
+        .route("/healthz", get(monitoring::healthz))
+        .route("/readyz", get(monitoring::readyz))
+        .route("/metrics", get(monitoring::metrics))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body));
@@ -96,6 +100,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     router
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
+        // Outermost: it sees the answer to every request, panics included.
+        .layer(axum::middleware::from_fn(crate::metrics::http::track))
         .with_state(state)
 }
 
