@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import POSTGRES_ADMIN_URL, REPO_ROOT, _psql, _with_database
+from conftest import POSTGRES_ADMIN_URL, REPO_ROOT, _psql, _with_database, agentd_bin
 from fake_openai import Reply, default_answer
 from helpers import (
     CACHED,
@@ -54,8 +55,12 @@ def fail_marked(req) -> Reply:
 
 
 def scrape(srv, **headers: str) -> dict[str, list[Any]]:
-    """``GET /metrics`` parsed by prometheus_client: samples by sample name."""
-    resp = httpx.get(f"{srv.base_url}/metrics", headers=headers, timeout=30)
+    """``GET /metrics`` of a server, parsed by prometheus_client: samples by sample name."""
+    return scrape_url(srv.base_url, **headers)
+
+
+def scrape_url(base_url: str, **headers: str) -> dict[str, list[Any]]:
+    resp = httpx.get(f"{base_url}/metrics", headers=headers, timeout=30)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/plain"), resp.headers
     samples: dict[str, list[Any]] = {}
@@ -260,3 +265,58 @@ def test_every_log_line_of_a_job_names_the_job_and_its_agent(start_server, fake)
     outside = [raw for raw in srv.log_text(start).splitlines()
                if "retrying model call" in raw and '"job_id"' not in raw]
     assert not outside, outside
+
+
+METRICS_LISTEN_RE = re.compile(r"agentd metrics listening on (http://\S+)")
+
+
+def start_worker(env: dict[str, str], log: list[str]) -> tuple[subprocess.Popen, str]:
+    """``agentd worker`` with its own metrics listener; returns the process and that listener's URL."""
+    proc = subprocess.Popen([str(agentd_bin()), "worker"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    for line in proc.stdout:
+        log.append(line)
+        found = METRICS_LISTEN_RE.search(line)
+        if found:
+            threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+            return proc, found.group(1)
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise AssertionError("agentd worker did not print its metrics address:\n" + "".join(log))
+
+
+def test_a_worker_process_serves_its_own_metrics(start_server, fake, tmp_path):
+    """An API-only server and a worker process sharing its database: the server reports the
+    database's jobs, the worker the jobs it ran, each on its own /metrics."""
+    fake.always(Reply(build=fail_marked))
+    api = start_server({"AGENTD_WORKERS": "0", "AGENTD_METRICS_ADDR": "127.0.0.1:0"})
+    assert METRICS_LISTEN_RE.search(api.log_text()), "the metrics listener of `serve` did not start"
+    log: list[str] = []
+    worker, worker_url = start_worker({**api.env, "AGENTD_METRICS_ADDR": "127.0.0.1:0", "AGENTD_WORKERS": "4",
+                                       "AGENTD_DATA_DIR": str(api.workdir)}, log)
+    try:
+        with client_for(api) as c:
+            agent = expect(c.post("/v1/agents/", json=agent_body()), 201)
+            tag = unique()
+            texts = [f"ok {i} {tag}" for i in range(3)] + [f"{FAIL_MARK} {tag}"]
+            ids = expect(c.post(f"/v1/agents/run/{agent['id']}/async/many/",
+                                json={"inputs": [{"text": t} for t in texts]}), 200)
+            wait_for_jobs(c, ids)
+        worker_samples = scrape_url(worker_url)
+        finished = dict(engine=ENGINE, model=MODEL)
+        assert value(worker_samples, "agentd_jobs_finished_total", status="SUCCESS", **finished) == 3
+        assert value(worker_samples, "agentd_jobs_finished_total", status="FAILURE", **finished) == 1
+        assert httpx.get(f"{worker_url}/readyz").status_code == 200
+        assert_error(httpx.get(f"{worker_url}/v1/agents/"), 404)
+        api_samples = wait_for_value(api, "agentd_jobs", 3, status="SUCCESS")
+        assert value(api_samples, "agentd_jobs", status="SUCCESS") == 3
+        assert value(api_samples, "agentd_jobs", status="FAILURE") == 1
+        assert value(api_samples, "agentd_jobs_finished_total") == 0  # it runs no jobs
+        # Both see the same database totals.
+        assert value(worker_samples, "agentd_jobs") == value(api_samples, "agentd_jobs") == 4
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        print("agentd worker log:\n" + "".join(log))  # shown when the test fails

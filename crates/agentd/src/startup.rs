@@ -231,15 +231,45 @@ impl AppState {
         .spawn(shutdown)
     }
 
-    /// Runs workers only, without the HTTP API (`agentd worker`).
-    pub async fn run_workers_until_stopped(&self) -> anyhow::Result<()> {
+    /// Runs workers only, without the HTTP API (`agentd worker`); with
+    /// `AGENTD_METRICS_ADDR`, serves the probes and metrics there.
+    pub async fn run_workers_until_stopped(self: &Arc<Self>) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
+        let monitoring = self.serve_monitoring(shutdown.clone()).await?;
         let workers = self.start_workers(shutdown.clone());
         println!("agentd worker running ({} workers)", self.config.workers);
         shutdown_signal().await;
         shutdown.cancel();
         let _ = workers.await;
+        if let Some(monitoring) = monitoring {
+            let _ = monitoring.await;
+        }
         Ok(())
+    }
+
+    /// Binds `AGENTD_METRICS_ADDR`, when set, and serves `/metrics`,
+    /// `/healthz` and `/readyz` there until `shutdown`.
+    async fn serve_monitoring(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(addr) = self.config.metrics_addr else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding AGENTD_METRICS_ADDR {addr}"))?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        // Scripts and tests wait for this line to learn the port.
+        println!("agentd metrics listening on http://{bound}");
+        let router = crate::api::monitoring_router(Arc::clone(self));
+        let limits = self.config.connection_limits();
+        Ok(Some(tokio::spawn(crate::server::serve(
+            listener,
+            router,
+            limits,
+            async move { shutdown.cancelled().await },
+        ))))
     }
 }
 
@@ -282,6 +312,8 @@ impl Application {
             self.state.config.file_sweep(),
             shutdown.clone(),
         );
+        // Before the line below: once it is printed, every listener is up.
+        let monitoring = self.state.serve_monitoring(shutdown.clone()).await?;
         // Scripts and tests wait for this line to learn the port.
         println!("agentd listening on http://{addr}");
         tracing::info!(%addr, "listening");
@@ -301,6 +333,9 @@ impl Application {
         .await;
         shutdown.cancel();
         let _ = workers.await;
+        if let Some(monitoring) = monitoring {
+            let _ = monitoring.await;
+        }
         if let Some(sweeper) = sweeper {
             let _ = sweeper.await;
         }

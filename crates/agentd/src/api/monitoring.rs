@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::json;
 
 use crate::startup::AppState;
@@ -19,6 +20,14 @@ const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Prometheus text exposition format, version 0.0.4.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `/healthz`, `/readyz` and `/metrics`.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
 
 /// Liveness: answers while the process runs, whatever its dependencies do.
 pub async fn healthz() -> Json<serde_json::Value> {
