@@ -104,3 +104,133 @@ fn record(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use agentd_domain::Usage;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::MetricKind;
+
+    use super::*;
+    use crate::{ModelCatalog, ProviderRegistry};
+
+    /// Answers with its script, one reply per call.
+    struct Scripted(Mutex<Vec<Result<Completion, ProviderError>>>);
+
+    #[async_trait]
+    impl ModelProvider for Scripted {
+        fn name(&self) -> &str {
+            "openai"
+        }
+        async fn complete(&self, _: &CompletionRequest) -> Result<Completion, ProviderError> {
+            self.0.lock().unwrap().remove(0)
+        }
+    }
+
+    fn answer(input_tokens: i64, output_tokens: i64) -> Result<Completion, ProviderError> {
+        Ok(Completion {
+            text: "{}".into(),
+            usage: Usage {
+                input_tokens,
+                output_tokens,
+                cached_input_tokens: 0,
+            },
+        })
+    }
+
+    /// The counter `name` with exactly these labels, 0 when absent.
+    fn counter(
+        snapshot: &[(metrics_util::CompositeKey, DebugValue)],
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> u64 {
+        snapshot
+            .iter()
+            .filter(|(key, _)| key.kind() == MetricKind::Counter && key.key().name() == name)
+            .filter(|(key, _)| {
+                let mut got: Vec<_> = key.key().labels().map(|l| (l.key(), l.value())).collect();
+                let mut want = labels.to_vec();
+                got.sort_unstable();
+                want.sort_unstable();
+                got == want
+            })
+            .map(|(_, value)| match value {
+                DebugValue::Counter(count) => *count,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn every_call_through_the_registry_is_counted_by_provider_model_and_outcome() {
+        let scripted = Scripted(Mutex::new(vec![
+            answer(100, 20),
+            Err(ProviderError::RateLimited {
+                retry_after: None,
+                message: "slow down".into(),
+            }),
+            answer(50, 10),
+            Err(ProviderError::Unauthorized {
+                status: 401,
+                message: "bad key".into(),
+            }),
+        ]));
+        let mut registry = ProviderRegistry::new(ModelCatalog::builtin(), "gpt-4.1-2025-04-14");
+        registry.register(Arc::new(scripted));
+        let resolved = registry.resolve("gpt-4.1-2025-04-14").unwrap();
+        let request = CompletionRequest {
+            upstream_model: resolved.spec.upstream.clone(),
+            messages: vec![],
+            schema_name: "output".into(),
+            schema: serde_json::json!({}),
+            temperature: None,
+            reasoning: None,
+            max_output_tokens: None,
+        };
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                for _ in 0..4 {
+                    let _ = resolved.provider.complete(&request).await;
+                }
+            });
+        });
+        let snapshot: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| (key, value))
+            .collect();
+        let model = request.upstream_model.as_str();
+        let requests = |outcome| {
+            counter(
+                &snapshot,
+                REQUESTS_TOTAL,
+                &[
+                    ("provider", "openai"),
+                    ("model", model),
+                    ("outcome", outcome),
+                ],
+            )
+        };
+        assert_eq!(requests("success"), 2);
+        assert_eq!(requests("rate_limited"), 1);
+        assert_eq!(requests("auth_error"), 1);
+        let tokens = |kind| {
+            counter(
+                &snapshot,
+                TOKENS_TOTAL,
+                &[("provider", "openai"), ("model", model), ("kind", kind)],
+            )
+        };
+        assert_eq!(tokens("input"), 150);
+        assert_eq!(tokens("output"), 30);
+        assert_eq!(tokens("cached_input"), 0);
+    }
+}
