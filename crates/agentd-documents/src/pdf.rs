@@ -63,6 +63,9 @@ struct Request {
     max_pages: u32,
     work: Work,
     reply: oneshot::Sender<Result<Answer, DocumentError>>,
+    /// The asker's span (a job's), entered while the request is handled,
+    /// so that what the PDFium thread logs names the job.
+    span: tracing::Span,
 }
 
 /// A handle to the process's PDFium thread.
@@ -124,6 +127,7 @@ impl PdfReader {
             max_pages: self.max_pages,
             work,
             reply,
+            span: tracing::Span::current(),
         };
         self.requests
             .send(request)
@@ -149,6 +153,7 @@ fn check_header(bytes: &[u8]) -> Result<(), DocumentError> {
 fn serve(library: &Path, requests: mpsc::Receiver<Request>) {
     let mut pdfium: Option<Pdfium> = None;
     for request in requests {
+        let _in_askers_span = request.span.enter();
         let answer = catch_unwind(AssertUnwindSafe(|| {
             let pdfium = match &pdfium {
                 Some(pdfium) => pdfium,

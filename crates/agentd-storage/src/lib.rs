@@ -525,8 +525,22 @@ pub enum DeliveryTargets {
     One(WebhookId),
 }
 
+/// How many jobs are in one status, for one engine and model (metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobCount {
+    pub status: JobStatus,
+    pub engine_class_id: String,
+    /// The `model` the job's version names; `None` when it names none (the
+    /// server's default model runs it) or the version was deleted.
+    pub model: Option<String>,
+    pub count: i64,
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// Succeeds when the database answers a trivial query (readiness).
+    async fn ping(&self) -> Result<()>;
+
     // Organizations
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization>;
     async fn get_organization(&self, id: OrganizationId) -> Result<Option<Organization>>;
@@ -644,6 +658,11 @@ pub trait Storage: Send + Sync + 'static {
         cache_key: &str,
         include_failed: bool,
     ) -> Result<Option<Job>>;
+
+    /// Every job of every organization counted by status, engine and model:
+    /// one grouped scan, so that several processes sharing a database all
+    /// report the same numbers.
+    async fn count_jobs(&self) -> Result<Vec<JobCount>>;
 
     // Files
     /// Records a file that no job refers to yet: unless a job links it, the

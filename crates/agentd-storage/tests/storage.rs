@@ -816,7 +816,79 @@ async fn every_sort_key_and_list_filter_works(db: TempDb) {
     assert_eq!(s.list_agents(org, &by_creator).await.unwrap().total, 0);
 }
 
+/// Jobs are counted across organizations by status, engine and the model
+/// their version names (none when it names none).
+async fn jobs_are_counted_by_status_engine_and_model(db: TempDb) {
+    let (db, plain) = setup(db).await;
+    let s = db.storage.as_ref();
+    s.ping().await.unwrap();
+    assert!(s.count_jobs().await.unwrap().is_empty());
+    let other_org = s
+        .create_organization(OrganizationId::new(), "other")
+        .await
+        .unwrap();
+    let with_model = agent(s, other_org.id, "b").await;
+    let version = s
+        .create_version(
+            with_model.id,
+            NewAgentVersion {
+                version_name: None,
+                description: None,
+                input_definitions: vec![],
+                engine_config: json!({"instruction": "x", "model": "gpt-4.1-mini"}),
+                creator_key_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        s.create_job(new_job(&plain)).await.unwrap();
+    }
+    for _ in 0..2 {
+        s.create_job(NewJob {
+            agent_version_id: version.id,
+            organization_id: other_org.id,
+            ..new_job(&with_model)
+        })
+        .await
+        .unwrap();
+    }
+    let claimed = s
+        .claim_jobs(&ClaimRequest {
+            limit: 1,
+            ..claim("w", Duration::from_secs(60))
+        })
+        .await
+        .unwrap();
+    s.finish_job(claimed[0].id, &success(0.5)).await.unwrap();
+    let mut counts: Vec<_> = s
+        .count_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.status, c.engine_class_id, c.model, c.count))
+        .collect();
+    counts.sort_by_key(|(status, _, model, _)| (model.clone(), status.code()));
+    let engine = "MultimodalExtractionEngine".to_owned();
+    let (finished_model, pending_left) = if claimed[0].agent_id == plain.id {
+        (None, [(None, 2), (Some("gpt-4.1-mini".to_owned()), 2)])
+    } else {
+        (
+            Some("gpt-4.1-mini".to_owned()),
+            [(None, 3), (Some("gpt-4.1-mini".to_owned()), 1)],
+        )
+    };
+    let mut expected: Vec<_> = pending_left
+        .into_iter()
+        .map(|(model, count)| (JobStatus::Pending, engine.clone(), model, count))
+        .collect();
+    expected.push((JobStatus::Success, engine.clone(), finished_model, 1));
+    expected.sort_by_key(|(status, _, model, _)| (model.clone(), status.code()));
+    assert_eq!(counts, expected);
+}
+
 on_every_backend!(
+    jobs_are_counted_by_status_engine_and_model,
     every_sort_key_and_list_filter_works,
     a_job_is_claimed_once_and_finishing_charges_credits,
     an_expired_lease_is_retried_then_abandoned,

@@ -11,6 +11,7 @@ pub mod documents;
 pub mod file_sweep;
 pub mod files;
 pub mod local_model;
+pub mod metrics;
 pub mod models_file;
 pub mod panics;
 pub mod server;

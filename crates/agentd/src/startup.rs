@@ -20,9 +20,11 @@ use tokio::net::TcpListener;
 use crate::config::ServeConfig;
 use crate::files::FileStore;
 use crate::local_model;
+use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
 use crate::webhooks::Dispatcher;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 pub struct AppState {
@@ -34,6 +36,10 @@ pub struct AppState {
     pub executor: Arc<JobExecutor>,
     pub signals: Arc<JobSignals>,
     pub config: ServeConfig,
+    /// This process's metrics; `None` when another recorder was installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// The database gauges of `/metrics`.
+    pub job_counts: JobCounts,
     /// The base of returned links: `AGENTD_PUBLIC_URL`, else the bound
     /// address (known only once the listener is bound).
     public_url: std::sync::OnceLock<String>,
@@ -192,13 +198,15 @@ impl AppState {
             documents.clone(),
         ));
         Ok(Arc::new(Self {
-            storage,
+            storage: Arc::clone(&storage),
             engines,
             models,
             files,
             documents,
             executor,
             signals: Arc::new(JobSignals::default()),
+            metrics: crate::metrics::recorder(),
+            job_counts: JobCounts::new(Arc::clone(&storage)),
             public_url: config
                 .public_url
                 .clone()
@@ -231,13 +239,18 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
         let dispatcher = Dispatcher::new(Arc::clone(&self.storage), self.config.webhooks())
-            .context("building the webhook HTTP client")?;
+            .context("building the webhook HTTP client")?
+            .with_outcome_hook(Arc::new(|outcome| {
+                crate::metrics::record_webhook_delivery(outcome.as_str())
+            }));
         Ok(dispatcher.spawn(shutdown))
     }
 
-    /// Runs workers only, without the HTTP API (`agentd worker`).
-    pub async fn run_workers_until_stopped(&self) -> anyhow::Result<()> {
+    /// Runs workers only, without the HTTP API (`agentd worker`); with
+    /// `AGENTD_METRICS_ADDR`, serves the probes and metrics there.
+    pub async fn run_workers_until_stopped(self: &Arc<Self>) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
+        let monitoring = self.serve_monitoring(shutdown.clone()).await?;
         let workers = self.start_workers(shutdown.clone());
         let webhooks = self.start_webhooks(shutdown.clone())?;
         println!("agentd worker running ({} workers)", self.config.workers);
@@ -247,7 +260,35 @@ impl AppState {
         if let Some(webhooks) = webhooks {
             let _ = webhooks.await;
         }
+        if let Some(monitoring) = monitoring {
+            let _ = monitoring.await;
+        }
         Ok(())
+    }
+
+    /// Binds `AGENTD_METRICS_ADDR`, when set, and serves `/metrics`,
+    /// `/healthz` and `/readyz` there until `shutdown`.
+    async fn serve_monitoring(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(addr) = self.config.metrics_addr else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding AGENTD_METRICS_ADDR {addr}"))?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        // Scripts and tests wait for this line to learn the port.
+        println!("agentd metrics listening on http://{bound}");
+        let router = crate::api::monitoring_router(Arc::clone(self));
+        let limits = self.config.connection_limits();
+        Ok(Some(tokio::spawn(crate::server::serve(
+            listener,
+            router,
+            limits,
+            async move { shutdown.cancelled().await },
+        ))))
     }
 }
 
@@ -291,6 +332,8 @@ impl Application {
             self.state.config.file_sweep(),
             shutdown.clone(),
         );
+        // Before the line below: once it is printed, every listener is up.
+        let monitoring = self.state.serve_monitoring(shutdown.clone()).await?;
         // Scripts and tests wait for this line to learn the port.
         println!("agentd listening on http://{addr}");
         tracing::info!(%addr, "listening");
@@ -310,6 +353,9 @@ impl Application {
         .await;
         shutdown.cancel();
         let _ = workers.await;
+        if let Some(monitoring) = monitoring {
+            let _ = monitoring.await;
+        }
         if let Some(sweeper) = sweeper {
             let _ = sweeper.await;
         }

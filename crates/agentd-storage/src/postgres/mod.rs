@@ -178,6 +178,14 @@ fn order_column(field: AgentOrderField) -> &'static str {
 
 #[async_trait]
 impl Storage for PostgresStorage {
+    async fn ping(&self) -> Result<()> {
+        // A table, not `SELECT 1`: SQLite must read the database file to answer.
+        sqlx::query("SELECT 1 FROM organizations LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization> {
         let now = time::now();
         let inserted = sqlx::query(
@@ -563,6 +571,10 @@ impl Storage for PostgresStorage {
         include_failed: bool,
     ) -> Result<Option<Job>> {
         jobs::find_cached(&self.pool, version, cache_key, include_failed).await
+    }
+
+    async fn count_jobs(&self) -> Result<Vec<crate::JobCount>> {
+        jobs::count_jobs(&self.pool).await
     }
 
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()> {

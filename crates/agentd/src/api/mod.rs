@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod mcp;
+pub mod monitoring;
 pub mod pagination;
 pub mod run_body;
 pub mod runs;
@@ -107,14 +108,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/users/current_user/", get(users::current_user))
         .route("/mcp", mcp::service(Arc::clone(&state)))
         .route("/health", get(|| async { "ok" }))
+        .merge(monitoring::routes())
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body));
     #[cfg(debug_assertions)]
     let router = router.layer(axum::middleware::from_fn(crate::panics::panic_on_request));
+    with_common_layers(router, state)
+}
+
+/// The probes and metrics alone, for `AGENTD_METRICS_ADDR`.
+pub fn monitoring_router(state: Arc<AppState>) -> Router {
+    let router = monitoring::routes()
+        .fallback(|| async { ApiError::NotFound("Not found.".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    with_common_layers(router, state)
+}
+
+/// Panics answered as JSON 500s, request tracing, and HTTP metrics.
+fn with_common_layers(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     router
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
+        // Outermost: it sees the answer to every request, panics included.
+        .layer(axum::middleware::from_fn(crate::metrics::http::track))
         .with_state(state)
 }
 

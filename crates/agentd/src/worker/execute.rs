@@ -18,6 +18,7 @@ use async_trait::async_trait;
 
 use super::{retry_transient, INTERNAL_FAILURE, READ_ATTEMPTS};
 use crate::files::{FileError, FileStore};
+use crate::metrics::JobLabels;
 
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -110,7 +111,18 @@ impl JobExecutor {
     /// Runs a claimed job once; the caller records the outcome.
     pub async fn execute(&self, job: &Job) -> Attempted {
         crate::panics::panic_on_job(job);
-        match self.attempt(job).await {
+        let started = std::time::Instant::now();
+        let mut labels = JobLabels::default();
+        let attempted = self.outcome(job, &mut labels).await;
+        if let Attempted::Finished(outcome) = &attempted {
+            crate::metrics::record_job_finished(&labels, outcome, started.elapsed());
+        }
+        attempted
+    }
+
+    /// One attempt, with the engine and model it ran named in `labels`.
+    async fn outcome(&self, job: &Job, labels: &mut JobLabels) -> Attempted {
+        match self.attempt(job, labels).await {
             Ok(output) => Attempted::Finished(JobOutcome::Success {
                 outputs: output.outputs,
                 usage: output.usage,
@@ -130,7 +142,11 @@ impl JobExecutor {
         }
     }
 
-    async fn attempt(&self, job: &Job) -> Result<agentd_engines::EngineOutput, AttemptError> {
+    async fn attempt(
+        &self,
+        job: &Job,
+        labels: &mut JobLabels,
+    ) -> Result<agentd_engines::EngineOutput, AttemptError> {
         let context = retry_transient("reading a job's agent", READ_ATTEMPTS, move || {
             self.storage
                 .run_context(job.organization_id, job.agent_id, job.agent_version_id)
@@ -148,6 +164,7 @@ impl JobExecutor {
             .into());
         }
         let agent = context.agent;
+        labels.engine = agent.engine_class_id.clone();
         let version = context
             .version
             .ok_or_else(|| invalid("The agent version was deleted before the job ran."))?;
@@ -169,6 +186,8 @@ impl JobExecutor {
         };
         let config = template::render(&version.engine_config, &inputs, files)
             .map_err(|e: TemplateError| invalid(e.to_string()))?;
+        let model = config.get("model").and_then(serde_json::Value::as_str);
+        labels.model = self.models.model_or_default(model).to_owned();
         let files = JobFiles {
             store: &self.files,
             storage: self.storage.as_ref(),
