@@ -320,6 +320,24 @@ impl<T> Page<T> {
     }
 }
 
+/// The jobs an organization created on one day (UTC) with one model, and
+/// what they cost: one bar segment of the console's usage chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageBucket {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// The version's `model`; [`DEFAULT_MODEL_LABEL`] when it names none,
+    /// [`DELETED_VERSION_LABEL`] when the version is gone.
+    pub model: String,
+    pub jobs: i64,
+    pub cost: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+pub const DEFAULT_MODEL_LABEL: &str = "default";
+pub const DELETED_VERSION_LABEL: &str = "unknown (version deleted)";
+
 #[derive(Clone, Debug, Default)]
 pub struct AgentUpdate {
     pub name: Option<String>,
@@ -611,6 +629,11 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete_unreferenced_files(&self, created_before: Timestamp) -> Result<Vec<FileId>>;
     /// Which of `ids` have a file record (in any organization).
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>>;
+
+    // Usage
+    /// The organization's jobs created at or after `since`, grouped by day
+    /// and model, oldest day first.
+    async fn usage_since(&self, org: OrganizationId, since: Timestamp) -> Result<Vec<UsageBucket>>;
 }
 
 /// Agent stats are part of [`Agent`]; a helper for implementations.

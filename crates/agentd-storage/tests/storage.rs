@@ -892,7 +892,93 @@ async fn every_sort_key_and_list_filter_works(db: TempDb) {
     assert_eq!(s.list_agents(org, &by_creator).await.unwrap().total, 0);
 }
 
+async fn usage_is_grouped_by_day_and_model(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let other_org = s
+        .create_organization(OrganizationId::new(), "other")
+        .await
+        .unwrap();
+    let stranger = agent_with_model(s, other_org.id, None).await;
+    let with_model = agent_with_model(s, agent.organization_id, Some("gpt-test")).await;
+    let before = agentd_domain::time::now();
+    for (owner, cost) in [(&agent, 0.5), (&with_model, 0.25), (&with_model, 0.125)] {
+        let id = s
+            .create_job(NewJob {
+                cache_key: None,
+                ..new_job(owner)
+            })
+            .await
+            .unwrap()
+            .job_id();
+        s.finish_job(id, &success(cost)).await.unwrap();
+    }
+    s.create_job(NewJob {
+        cache_key: None,
+        ..new_job(&stranger)
+    })
+    .await
+    .unwrap();
+
+    let buckets = s.usage_since(agent.organization_id, before).await.unwrap();
+    let today = agentd_domain::time::format(&agentd_domain::time::now())[..10].to_owned();
+    let summary: Vec<(String, String, i64, f64, i64)> = buckets
+        .iter()
+        .map(|b| {
+            (
+                b.day.clone(),
+                b.model.clone(),
+                b.jobs,
+                b.cost,
+                b.input_tokens,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (today.clone(), "default".to_owned(), 1, 0.5, 10),
+            (today.clone(), "gpt-test".to_owned(), 2, 0.375, 20),
+        ]
+    );
+    let later = agentd_domain::time::now() + Duration::from_secs(24 * 3600);
+    assert!(s
+        .usage_since(agent.organization_id, later)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn agent_with_model(
+    storage: &dyn Storage,
+    org: OrganizationId,
+    model: Option<&str>,
+) -> agentd_domain::Agent {
+    let mut engine_config = json!({"instruction": "x"});
+    if let Some(model) = model {
+        engine_config["model"] = json!(model);
+    }
+    storage
+        .create_agent(NewAgent {
+            organization_id: org,
+            name: AgentName::parse("with model").unwrap(),
+            engine_class_id: "MultimodalExtractionEngine".into(),
+            creator_key_id: None,
+            first_version: NewAgentVersion {
+                version_name: None,
+                description: None,
+                input_definitions: vec![],
+                engine_config,
+                creator_key_id: None,
+            },
+        })
+        .await
+        .unwrap()
+        .0
+}
+
 on_every_backend!(
+    usage_is_grouped_by_day_and_model,
     every_sort_key_and_list_filter_works,
     a_job_is_claimed_once_and_finishing_charges_credits,
     an_expired_lease_is_retried_then_abandoned,

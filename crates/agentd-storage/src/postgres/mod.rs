@@ -7,6 +7,7 @@
 mod files;
 mod jobs;
 mod rows;
+mod usage;
 
 use std::time::Duration;
 
@@ -589,5 +590,13 @@ impl Storage for PostgresStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+
+    async fn usage_since(
+        &self,
+        org: OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::UsageBucket>> {
+        usage::usage_since(&self.pool, org, since).await
     }
 }

@@ -3,6 +3,7 @@
 mod files;
 mod jobs;
 mod rows;
+mod usage;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -712,6 +713,14 @@ impl Storage for SqliteStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+
+    async fn usage_since(
+        &self,
+        org: OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::UsageBucket>> {
+        usage::usage_since(&self.pool, org, since).await
     }
 }
 
