@@ -343,6 +343,8 @@ pub struct AgentUpdate {
     pub name: Option<String>,
     pub disable_cache: Option<bool>,
     pub cache_failed_jobs: Option<bool>,
+    /// Another existing version of the agent to run from now on.
+    pub current_version_id: Option<AgentVersionId>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -492,12 +492,14 @@ impl Storage for SqliteStorage {
         let (_, now_text) = now_text();
         let done = sqlx::query(
             "UPDATE agents SET name = COALESCE(?, name), disable_cache = COALESCE(?, disable_cache), \
-             cache_failed_jobs = COALESCE(?, cache_failed_jobs), updated_at = ? \
+             cache_failed_jobs = COALESCE(?, cache_failed_jobs), \
+             current_version_id = COALESCE(?, current_version_id), updated_at = ? \
              WHERE organization_id = ? AND id = ?",
         )
         .bind(update.name)
         .bind(update.disable_cache)
         .bind(update.cache_failed_jobs)
+        .bind(update.current_version_id.map(|id| id.to_string()))
         .bind(&now_text)
         .bind(org.to_string())
         .bind(id.to_string())
