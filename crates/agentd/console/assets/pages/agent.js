@@ -43,7 +43,8 @@ export async function render(main, params) {
 
   async function duplicate() {
     try {
-      const copy = await api.duplicateAgent(agent.id);
+      // The answer is the copy's first version; its agent is `base_agent`.
+      const copy = (await api.duplicateAgent(agent.id)).base_agent;
       flash(`Duplicated as “${copy.name}”.`, "info");
       navigate(`/agents/${copy.id}`);
     } catch (error) {

@@ -22,7 +22,7 @@ export async function render(main, params) {
   ]);
   const engines = types.engines;
   const engineId = agent?.engine_class_id || engines[0]?.engine_class_id;
-  const config = version?.engine_config || engines.find((e) => e.engine_class_id === engineId)?.default_config || {};
+  const config = version?.engine_config || engines.find((e) => e.engine_class_id === engineId)?.default_engine_config || {};
 
   const name = h("input", { type: "text", name: "name", required: true, value: agent?.name || "", id: "agent-name" });
   const engine = h("select", { name: "engine_class_id", disabled: editing, id: "agent-engine" },
