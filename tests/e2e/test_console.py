@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fake_openai import Reply
-from helpers import MODEL, agent_body, expect, unique
+from helpers import MODEL, TEXT_INPUT, agent_body, expect, extraction_config, unique
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -325,6 +325,9 @@ def test_a_file_over_the_limit_is_refused_before_upload(page, http, console_org)
         input_definitions=[{"key": "text", "data_type": "text/plain", "description": "Text"},
                            {"key": "photo", "data_type": "image/png", "description": "A photo"}])
     sign_in(page, console_org["key"])
+    sent: list[int] = []
+    page.on("request", lambda request: sent.append(len(request.post_data_buffer or b""))
+            if "/v1/agents/run/" in request.url else None)
     page.goto(f"/console/agents/{agent['id']}/playground")
     expect_ui(page.locator("#input-photo")).to_have_attribute("accept", "image/png")
     page.set_input_files("#input-photo", files=[{"name": "huge.png", "mimeType": "image/png",
@@ -333,7 +336,10 @@ def test_a_file_over_the_limit_is_refused_before_upload(page, http, console_org)
     assert page.eval_on_selector("#input-photo", "input => input.files.length") == 0
     page.fill("#input-text", "no photo")
     page.click("#run")
-    # The browser refuses: the photo is required and was cleared, nothing is sent.
+    # The refused file was cleared: the run goes without it and the server
+    # answers that the photo is missing; the big file never left the browser.
+    expect_ui(page.locator("#run-error")).to_contain_text("photo")
+    assert sent and max(sent) < UPLOAD_LIMIT
     assert http.get(f"/v1/agents/{agent['id']}/jobs/").json()["count"] == 0
 
 
@@ -357,6 +363,22 @@ def test_console_files_are_served_with_a_strict_policy(console_server):
         assert anon.get("/console/assets/app.css").headers["content-type"] == "text/css; charset=utf-8"
         missing = anon.get("/console/assets/nope.js")
         assert missing.status_code == 404 and "nope.js" in missing.json()["detail"]
+
+
+def test_an_agent_is_switched_to_one_of_its_versions_over_http(http):
+    agent = create_agent_over_http(http, name=unique("switch-"))
+    second = expect(http.post(f"/v1/agents/{agent['id']}/versions/",
+                              json={"version_name": "second", "input_definitions": [TEXT_INPUT],
+                                    "engine_config": extraction_config("Second.")}), 201)
+    assert http.get(f"/v1/agents/{agent['id']}/").json()["current_version_id"] == second["id"]
+    switched = expect(http.patch(f"/v1/agents/{agent['id']}/",
+                                 json={"current_version_id": agent["current_version_id"]}), 200)
+    assert switched["current_version_id"] == agent["current_version_id"]
+    other = create_agent_over_http(http, name=unique("other-"))
+    for foreign in (other["current_version_id"], "not-a-uuid"):
+        refused = http.patch(f"/v1/agents/{agent['id']}/", json={"current_version_id": foreign})
+        assert refused.status_code == 400 and "current_version_id" in refused.json(), refused.text
+    assert http.get(f"/v1/agents/{agent['id']}/").json()["current_version_id"] == agent["current_version_id"]
 
 
 def test_current_user_names_the_organization_and_the_upload_limit(http):

@@ -7,8 +7,8 @@ use agentd_domain::{
     JobStatus, NewAgent, NewAgentVersion, OrganizationId, Usage,
 };
 use agentd_storage::{
-    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, IdempotencyKey,
-    JobFile, JobQuery, LeaseState, NewJob, Storage,
+    AgentOrdering, AgentQuery, AgentUpdate, CachedResult, ClaimRequest, Created, DeleteData,
+    IdempotencyKey, JobFile, JobQuery, LeaseState, NewJob, Storage,
 };
 use serde_json::json;
 
@@ -977,7 +977,50 @@ async fn agent_with_model(
         .0
 }
 
+async fn an_earlier_version_can_be_made_current_again(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let first = agent.current_version_id;
+    let second = s
+        .create_version(
+            agent.id,
+            NewAgentVersion {
+                version_name: Some("second".into()),
+                description: None,
+                input_definitions: vec![],
+                engine_config: json!({"instruction": "y"}),
+                creator_key_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let org = agent.organization_id;
+    assert_eq!(
+        s.get_agent(org, agent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version_id,
+        second.id
+    );
+    let update = AgentUpdate {
+        current_version_id: Some(first),
+        ..AgentUpdate::default()
+    };
+    let updated = s
+        .update_agent(org, agent.id, update)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.current_version_id, first);
+    assert_eq!(
+        updated.name, agent.name,
+        "other fields are left as they were"
+    );
+}
+
 on_every_backend!(
+    an_earlier_version_can_be_made_current_again,
     usage_is_grouped_by_day_and_model,
     every_sort_key_and_list_filter_works,
     a_job_is_claimed_once_and_finishing_charges_credits,

@@ -68,13 +68,22 @@ fn serve(path: &str) -> Option<Response> {
     let (_, body) = FILES.iter().find(|(name, _)| *name == path)?;
     let mut response = (StatusCode::OK, *body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // The files change with the binary; revalidating is cheap.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Some(response)
@@ -113,7 +122,9 @@ mod tests {
     fn every_module_import_is_served() {
         for (path, body) in FILES.iter().filter(|(p, _)| p.ends_with(".js")) {
             for line in body.lines().filter(|l| l.starts_with("import ")) {
-                let target = line.rsplit_once(" from \"").map(|(_, t)| t.trim_end_matches("\";"));
+                let target = line
+                    .rsplit_once(" from \"")
+                    .map(|(_, t)| t.trim_end_matches("\";"));
                 let Some(target) = target else { continue };
                 let base = path.rsplit_once('/').map_or("", |(dir, _)| dir);
                 let resolved = resolve(base, target);

@@ -70,7 +70,12 @@ fn summary(first_day: NaiveDate, days: u64, buckets: &[UsageBucket]) -> Value {
     let mut daily: BTreeMap<String, (i64, f64, BTreeMap<&str, Value>)> = first_day
         .iter_days()
         .take(days as usize)
-        .map(|day| (day.format("%Y-%m-%d").to_string(), (0, 0.0, BTreeMap::new())))
+        .map(|day| {
+            (
+                day.format("%Y-%m-%d").to_string(),
+                (0, 0.0, BTreeMap::new()),
+            )
+        })
         .collect();
     let mut models: BTreeMap<&str, (i64, f64, i64, i64)> = BTreeMap::new();
     for bucket in buckets {
@@ -172,7 +177,13 @@ mod tests {
     #[test]
     fn the_window_ends_today() {
         let now = time::parse("2026-03-01T10:00:00.000000Z").unwrap();
-        assert_eq!(first_day(now, 1), NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
-        assert_eq!(first_day(now, 3), NaiveDate::from_ymd_opt(2026, 2, 27).unwrap());
+        assert_eq!(
+            first_day(now, 1),
+            NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+        );
+        assert_eq!(
+            first_day(now, 3),
+            NaiveDate::from_ymd_opt(2026, 2, 27).unwrap()
+        );
     }
 }

@@ -18,7 +18,7 @@ function svg(tag, attrs = {}, ...children) {
 function stackedChart(title, usage, models, measure, format) {
   const width = 900;
   const height = 260;
-  const left = 64;
+  const left = 84;
   const bottom = 28;
   const top = 12;
   const plotHeight = height - bottom - top;
