@@ -277,6 +277,40 @@ def test_a_long_run_shows_progress_and_is_cancelled(page, http, console_org, fak
     expect_ui(page.locator("#run-progress h2")).to_contain_text("CANCELLED")
     expect_ui(page.locator("#run-output")).to_contain_text("CANCELLED")
 
+    # A final job's data can be deleted from its page; status and cost stay.
+    page.click("#open-job")
+    detail = page.locator("#job-detail")
+    expect_ui(detail).to_contain_text("take your time")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-job-data")
+    expect_ui(page.locator("#flash")).to_contain_text("The job's data was deleted.")
+    expect_ui(detail).not_to_contain_text("take your time")
+    expect_ui(detail.locator("ol.events")).to_contain_text("CANCELLED")
+
+
+def test_a_jsonl_batch(page, http, console_org):
+    agent = create_agent_over_http(http, name=unique("jsonl-"))
+    sign_in(page, console_org["key"])
+    page.goto(f"/console/agents/{agent['id']}/batch")
+    lines = [{"text": "one"}, {"text": "two \"quoted\""}]
+    page.set_input_files("#batch-file", files=[{"name": "rows.jsonl", "mimeType": "application/x-ndjson",
+                                                "buffer": "\n".join(json.dumps(l) for l in lines).encode()}])
+    expect_ui(page.locator("#batch-preview")).to_contain_text("2 row(s)")
+    page.click("#run-batch")
+    expect_ui(page.locator("#batch-progress-text")).to_contain_text("2 of 2 finished")
+    _, text = download_text(page, "download-jsonl")
+    assert [json.loads(line)["text"] for line in text.splitlines()] == ["one", 'two "quoted"']
+
+
+def test_a_batch_file_with_an_unknown_column_is_refused(page, http, console_org):
+    agent = create_agent_over_http(http, name=unique("columns-"))
+    sign_in(page, console_org["key"])
+    page.goto(f"/console/agents/{agent['id']}/batch")
+    page.set_input_files("#batch-file", files=[{"name": "rows.csv", "mimeType": "text/csv",
+                                                "buffer": b"txt\nhello\n"}])
+    expect_ui(page.locator("#batch-error")).to_contain_text("Unknown column(s) txt: the inputs are text.")
+    expect_ui(page.locator("#run-batch")).to_be_disabled()
+
 
 # ---------------------------------------------------------------------------
 # Bad input
@@ -285,8 +319,10 @@ def test_a_long_run_shows_progress_and_is_cancelled(page, http, console_org, fak
 
 def test_a_wrong_key_is_refused(page):
     page.goto("/console/")
-    page.get_by_label("API key").fill("agd_not-a-real-key")
-    page.get_by_role("button", name="Sign in").click()
+    # Keyboard only: the key field has the focus, Enter submits.
+    expect_ui(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type("agd_not-a-real-key")
+    page.keyboard.press("Enter")
     expect_ui(page.locator("#signin-error")).to_contain_text("was not accepted")
     assert page.evaluate("sessionStorage.length") == 0
     screenshot(page, "signin-refused")

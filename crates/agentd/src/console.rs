@@ -118,19 +118,57 @@ mod tests {
         assert!(index.contains(r#"<script type="module" src="/console/assets/app.js">"#));
     }
 
+    /// Static (`from "./x.js"`) and dynamic (`import("./x.js")`) imports.
+    fn imports(body: &str) -> Vec<&str> {
+        let mut found = Vec::new();
+        for opener in ["from \"", "import(\""] {
+            let mut rest = body;
+            while let Some(at) = rest.find(opener) {
+                rest = &rest[at + opener.len()..];
+                if let Some(end) = rest.find('"') {
+                    found.push(&rest[..end]);
+                }
+            }
+        }
+        found
+    }
+
     #[test]
     fn every_module_import_is_served() {
+        let mut checked = 0;
         for (path, body) in FILES.iter().filter(|(p, _)| p.ends_with(".js")) {
-            for line in body.lines().filter(|l| l.starts_with("import ")) {
-                let target = line
-                    .rsplit_once(" from \"")
-                    .map(|(_, t)| t.trim_end_matches("\";"));
-                let Some(target) = target else { continue };
-                let base = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let base = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            for target in imports(body) {
                 let resolved = resolve(base, target);
                 assert!(
                     FILES.iter().any(|(p, _)| *p == resolved),
                     "{path} imports {target}, which is not served"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} imports found");
+    }
+
+    #[test]
+    fn every_file_of_the_console_directory_is_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+        let mut pending = vec![root.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                assert!(
+                    FILES.iter().any(|(p, _)| *p == relative),
+                    "console/{relative} is not in FILES"
                 );
             }
         }

@@ -46,7 +46,8 @@ export async function render(context) {
       if (current !== renderCount) return;
       showFailure(main, error);
     }
-    main.focus({ preventScroll: true });
+    // Keyboard users start in the new page, unless it focused a field itself.
+    if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
     return;
   }
   main.replaceChildren();
