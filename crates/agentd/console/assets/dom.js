@@ -108,16 +108,3 @@ export function flash(message, kind = "error") {
   box.className = kind === "error" ? "flash" : "flash info";
   box.textContent = message || "";
 }
-
-/** Calls `tick` now and every `ms` until the returned stop function runs. */
-export function every(ms, tick) {
-  let stopped = false;
-  let timer = null;
-  const loop = async () => {
-    if (stopped) return;
-    try { await tick(); } catch (error) { flash(error.message); }
-    if (!stopped) timer = setTimeout(loop, ms);
-  };
-  loop();
-  return () => { stopped = true; clearTimeout(timer); };
-}
