@@ -321,11 +321,31 @@ impl<T> Page<T> {
     }
 }
 
+/// The jobs an organization created on one day (UTC) with one model, and
+/// what they cost: one bar segment of the console's usage chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageBucket {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// The version's `model`; [`DEFAULT_MODEL_LABEL`] when it names none,
+    /// [`DELETED_VERSION_LABEL`] when the version is gone.
+    pub model: String,
+    pub jobs: i64,
+    pub cost: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+pub const DEFAULT_MODEL_LABEL: &str = "default";
+pub const DELETED_VERSION_LABEL: &str = "unknown (version deleted)";
+
 #[derive(Clone, Debug, Default)]
 pub struct AgentUpdate {
     pub name: Option<String>,
     pub disable_cache: Option<bool>,
     pub cache_failed_jobs: Option<bool>,
+    /// Another existing version of the agent to run from now on.
+    pub current_version_id: Option<AgentVersionId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -743,6 +763,10 @@ pub trait Storage: Send + Sync + 'static {
         attempt: &DeliveryAttempt,
         next: DeliveryNext,
     ) -> Result<bool>;
+    // Usage
+    /// The organization's jobs created at or after `since`, grouped by day
+    /// and model, oldest day first.
+    async fn usage_since(&self, org: OrganizationId, since: Timestamp) -> Result<Vec<UsageBucket>>;
 }
 
 /// Agent stats are part of [`Agent`]; a helper for implementations.

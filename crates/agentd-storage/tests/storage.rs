@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use agentd_domain::{
-    AgentDatum, Credits, FailureKind, FileId, FileRef, JobId, JobInput, JobOutcome, JobStatus,
-    OrganizationId, Usage,
+    AgentDatum, AgentName, Credits, FailureKind, FileId, FileRef, JobId, JobInput, JobOutcome,
+    JobStatus, NewAgent, NewAgentVersion, OrganizationId, Usage,
 };
 use agentd_storage::{
-    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, IdempotencyKey,
-    JobFile, JobQuery, LeaseState, NewJob, Storage,
+    AgentOrdering, AgentQuery, AgentUpdate, CachedResult, ClaimRequest, Created, DeleteData,
+    IdempotencyKey, JobFile, JobQuery, LeaseState, NewJob, Storage,
 };
 use serde_json::json;
 
@@ -887,7 +887,136 @@ async fn jobs_are_counted_by_status_engine_and_model(db: TempDb) {
     assert_eq!(counts, expected);
 }
 
+async fn usage_is_grouped_by_day_and_model(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let other_org = s
+        .create_organization(OrganizationId::new(), "other")
+        .await
+        .unwrap();
+    let stranger = agent_with_model(s, other_org.id, None).await;
+    let with_model = agent_with_model(s, agent.organization_id, Some("gpt-test")).await;
+    let before = agentd_domain::time::now();
+    for (owner, cost) in [(&agent, 0.5), (&with_model, 0.25), (&with_model, 0.125)] {
+        let id = s
+            .create_job(NewJob {
+                cache_key: None,
+                ..new_job(owner)
+            })
+            .await
+            .unwrap()
+            .job_id();
+        s.finish_job(id, &success(cost)).await.unwrap();
+    }
+    s.create_job(NewJob {
+        cache_key: None,
+        ..new_job(&stranger)
+    })
+    .await
+    .unwrap();
+
+    let buckets = s.usage_since(agent.organization_id, before).await.unwrap();
+    let today = agentd_domain::time::format(&agentd_domain::time::now())[..10].to_owned();
+    let summary: Vec<(String, String, i64, f64, i64)> = buckets
+        .iter()
+        .map(|b| {
+            (
+                b.day.clone(),
+                b.model.clone(),
+                b.jobs,
+                b.cost,
+                b.input_tokens,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (today.clone(), "default".to_owned(), 1, 0.5, 10),
+            (today.clone(), "gpt-test".to_owned(), 2, 0.375, 20),
+        ]
+    );
+    let later = agentd_domain::time::now() + Duration::from_secs(24 * 3600);
+    assert!(s
+        .usage_since(agent.organization_id, later)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn agent_with_model(
+    storage: &dyn Storage,
+    org: OrganizationId,
+    model: Option<&str>,
+) -> agentd_domain::Agent {
+    let mut engine_config = json!({"instruction": "x"});
+    if let Some(model) = model {
+        engine_config["model"] = json!(model);
+    }
+    storage
+        .create_agent(NewAgent {
+            organization_id: org,
+            name: AgentName::parse("with model").unwrap(),
+            engine_class_id: "MultimodalExtractionEngine".into(),
+            creator_key_id: None,
+            first_version: NewAgentVersion {
+                version_name: None,
+                description: None,
+                input_definitions: vec![],
+                engine_config,
+                creator_key_id: None,
+            },
+        })
+        .await
+        .unwrap()
+        .0
+}
+
+async fn an_earlier_version_can_be_made_current_again(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let first = agent.current_version_id;
+    let second = s
+        .create_version(
+            agent.id,
+            NewAgentVersion {
+                version_name: Some("second".into()),
+                description: None,
+                input_definitions: vec![],
+                engine_config: json!({"instruction": "y"}),
+                creator_key_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let org = agent.organization_id;
+    assert_eq!(
+        s.get_agent(org, agent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version_id,
+        second.id
+    );
+    let update = AgentUpdate {
+        current_version_id: Some(first),
+        ..AgentUpdate::default()
+    };
+    let updated = s
+        .update_agent(org, agent.id, update)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.current_version_id, first);
+    assert_eq!(
+        updated.name, agent.name,
+        "other fields are left as they were"
+    );
+}
+
 on_every_backend!(
+    an_earlier_version_can_be_made_current_again,
+    usage_is_grouped_by_day_and_model,
     jobs_are_counted_by_status_engine_and_model,
     every_sort_key_and_list_filter_works,
     a_job_is_claimed_once_and_finishing_charges_credits,

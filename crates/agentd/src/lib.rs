@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod documents;
 pub mod file_sweep;
 pub mod files;

@@ -7,6 +7,7 @@
 mod files;
 mod jobs;
 mod rows;
+mod usage;
 mod webhooks;
 
 use std::time::Duration;
@@ -347,7 +348,8 @@ impl Storage for PostgresStorage {
         let done = sqlx::query(
             "UPDATE agents SET name = COALESCE($1, name), \
              disable_cache = COALESCE($2, disable_cache), \
-             cache_failed_jobs = COALESCE($3, cache_failed_jobs), updated_at = $4 \
+             cache_failed_jobs = COALESCE($3, cache_failed_jobs), \
+             current_version_id = COALESCE($7, current_version_id), updated_at = $4 \
              WHERE organization_id = $5 AND id = $6",
         )
         .bind(update.name)
@@ -356,6 +358,7 @@ impl Storage for PostgresStorage {
         .bind(time::now())
         .bind(*org.as_uuid())
         .bind(*id.as_uuid())
+        .bind(update.current_version_id.map(|id| *id.as_uuid()))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -680,5 +683,13 @@ impl Storage for PostgresStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+
+    async fn usage_since(
+        &self,
+        org: OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::UsageBucket>> {
+        usage::usage_since(&self.pool, org, since).await
     }
 }

@@ -3,6 +3,7 @@
 mod files;
 mod jobs;
 mod rows;
+mod usage;
 mod webhooks;
 
 use std::str::FromStr;
@@ -503,12 +504,14 @@ impl Storage for SqliteStorage {
         let (_, now_text) = now_text();
         let done = sqlx::query(
             "UPDATE agents SET name = COALESCE(?, name), disable_cache = COALESCE(?, disable_cache), \
-             cache_failed_jobs = COALESCE(?, cache_failed_jobs), updated_at = ? \
+             cache_failed_jobs = COALESCE(?, cache_failed_jobs), \
+             current_version_id = COALESCE(?, current_version_id), updated_at = ? \
              WHERE organization_id = ? AND id = ?",
         )
         .bind(update.name)
         .bind(update.disable_cache)
         .bind(update.cache_failed_jobs)
+        .bind(update.current_version_id.map(|id| id.to_string()))
         .bind(&now_text)
         .bind(org.to_string())
         .bind(id.to_string())
@@ -802,6 +805,14 @@ impl Storage for SqliteStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+
+    async fn usage_since(
+        &self,
+        org: OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::UsageBucket>> {
+        usage::usage_since(&self.pool, org, since).await
     }
 }
 

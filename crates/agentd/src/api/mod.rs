@@ -11,6 +11,7 @@ pub mod pagination;
 pub mod run_body;
 pub mod runs;
 pub mod submit;
+pub mod usage;
 pub mod users;
 pub mod versions;
 pub mod webhooks;
@@ -36,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/", get(agents::list).post(agents::create))
         .route("/v1/agents/types/", get(discovery::engine_types))
         .route("/v1/agents/models/", get(discovery::models))
+        .route("/v1/agents/usage/", get(usage::usage))
         .route(
             "/v1/agents/{agent_id}/",
             get(agents::retrieve)
@@ -109,6 +111,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mcp", mcp::service(Arc::clone(&state)))
         .route("/health", get(|| async { "ok" }))
         .merge(monitoring::routes())
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body));
