@@ -73,6 +73,11 @@ uuid_id!(
     /// A file stored by agentd (an uploaded input or a job reference).
     FileId
 );
+uuid_id!(
+    /// Something a job saved for its caller: a reference file (a derived
+    /// PDF, a page image) or an artifact (a keyed result).
+    ReferenceId
+);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ pub mod time;
 pub use agent::{
     Agent, AgentName, AgentVersion, InputDefinition, InputKind, NewAgent, NewAgentVersion,
 };
-pub use ids::{AgentId, AgentVersionId, FileId, JobId, OrganizationId};
+pub use ids::{AgentId, AgentVersionId, FileId, JobId, OrganizationId, ReferenceId};
 pub use input::{
     CheckedInput, FileRef, FileSource, InputError, InputValue, RawInput, ResolvedInputs, Upload,
 };

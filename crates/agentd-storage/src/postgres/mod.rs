@@ -6,6 +6,7 @@
 
 mod files;
 mod jobs;
+mod references;
 mod rows;
 
 use std::time::Duration;
@@ -23,7 +24,8 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, ConnectOptions, Created, DeleteData,
-    JobQuery, LeaseState, NewApiKey, NewJob, Page, Result, RunContext, Storage, StorageError,
+    JobQuery, JobReference, LeaseState, NewApiKey, NewJob, NewJobReference, Page,
+    ReferenceLookup, Result, RunContext, Storage, StorageError,
     StoredApiKey, VersionUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
@@ -589,5 +591,18 @@ impl Storage for PostgresStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+
+    async fn add_job_reference(&self, job: JobId, reference: &NewJobReference) -> Result<bool> {
+        references::add_job_reference(self, job, reference).await
+    }
+
+    async fn find_job_reference(
+        &self,
+        org: OrganizationId,
+        job: JobId,
+        lookup: ReferenceLookup<'_>,
+    ) -> Result<Option<JobReference>> {
+        references::find_job_reference(self, org, job, lookup).await
     }
 }
