@@ -114,7 +114,11 @@ async fn references_are_found_by_id_and_artifacts_by_key(db: TempDb) {
     let s = db.storage.as_ref();
     let (org, job) = finished_job(s).await;
     let pdf = saved(JobReferenceKind::Reference, None, "pages.pdf");
-    let result = saved(JobReferenceKind::Artifact, Some("agent-job-x/a.json"), "a.json");
+    let result = saved(
+        JobReferenceKind::Artifact,
+        Some("agent-job-x/a.json"),
+        "a.json",
+    );
     assert!(s.add_job_reference(job, &pdf).await.unwrap());
     assert!(s.add_job_reference(job, &result).await.unwrap());
 

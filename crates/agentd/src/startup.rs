@@ -21,6 +21,8 @@ use crate::config::ServeConfig;
 use crate::files::FileStore;
 use crate::local_model;
 use crate::models_file::ModelsFile;
+use crate::public_url::PublicUrl;
+use crate::references::JobReferenceStore;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
 use tokio_util::sync::CancellationToken;
 
@@ -33,9 +35,10 @@ pub struct AppState {
     pub executor: Arc<JobExecutor>,
     pub signals: Arc<JobSignals>,
     pub config: ServeConfig,
-    /// The base of returned links: `AGENTD_PUBLIC_URL`, else the bound
-    /// address (known only once the listener is bound).
-    public_url: std::sync::OnceLock<String>,
+    /// Saves and serves what jobs keep for their callers.
+    pub references: JobReferenceStore,
+    /// The base of returned links.
+    public_url: PublicUrl,
 }
 
 pub struct Application {
@@ -183,12 +186,16 @@ impl AppState {
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
         let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
+        let public_url = PublicUrl::new(config.public_url.clone(), config.addr);
+        let references =
+            JobReferenceStore::new(Arc::clone(&storage), files.clone(), public_url.clone());
         let executor = Arc::new(JobExecutor::new(
             Arc::clone(&storage),
             engines.clone(),
             Arc::clone(&models),
             files.clone(),
             documents.clone(),
+            references.clone(),
         ));
         Ok(Arc::new(Self {
             storage,
@@ -198,18 +205,15 @@ impl AppState {
             documents,
             executor,
             signals: Arc::new(JobSignals::default()),
-            public_url: config
-                .public_url
-                .clone()
-                .map_or_else(Default::default, Into::into),
+            references,
+            public_url,
             config,
         }))
     }
 
     /// The base of links the server returns, without a trailing `/`.
     pub fn public_url(&self) -> &str {
-        self.public_url
-            .get_or_init(|| crate::config::default_public_url(self.config.addr))
+        self.public_url.get()
     }
 
     /// Starts the worker pool; it stops claiming when `shutdown` fires.
@@ -244,9 +248,7 @@ impl Application {
             .with_context(|| format!("binding {addr}"))?;
         if let Ok(bound) = listener.local_addr() {
             // Unless AGENTD_PUBLIC_URL set it, links name the bound port.
-            let _ = state
-                .public_url
-                .set(crate::config::default_public_url(bound));
+            state.public_url.bound(bound);
         }
         Ok(Self { listener, state })
     }

@@ -24,9 +24,8 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, ConnectOptions, Created, DeleteData,
-    JobQuery, JobReference, LeaseState, NewApiKey, NewJob, NewJobReference, Page,
-    ReferenceLookup, Result, RunContext, Storage, StorageError,
-    StoredApiKey, VersionUpdate,
+    JobQuery, JobReference, LeaseState, NewApiKey, NewJob, NewJobReference, Page, ReferenceLookup,
+    Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 

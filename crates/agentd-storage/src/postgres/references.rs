@@ -49,7 +49,8 @@ pub(super) async fn add_job_reference(
     Ok(true)
 }
 
-const SELECT_REFERENCES: &str = "SELECT r.id AS reference_id, r.job_id, r.kind, r.artifact_key, f.* \
+const SELECT_REFERENCES: &str =
+    "SELECT r.id AS reference_id, r.job_id, r.kind, r.artifact_key, f.* \
      FROM job_references r JOIN files f ON f.id = r.file_id JOIN jobs j ON j.id = r.job_id \
      WHERE j.organization_id = $1 AND r.job_id = $2";
 
