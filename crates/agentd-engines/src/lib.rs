@@ -5,6 +5,7 @@
 pub mod answer;
 mod config_schema;
 pub mod multimodal;
+pub mod page_selection;
 pub mod pdf_extraction;
 
 use std::sync::Arc;
@@ -150,6 +151,7 @@ impl EngineRegistry {
             engines: vec![
                 Arc::new(multimodal::MultimodalExtractionEngine),
                 Arc::new(pdf_extraction::PdfExtractionEngine),
+                Arc::new(page_selection::PdfPageSelectionEngine),
             ],
         }
     }
