@@ -84,7 +84,10 @@ async fn pages_beyond_the_document_are_refused() {
     let beyond = vec![PageRange { first: 9, last: 11 }];
     match reader().select_pages(report(), beyond).await {
         Err(DocumentError::Malformed { reason, .. }) => {
-            assert!(reason.contains("9-11") && reason.contains("10 pages"), "{reason}")
+            assert!(
+                reason.contains("9-11") && reason.contains("10 pages"),
+                "{reason}"
+            )
         }
         other => panic!("expected a refusal, got {:?}", other.map(|b| b.len())),
     }

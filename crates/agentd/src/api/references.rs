@@ -62,11 +62,10 @@ pub async fn retrieve(
         ),
         ByteRange::Unsatisfiable => {
             let headers = [(header::CONTENT_RANGE, format!("bytes */{total}"))];
-            let body = json!({
-                "detail": format!(
-                    "The requested range is not satisfiable: the file has {total} bytes."
-                )
-            });
+            let message =
+                format!("The requested range is not satisfiable: the file has {total} bytes.");
+            // The body every error has (see `ApiError`), with the header 416 needs.
+            let body = json!({"detail": message, "message": message});
             return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers, Json(body)).into_response());
         }
     };
