@@ -560,6 +560,17 @@ pub(crate) fn reference_insert_error(
     }
 }
 
+/// What `add_job_reference` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceAdded {
+    Added,
+    /// Added in place of the artifact with the same key, whose record is
+    /// gone: its bytes (this file) are the caller's to remove.
+    Replaced(FileId),
+    /// The job is gone: nothing was recorded.
+    JobGone,
+}
+
 /// How a reference is looked up within its job.
 #[derive(Clone, Copy, Debug)]
 pub enum ReferenceLookup<'a> {
@@ -711,9 +722,13 @@ pub trait Storage: Send + Sync + 'static {
     // References and artifacts
     /// Records a file a job saved (its bytes already in the file store) as
     /// the job's reference or artifact, linked to the job like its input
-    /// files, in one transaction. Returns false (and records nothing) when
-    /// the job is gone; an artifact key the job already used is a conflict.
-    async fn add_job_reference(&self, job: JobId, reference: &NewJobReference) -> Result<bool>;
+    /// files, in one transaction. An artifact replaces the job's artifact
+    /// with the same key (saved by an earlier attempt of the job).
+    async fn add_job_reference(
+        &self,
+        job: JobId,
+        reference: &NewJobReference,
+    ) -> Result<ReferenceAdded>;
     /// A reference (by id) or artifact (by key) of the organization's job.
     async fn find_job_reference(
         &self,

@@ -5,10 +5,12 @@ use agentd_domain::{
     ReferenceId, Usage,
 };
 use agentd_storage::{
-    ClaimRequest, DeleteData, JobReferenceKind, NewJob, NewJobReference, ReferenceLookup, Storage,
-    StorageErrorKind,
+    ClaimRequest, DeleteData, JobReferenceKind, NewJob, NewJobReference, ReferenceAdded,
+    ReferenceLookup, Storage,
 };
+
 use serde_json::json;
+use ReferenceAdded::Added;
 
 mod support;
 
@@ -119,8 +121,8 @@ async fn references_are_found_by_id_and_artifacts_by_key(db: TempDb) {
         Some("agent-job-x/a.json"),
         "a.json",
     );
-    assert!(s.add_job_reference(job, &pdf).await.unwrap());
-    assert!(s.add_job_reference(job, &result).await.unwrap());
+    assert_eq!(s.add_job_reference(job, &pdf).await.unwrap(), Added);
+    assert_eq!(s.add_job_reference(job, &result).await.unwrap(), Added);
 
     let found = s
         .find_job_reference(org, job, ReferenceLookup::Reference(pdf.id))
@@ -166,19 +168,36 @@ async fn references_are_found_by_id_and_artifacts_by_key(db: TempDb) {
         .is_none());
 }
 
-async fn an_artifact_key_is_used_once_per_job_and_a_gone_job_records_nothing(db: TempDb) {
+async fn an_artifact_saved_again_replaces_the_earlier_one(db: TempDb) {
     let s = db.storage.as_ref();
     let (org, job) = finished_job(s).await;
     let first = saved(JobReferenceKind::Artifact, Some("k"), "k.json");
-    assert!(s.add_job_reference(job, &first).await.unwrap());
+    assert_eq!(s.add_job_reference(job, &first).await.unwrap(), Added);
     let again = saved(JobReferenceKind::Artifact, Some("k"), "k.json");
-    let error = s.add_job_reference(job, &again).await.unwrap_err();
-    assert_eq!(error.kind(), StorageErrorKind::Conflict);
-    // Nothing of the refused one was kept.
-    assert!(s.get_file(org, again.file.id).await.unwrap().is_none());
+    assert_eq!(
+        s.add_job_reference(job, &again).await.unwrap(),
+        ReferenceAdded::Replaced(first.file.id)
+    );
+    let found = s
+        .find_job_reference(org, job, ReferenceLookup::ArtifactKey("k"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, again.id);
+    assert!(s.recorded_files(&[first.file.id]).await.unwrap().is_empty());
+    // The same key in another job is another artifact.
+    let (_, other_job) = finished_job(s).await;
+    let elsewhere = saved(JobReferenceKind::Artifact, Some("k"), "k.json");
+    assert_eq!(
+        s.add_job_reference(other_job, &elsewhere).await.unwrap(),
+        Added
+    );
 
     let gone = saved(JobReferenceKind::Reference, None, "x.pdf");
-    assert!(!s.add_job_reference(JobId::new(), &gone).await.unwrap());
+    assert_eq!(
+        s.add_job_reference(JobId::new(), &gone).await.unwrap(),
+        ReferenceAdded::JobGone
+    );
     assert!(s.recorded_files(&[gone.file.id]).await.unwrap().is_empty());
 }
 
@@ -189,7 +208,7 @@ async fn deleting_a_jobs_data_releases_its_references_and_artifacts(db: TempDb) 
     let image = saved(JobReferenceKind::Reference, None, "page-1.png");
     let result = saved(JobReferenceKind::Artifact, Some("a"), "a.json");
     for reference in [&pdf, &image, &result] {
-        assert!(s.add_job_reference(job, reference).await.unwrap());
+        assert_eq!(s.add_job_reference(job, reference).await.unwrap(), Added);
     }
     let DeleteData::Deleted {
         files,
@@ -219,6 +238,6 @@ async fn deleting_a_jobs_data_releases_its_references_and_artifacts(db: TempDb) 
 
 on_every_backend!(
     references_are_found_by_id_and_artifacts_by_key,
-    an_artifact_key_is_used_once_per_job_and_a_gone_job_records_nothing,
+    an_artifact_saved_again_replaces_the_earlier_one,
     deleting_a_jobs_data_releases_its_references_and_artifacts,
 );

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use agentd_domain::{JobId, OrganizationId, ReferenceId};
-use agentd_storage::{JobReference, JobReferenceKind, NewJobReference, ReferenceLookup, Storage};
+use agentd_storage::{
+    JobReference, JobReferenceKind, NewJobReference, ReferenceAdded, ReferenceLookup, Storage,
+};
 use serde_json::Value;
 
 use crate::files::{FileError, FileStore};
@@ -128,11 +130,19 @@ impl JobReferenceStore {
             artifact_key,
             file: staged.file().clone(),
         };
-        if !self.storage.add_job_reference(job, &reference).await? {
+        match self.storage.add_job_reference(job, &reference).await? {
             // Dropping `staged` removes the bytes.
-            return Err(SaveError::JobGone);
+            ReferenceAdded::JobGone => return Err(SaveError::JobGone),
+            ReferenceAdded::Added => staged.keep(),
+            // An earlier attempt of the job saved this artifact; its bytes
+            // have no record any more (the sweep removes them if this fails).
+            ReferenceAdded::Replaced(earlier) => {
+                staged.keep();
+                if let Err(error) = self.files.delete(earlier).await {
+                    tracing::warn!(file = %earlier, %error, "removing a replaced artifact failed");
+                }
+            }
         }
-        staged.keep();
         Ok(JobReference {
             id: reference.id,
             job_id: job,

@@ -24,8 +24,8 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, ConnectOptions, Created, DeleteData,
-    JobQuery, JobReference, LeaseState, NewApiKey, NewJob, NewJobReference, Page, ReferenceLookup,
-    Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
+    JobQuery, JobReference, LeaseState, NewApiKey, NewJob, NewJobReference, Page, ReferenceAdded,
+    ReferenceLookup, Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 
@@ -592,7 +592,11 @@ impl Storage for PostgresStorage {
         files::recorded_files(&self.pool, ids).await
     }
 
-    async fn add_job_reference(&self, job: JobId, reference: &NewJobReference) -> Result<bool> {
+    async fn add_job_reference(
+        &self,
+        job: JobId,
+        reference: &NewJobReference,
+    ) -> Result<ReferenceAdded> {
         references::add_job_reference(self, job, reference).await
     }
 

@@ -10,15 +10,15 @@ use super::files::{insert_file, link};
 use super::rows::{file_from_row, id};
 use super::PostgresStorage;
 use crate::{
-    reference_insert_error, JobReference, JobReferenceKind, NewJobReference, ReferenceLookup,
-    Result,
+    reference_insert_error, JobReference, JobReferenceKind, NewJobReference, ReferenceAdded,
+    ReferenceLookup, Result,
 };
 
 pub(super) async fn add_job_reference(
     db: &PostgresStorage,
     job: JobId,
     reference: &NewJobReference,
-) -> Result<bool> {
+) -> Result<ReferenceAdded> {
     let at = time::now();
     let mut tx = db.pool.begin().await?;
     // Locked so that the job cannot be deleted before the rows referring to it exist.
@@ -28,7 +28,11 @@ pub(super) async fn add_job_reference(
             .fetch_optional(&mut *tx)
             .await?;
     let Some(org) = org else {
-        return Ok(false);
+        return Ok(ReferenceAdded::JobGone);
+    };
+    let replaced = match &reference.artifact_key {
+        Some(key) => remove_artifact(&mut tx, job, key).await?,
+        None => None,
     };
     insert_file(&mut tx, OrganizationId::from(org), &reference.file, at).await?;
     link(&mut tx, job, reference.file.id).await?;
@@ -46,7 +50,7 @@ pub(super) async fn add_job_reference(
     .await
     .map_err(|error| reference_insert_error(error, reference))?;
     tx.commit().await?;
-    Ok(true)
+    Ok(replaced.map_or(ReferenceAdded::Added, ReferenceAdded::Replaced))
 }
 
 const SELECT_REFERENCES: &str =
@@ -103,4 +107,29 @@ pub(super) async fn saved_files(
             ))
         })
         .collect()
+}
+
+/// Removes the job's artifact `key` (its link and file record; the
+/// reference row goes with the file); returns its file.
+async fn remove_artifact(conn: &mut PgConnection, job: JobId, key: &str) -> Result<Option<FileId>> {
+    let file: Option<Uuid> = sqlx::query_scalar(
+        "SELECT file_id FROM job_references WHERE job_id = $1 AND artifact_key = $2",
+    )
+    .bind(*job.as_uuid())
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM job_files WHERE job_id = $1 AND file_id = $2")
+        .bind(*job.as_uuid())
+        .bind(file)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM files WHERE id = $1")
+        .bind(file)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(FileId::from(file)))
 }

@@ -21,8 +21,8 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, Created, DeleteData, JobQuery,
-    JobReference, LeaseState, NewApiKey, NewJob, NewJobReference, Page, ReferenceLookup, Result,
-    RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
+    JobReference, LeaseState, NewApiKey, NewJob, NewJobReference, Page, ReferenceAdded,
+    ReferenceLookup, Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 
@@ -715,7 +715,11 @@ impl Storage for SqliteStorage {
         files::recorded_files(&self.pool, ids).await
     }
 
-    async fn add_job_reference(&self, job: JobId, reference: &NewJobReference) -> Result<bool> {
+    async fn add_job_reference(
+        &self,
+        job: JobId,
+        reference: &NewJobReference,
+    ) -> Result<ReferenceAdded> {
         references::add_job_reference(self, job, reference).await
     }
 

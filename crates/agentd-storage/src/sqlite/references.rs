@@ -10,15 +10,15 @@ use super::jobs::now;
 use super::rows::{file_from_row, id};
 use super::SqliteStorage;
 use crate::{
-    reference_insert_error, JobReference, JobReferenceKind, NewJobReference, ReferenceLookup,
-    Result, StorageError,
+    reference_insert_error, JobReference, JobReferenceKind, NewJobReference, ReferenceAdded,
+    ReferenceLookup, Result, StorageError,
 };
 
 pub(super) async fn add_job_reference(
     db: &SqliteStorage,
     job: JobId,
     reference: &NewJobReference,
-) -> Result<bool> {
+) -> Result<ReferenceAdded> {
     let at = now();
     let mut tx = db.begin_write().await?;
     let org: Option<String> = sqlx::query_scalar("SELECT organization_id FROM jobs WHERE id = ?")
@@ -26,11 +26,15 @@ pub(super) async fn add_job_reference(
         .fetch_optional(&mut *tx)
         .await?;
     let Some(org) = org else {
-        return Ok(false);
+        return Ok(ReferenceAdded::JobGone);
     };
     let org: OrganizationId = org
         .parse()
         .map_err(|_| StorageError::Corrupt(format!("bad organization id {org}")))?;
+    let replaced = match &reference.artifact_key {
+        Some(key) => remove_artifact(&mut tx, job, key).await?,
+        None => None,
+    };
     insert_file(&mut tx, org, &reference.file, &at).await?;
     link(&mut tx, job, reference.file.id).await?;
     sqlx::query(
@@ -47,7 +51,7 @@ pub(super) async fn add_job_reference(
     .await
     .map_err(|error| reference_insert_error(error, reference))?;
     tx.commit().await?;
-    Ok(true)
+    Ok(replaced.map_or(ReferenceAdded::Added, ReferenceAdded::Replaced))
 }
 
 const SELECT_REFERENCES: &str =
@@ -104,4 +108,35 @@ pub(super) async fn saved_files(
             ))
         })
         .collect()
+}
+
+/// Removes the job's artifact `key` (its link and file record; the
+/// reference row goes with the file); returns its file.
+async fn remove_artifact(
+    conn: &mut SqliteConnection,
+    job: JobId,
+    key: &str,
+) -> Result<Option<FileId>> {
+    let file: Option<String> = sqlx::query_scalar(
+        "SELECT file_id FROM job_references WHERE job_id = ? AND artifact_key = ?",
+    )
+    .bind(job.to_string())
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM job_files WHERE job_id = ? AND file_id = ?")
+        .bind(job.to_string())
+        .bind(&file)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM files WHERE id = ?")
+        .bind(&file)
+        .execute(&mut *conn)
+        .await?;
+    file.parse()
+        .map(Some)
+        .map_err(|_| StorageError::Corrupt(format!("bad file id {file}")))
 }
