@@ -17,6 +17,10 @@ from selection import page_ranges, run_selection, selected_pdf_reference, select
 
 @pytest.fixture
 def saved(http, create_agent):
+    return save_selection(http, create_agent)
+
+
+def save_selection(http, create_agent) -> dict:
     """A finished job with a reference (the selected pages) and an artifact."""
     agent = selection_agent(create_agent)
     job, outputs = run_selection(http, agent, pdf_factory.outlined_report_pdf(), "@PAGERANGE: 2-4")
@@ -25,7 +29,7 @@ def saved(http, create_agent):
     path = f"/v1/agents/jobs/{job}/references/{reference['resource_id']}/"
     whole = http.get(path)
     assert whole.status_code == 200, whole.text
-    return {"job": job, "outputs": outputs, "reference": reference, "artifact_key": artifact_key,
+    return {"agent": agent, "job": job, "outputs": outputs, "reference": reference, "artifact_key": artifact_key,
             "path": path, "bytes": whole.content, "headers": whole.headers}
 
 
@@ -51,6 +55,11 @@ def test_the_sdk_fetches_the_saved_reference_and_artifact_unmodified(client, sav
     assert details["selected_pages"]["resource_id"] == saved["reference"]["resource_id"]
     assert details["parts"] == [{"type": "page_range", "ranges": [{"start": 2, "end": 4}]}]
     assert saved["artifact_key"] == f"agent-job-{job}/page_selection.json"
+
+    # The job's result, as the SDK reads it, names the reference.
+    result = client.agents.jobs.retrieve_result(job)
+    values = {datum.key: datum.value for datum in result.outputs}
+    assert values["selected_pages"] == saved["reference"]["url"]
 
 
 @pytest.mark.parametrize(
@@ -120,3 +129,15 @@ def test_delete_data_removes_references_and_artifacts_and_counts_them(http, serv
     assert_error(http.get(saved["path"]), 404)
     assert_error(http.get(f"/v1/agents/jobs/{saved['job']}/artifacts/result/",
                           params={"artifact_key": saved["artifact_key"]}), 404)
+
+
+def test_deleting_the_agent_removes_what_its_jobs_saved(http, server, create_agent):
+    files_dir = server.workdir / "files"
+    before = {p.name for p in files_dir.iterdir()}
+    saved = save_selection(http, create_agent)
+    added = {p.name for p in files_dir.iterdir()} - before
+    # The uploaded PDF, the selected pages' PDF and the details artifact.
+    assert len(added) == 3
+    expect(http.delete(f"/v1/agents/{saved['agent']['id']}/"), 204)
+    assert not added & {p.name for p in files_dir.iterdir()}
+    assert_error(http.get(saved["path"]), 404)
