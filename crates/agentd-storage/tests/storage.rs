@@ -400,13 +400,19 @@ async fn a_file_lives_while_a_job_refers_to_it(db: TempDb) {
 
     assert_eq!(
         s.delete_job_data(org, first).await.unwrap(),
-        DeleteData::Deleted { files: vec![] }
+        DeleteData::Deleted {
+            files: vec![],
+            references: vec![],
+            artifacts: vec![]
+        }
     );
     assert!(s.get_file(org, file.id).await.unwrap().is_some());
     assert_eq!(
         s.delete_job_data(org, second).await.unwrap(),
         DeleteData::Deleted {
-            files: vec![file.id]
+            files: vec![file.id],
+            references: vec![],
+            artifacts: vec![]
         }
     );
     assert!(s.get_file(org, file.id).await.unwrap().is_none());
@@ -498,7 +504,9 @@ async fn a_fetched_file_is_attached_to_its_unfinished_job(db: TempDb) {
     assert_eq!(
         s.delete_job_data(org, id).await.unwrap(),
         DeleteData::Deleted {
-            files: vec![file.id]
+            files: vec![file.id],
+            references: vec![],
+            artifacts: vec![]
         }
     );
 }
@@ -723,7 +731,11 @@ async fn jobs_are_searched_and_an_agents_jobs_cancelled(db: TempDb) {
     assert_eq!(codes, vec![0, 5]);
     assert_eq!(
         s.delete_job_data(org, numbered_id).await.unwrap(),
-        DeleteData::Deleted { files: vec![] }
+        DeleteData::Deleted {
+            files: vec![],
+            references: vec![],
+            artifacts: vec![]
+        }
     );
 }
 

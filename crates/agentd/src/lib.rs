@@ -15,6 +15,8 @@ pub mod local_model;
 pub mod metrics;
 pub mod models_file;
 pub mod panics;
+pub mod public_url;
+pub mod references;
 pub mod server;
 pub mod startup;
 pub mod telemetry;

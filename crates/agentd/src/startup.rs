@@ -22,6 +22,8 @@ use crate::files::FileStore;
 use crate::local_model;
 use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
+use crate::public_url::PublicUrl;
+use crate::references::JobReferenceStore;
 use crate::webhooks::Dispatcher;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -40,9 +42,10 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The database gauges of `/metrics`.
     pub job_counts: JobCounts,
-    /// The base of returned links: `AGENTD_PUBLIC_URL`, else the bound
-    /// address (known only once the listener is bound).
-    public_url: std::sync::OnceLock<String>,
+    /// Saves and serves what jobs keep for their callers.
+    pub references: JobReferenceStore,
+    /// The base of returned links.
+    public_url: PublicUrl,
 }
 
 pub struct Application {
@@ -190,12 +193,16 @@ impl AppState {
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
         let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
+        let public_url = PublicUrl::new(config.public_url.clone(), config.addr);
+        let references =
+            JobReferenceStore::new(Arc::clone(&storage), files.clone(), public_url.clone());
         let executor = Arc::new(JobExecutor::new(
             Arc::clone(&storage),
             engines.clone(),
             Arc::clone(&models),
             files.clone(),
             documents.clone(),
+            references.clone(),
         ));
         Ok(Arc::new(Self {
             storage: Arc::clone(&storage),
@@ -207,18 +214,15 @@ impl AppState {
             signals: Arc::new(JobSignals::default()),
             metrics: crate::metrics::recorder(),
             job_counts: JobCounts::new(Arc::clone(&storage)),
-            public_url: config
-                .public_url
-                .clone()
-                .map_or_else(Default::default, Into::into),
+            references,
+            public_url,
             config,
         }))
     }
 
     /// The base of links the server returns, without a trailing `/`.
     pub fn public_url(&self) -> &str {
-        self.public_url
-            .get_or_init(|| crate::config::default_public_url(self.config.addr))
+        self.public_url.get()
     }
 
     /// Starts the worker pool; it stops claiming when `shutdown` fires.
@@ -301,9 +305,7 @@ impl Application {
             .with_context(|| format!("binding {addr}"))?;
         if let Ok(bound) = listener.local_addr() {
             // Unless AGENTD_PUBLIC_URL set it, links name the bound port.
-            let _ = state
-                .public_url
-                .set(crate::config::default_public_url(bound));
+            state.public_url.bound(bound);
         }
         Ok(Self { listener, state })
     }

@@ -6,6 +6,7 @@
 
 mod files;
 mod jobs;
+mod references;
 mod rows;
 mod usage;
 mod webhooks;
@@ -28,9 +29,9 @@ use agentd_domain::{DeliveryId, WebhookId};
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, ConnectOptions, Created, DeleteData,
-    DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, JobQuery, LeaseState, NewApiKey,
-    NewJob, Page, Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
-    WebhookUpdate,
+    DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, JobQuery, JobReference, LeaseState,
+    NewApiKey, NewJob, NewJobReference, Page, ReferenceAdded, ReferenceLookup, Result, RunContext,
+    Storage, StorageError, StoredApiKey, VersionUpdate, WebhookUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 
@@ -691,5 +692,22 @@ impl Storage for PostgresStorage {
         since: Timestamp,
     ) -> Result<Vec<crate::UsageBucket>> {
         usage::usage_since(&self.pool, org, since).await
+    }
+
+    async fn add_job_reference(
+        &self,
+        job: JobId,
+        reference: &NewJobReference,
+    ) -> Result<ReferenceAdded> {
+        references::add_job_reference(self, job, reference).await
+    }
+
+    async fn find_job_reference(
+        &self,
+        org: OrganizationId,
+        job: JobId,
+        lookup: ReferenceLookup<'_>,
+    ) -> Result<Option<JobReference>> {
+        references::find_job_reference(self, org, job, lookup).await
     }
 }

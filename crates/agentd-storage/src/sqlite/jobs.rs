@@ -679,10 +679,11 @@ pub(super) async fn delete_job_data(
     .bind(id.to_string())
     .execute(&mut *tx)
     .await?;
+    let saved = super::references::saved_files(&mut tx, id).await?;
     // Files other jobs still refer to stay.
-    let files = super::files::unlink_jobs(&mut tx, "id = ?", &id.to_string()).await?;
+    let released = super::files::unlink_jobs(&mut tx, "id = ?", &id.to_string()).await?;
     tx.commit().await?;
-    Ok(DeleteData::Deleted { files })
+    Ok(DeleteData::deleted(released, &saved))
 }
 
 pub(super) async fn find_cached(

@@ -437,7 +437,7 @@ pub async fn delete_data(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Operation::Write)?;
     let job = load_job(&state, &caller, &job_id).await?;
-    let files = match state
+    let (files, references, artifacts) = match state
         .storage
         .delete_job_data(caller.organization_id(), job.id)
         .await?
@@ -448,24 +448,43 @@ pub async fn delete_data(
                 "The job has not finished; cancel it or wait before deleting its data.",
             ))
         }
-        DeleteData::Deleted { files } => files,
+        DeleteData::Deleted {
+            files,
+            references,
+            artifacts,
+        } => (files, references, artifacts),
     };
     // Files other jobs still refer to were kept. Bytes that cannot be
     // removed now have no record any more: the sweep removes them later.
-    let errors: Vec<String> = state
-        .files
-        .delete_all(&files)
-        .await
-        .into_iter()
-        .map(|(file, _)| format!("file {file}: could not be removed yet; it will be swept."))
-        .collect();
+    let mut errors = Vec::new();
+    let deleted = remove_bytes(&state, &files, "file", &mut errors).await;
+    // References (derived files) and artifacts are the job's workflow artifacts.
+    let saved: Vec<_> = references.into_iter().chain(artifacts).collect();
+    let artifacts_deleted = remove_bytes(&state, &saved, "artifact", &mut errors).await;
     Ok(Json(json!({
         "status": if errors.is_empty() { "success" } else { "partial_success" },
-        "deleted_count": files.len() - errors.len(),
-        "failed_count": errors.len(),
+        "deleted_count": deleted,
+        "failed_count": files.len() - deleted,
         "blob_sanitized": true,
-        "artifacts_deleted_count": 0,
-        "artifacts_failed_count": 0,
+        "artifacts_deleted_count": artifacts_deleted,
+        "artifacts_failed_count": saved.len() - artifacts_deleted,
         "errors": if errors.is_empty() { Value::Null } else { json!(errors) },
     })))
+}
+
+/// Removes the bytes of files whose records are gone; returns how many went
+/// and adds a line to `errors` for each that did not (`what` names its kind).
+async fn remove_bytes(
+    state: &AppState,
+    ids: &[agentd_domain::FileId],
+    what: &str,
+    errors: &mut Vec<String>,
+) -> usize {
+    let failed = state.files.delete_all(ids).await;
+    for (file, _) in &failed {
+        errors.push(format!(
+            "{what} {file}: could not be removed yet; it will be swept."
+        ));
+    }
+    ids.len() - failed.len()
 }

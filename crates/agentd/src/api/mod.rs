@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod mcp;
 pub mod monitoring;
 pub mod pagination;
+pub mod references;
 pub mod run_body;
 pub mod runs;
 pub mod submit;
@@ -92,6 +93,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/agents/jobs/{job_id}/delete-data/",
             post(jobs::delete_data),
+        )
+        .route(
+            "/v1/agents/jobs/{job_id}/references/{resource_id}/",
+            get(references::retrieve),
+        )
+        .route(
+            "/v1/agents/jobs/{job_id}/artifacts/result/",
+            get(references::artifact_result),
         )
         .route("/v1/agents/run/{agent_id}/", post(runs::run_sync))
         .route("/v1/agents/run/{agent_id}/async/", post(runs::run_async))

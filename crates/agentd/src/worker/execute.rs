@@ -11,7 +11,9 @@ use agentd_domain::{
     FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobInput, JobOutcome, OrganizationId,
     ResolvedInputs, Usage,
 };
-use agentd_engines::{EngineContext, EngineError, EngineRegistry, FileReader};
+use agentd_engines::{
+    EngineContext, EngineError, EngineRegistry, FileReader, JobReferences, SavedReference,
+};
 use agentd_providers::ProviderRegistry;
 use agentd_storage::Storage;
 use async_trait::async_trait;
@@ -19,6 +21,7 @@ use async_trait::async_trait;
 use super::{retry_transient, INTERNAL_FAILURE, READ_ATTEMPTS};
 use crate::files::{FileError, FileStore};
 use crate::metrics::JobLabels;
+use crate::references::JobReferenceStore;
 
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -32,6 +35,7 @@ pub struct JobExecutor {
     models: Arc<ProviderRegistry>,
     files: FileStore,
     documents: Documents,
+    references: JobReferenceStore,
 }
 
 /// What one attempt at a job came to.
@@ -98,6 +102,7 @@ impl JobExecutor {
         models: Arc<ProviderRegistry>,
         files: FileStore,
         documents: Documents,
+        references: JobReferenceStore,
     ) -> Self {
         Self {
             storage,
@@ -105,6 +110,7 @@ impl JobExecutor {
             models,
             files,
             documents,
+            references,
         }
     }
 
@@ -193,10 +199,15 @@ impl JobExecutor {
             storage: self.storage.as_ref(),
             organization_id: job.organization_id,
         };
+        let references = JobSaves {
+            store: &self.references,
+            job: job.id,
+        };
         let context = EngineContext {
             models: &self.models,
             files: &files,
             documents: &self.documents,
+            references: &references,
         };
         engine
             .run(&context, &config, &inputs)
@@ -207,12 +218,17 @@ impl JobExecutor {
                     EngineError::Provider(_) | EngineError::InvalidAnswer(_) => {
                         FailureKind::Upstream
                     }
+                    EngineError::Internal(_) => FailureKind::Internal,
                 };
-                AttemptError::Failed {
-                    failure: Failure {
+                let failure_of_job = match kind {
+                    FailureKind::Internal => internal(job, &failure.error),
+                    _ => Failure {
                         kind,
                         message: failure.error.to_string(),
                     },
+                };
+                AttemptError::Failed {
+                    failure: failure_of_job,
                     usage: failure.usage,
                     cost: failure.cost,
                 }
@@ -386,5 +402,53 @@ impl FileReader for JobFiles<'_> {
     async fn fetch(&self, url: &str) -> Result<(String, Vec<u8>), String> {
         let upload = self.store.fetch(url).await.map_err(|e| e.to_string())?;
         Ok((upload.file_name, upload.bytes))
+    }
+}
+
+/// What the running job saves for its caller, kept with the job.
+struct JobSaves<'a> {
+    store: &'a JobReferenceStore,
+    job: agentd_domain::JobId,
+}
+
+impl JobSaves<'_> {
+    /// Saving failed on the server's side: logged in full; the engine gets
+    /// an internal error (never shown to the user).
+    fn failed(&self, error: crate::references::SaveError) -> EngineError {
+        tracing::error!(job = %self.job, %error, "saving a job reference failed");
+        EngineError::Internal(format!("saving a result of job {} failed", self.job))
+    }
+}
+
+#[async_trait]
+impl JobReferences for JobSaves<'_> {
+    async fn save_reference(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<SavedReference, EngineError> {
+        let saved = self
+            .store
+            .save_reference(self.job, file_name, content_type, &bytes)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(SavedReference {
+            resource_id: saved.id.to_string(),
+            url: self.store.url(self.job, saved.id),
+        })
+    }
+
+    async fn save_artifact(
+        &self,
+        name: &str,
+        result: &serde_json::Value,
+    ) -> Result<String, EngineError> {
+        let saved = self
+            .store
+            .save_artifact(self.job, name, result)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(saved.artifact_key.unwrap_or_default())
     }
 }
