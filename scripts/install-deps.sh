@@ -33,6 +33,19 @@ if [ ${#need_docs[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_docs[@]}"
 fi
 
+# The console's browser tests (tests/e2e/test_console.py) drive Debian's
+# Chromium with Playwright; Playwright's own browser download is never used.
+need_browser=()
+[ -x /usr/bin/chromium ] || need_browser+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_browser+=(chromium-driver)
+if [ ${#need_browser[@]} -gt 0 ]; then
+    echo "install-deps: apt-get install ${need_browser[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_browser[@]}"
+fi
+
 # PDF reading: PDFium from the pinned pypdfium2 wheel.
 "$(dirname "$0")/fetch-pdfium.sh"
 

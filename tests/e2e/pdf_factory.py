@@ -105,7 +105,62 @@ def truncated_pdf():
     return whole[: len(whole) // 2]
 
 
+# A ten-page annual report: its sections (title, first page, outline level).
+REPORT_SECTIONS = [
+    ("Introduction", 2, 0),
+    ("Financial Statements", 3, 0),
+    ("Balance Sheet", 4, 1),
+    ("Income Statement", 6, 1),
+    ("Notes", 8, 0),
+]
+REPORT_PAGE_COUNT = 10
+# Pages 4 and 5 hold the balance sheet; no other page mentions it.
+BALANCE_SHEET_PAGES = (4, 5)
+
+
+def report_page_texts(contents_page: bool = False) -> list[str]:
+    """Page n starts with 'Annual report page n'; page 1 is the cover, or a
+    contents page listing the sections with their page numbers."""
+    texts = []
+    for n in range(1, REPORT_PAGE_COUNT + 1):
+        if n == 1 and contents_page:
+            lines = ["Contents"] + [f"{title} ........ {first}" for title, first, _ in REPORT_SECTIONS]
+        elif n in BALANCE_SHEET_PAGES:
+            lines = [f"Annual report page {n}", "Balance sheet: total assets and total liabilities."]
+        else:
+            lines = [f"Annual report page {n}", "General remarks about the year."]
+        texts.append("\n".join(lines))
+    return texts
+
+
+def outlined_report_pdf() -> bytes:
+    """The report with its sections in the PDF outline (bookmarks)."""
+    buffer = io.BytesIO()
+    c = _canvas(buffer)
+    starts = {first: (title, level) for title, first, level in REPORT_SECTIONS}
+    for n, text in enumerate(report_page_texts(), start=1):
+        key = f"page-{n}"
+        c.bookmarkPage(key)
+        if n in starts:
+            title, level = starts[n]
+            c.addOutlineEntry(title, key, level=level)
+        c.setFont(*FONT)
+        y = 780
+        for line in text.split("\n"):
+            c.drawString(72, y, line)
+            y -= 14
+        c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def contents_page_report_pdf() -> bytes:
+    """The report without an outline: page 1 is a printed contents page."""
+    return pages_pdf(report_page_texts(contents_page=True))
+
+
 FIXTURES = {
+    "outlined-report.pdf": outlined_report_pdf,
     "two-column.pdf": two_column_pdf,
     "table.pdf": table_pdf,
     "encrypted.pdf": encrypted_pdf,

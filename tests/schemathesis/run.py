@@ -44,11 +44,8 @@ from helpers import agent_body  # noqa: E402
 LISTEN_RE = re.compile(r"agentd listening on (http://\S+)")
 
 # Operations of the OpenAPI that agentd does not implement (yet), excluded by
-# name: job references and artifacts (saved files of the web engines). Tags
-# and evaluations have no operations in this OpenAPI subset.
+# name: none left. Tags and evaluations have no operations in this OpenAPI subset.
 UNIMPLEMENTED_OPERATIONS = [
-    "agents_jobs_references_retrieve",
-    "agents_jobs_artifacts_result_retrieve",
 ]
 # Operations of agentd's own document that take a webhook URL: generated
 # hosts would be looked up in DNS, and only loopback may be a target here.

@@ -7,10 +7,12 @@
 pub mod layout;
 mod office;
 pub mod pdf;
+pub mod pdf_pages;
 
 use std::path::PathBuf;
 
 pub use pdf::{PdfPage, PdfReader};
+pub use pdf_pages::{OutlineEntry, PageRange};
 
 /// What a file can be read as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,6 +14,7 @@
 //! again by a worker once their lease expires, up to the bounded number of
 //! attempts, and then fail.
 
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex, OnceLock};
@@ -45,17 +46,25 @@ impl PdfPage {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
 enum Work {
     /// Opens the document and counts its pages.
     Inspect,
     /// Reads the text of every page.
     Extract,
+    /// Anything else done with the open document (see
+    /// [`PdfReader::with_document`]).
+    Task(DocumentTask),
 }
+
+/// Work on an open document, run on the PDFium thread; its answer comes back
+/// type-erased and [`PdfReader::with_document`] restores its type.
+type DocumentTask =
+    Box<dyn FnOnce(&Pdfium, &PdfDocument<'_>) -> Result<Box<dyn Any + Send>, DocumentError> + Send>;
 
 enum Answer {
     PageCount(u32),
     Pages(Vec<PdfPage>),
+    Task(Box<dyn Any + Send>),
 }
 
 struct Request {
@@ -63,6 +72,9 @@ struct Request {
     max_pages: u32,
     work: Work,
     reply: oneshot::Sender<Result<Answer, DocumentError>>,
+    /// The asker's span (a job's), entered while the request is handled,
+    /// so that what the PDFium thread logs names the job.
+    span: tracing::Span,
 }
 
 /// A handle to the process's PDFium thread.
@@ -103,6 +115,7 @@ impl PdfReader {
         match self.ask(bytes, Work::Inspect).await? {
             Answer::PageCount(count) => Ok(count),
             Answer::Pages(pages) => Ok(pages.len() as u32),
+            Answer::Task(_) => Err(unexpected_answer()),
         }
     }
 
@@ -110,9 +123,28 @@ impl PdfReader {
     pub async fn extract(&self, bytes: Vec<u8>) -> Result<Vec<PdfPage>, DocumentError> {
         match self.ask(bytes, Work::Extract).await? {
             Answer::Pages(pages) => Ok(pages),
-            Answer::PageCount(_) => Err(DocumentError::Failed(
-                "the PDF reader answered with a page count instead of pages".into(),
-            )),
+            Answer::PageCount(_) | Answer::Task(_) => Err(unexpected_answer()),
+        }
+    }
+
+    /// Runs `task` on the PDFium thread with the document open (after the
+    /// same checks as `extract`: encrypted, corrupt, too many pages). For
+    /// work on documents other than reading text: outlines, new documents
+    /// made of some pages (`crate::pdf_pages`).
+    pub(crate) async fn with_document<R: Send + 'static>(
+        &self,
+        bytes: Vec<u8>,
+        task: impl FnOnce(&Pdfium, &PdfDocument<'_>) -> Result<R, DocumentError> + Send + 'static,
+    ) -> Result<R, DocumentError> {
+        let task: DocumentTask = Box::new(move |pdfium, document| {
+            task(pdfium, document).map(|answer| Box::new(answer) as Box<dyn Any + Send>)
+        });
+        match self.ask(bytes, Work::Task(task)).await? {
+            Answer::Task(answer) => answer
+                .downcast::<R>()
+                .map(|answer| *answer)
+                .map_err(|_| unexpected_answer()),
+            Answer::PageCount(_) | Answer::Pages(_) => Err(unexpected_answer()),
         }
     }
 
@@ -124,6 +156,7 @@ impl PdfReader {
             max_pages: self.max_pages,
             work,
             reply,
+            span: tracing::Span::current(),
         };
         self.requests
             .send(request)
@@ -132,6 +165,10 @@ impl PdfReader {
             .await
             .map_err(|_| DocumentError::Failed("the PDF reader stopped while reading".into()))?
     }
+}
+
+fn unexpected_answer() -> DocumentError {
+    DocumentError::Failed("the PDF reader answered another question".into())
 }
 
 /// `%PDF-` must appear near the start (PDF readers allow up to 1 KiB of junk).
@@ -149,6 +186,7 @@ fn check_header(bytes: &[u8]) -> Result<(), DocumentError> {
 fn serve(library: &Path, requests: mpsc::Receiver<Request>) {
     let mut pdfium: Option<Pdfium> = None;
     for request in requests {
+        let _in_askers_span = request.span.enter();
         let answer = catch_unwind(AssertUnwindSafe(|| {
             let pdfium = match &pdfium {
                 Some(pdfium) => pdfium,
@@ -208,6 +246,7 @@ fn handle(
             }
             Ok(Answer::Pages(pages))
         }
+        Work::Task(task) => task(pdfium, &document).map(Answer::Task),
     }
 }
 

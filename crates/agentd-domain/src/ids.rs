@@ -82,6 +82,11 @@ uuid_id!(
     /// every attempt, so receivers can drop duplicates.
     DeliveryId
 );
+uuid_id!(
+    /// Something a job saved for its caller: a reference file (a derived
+    /// PDF, a page image) or an artifact (a keyed result).
+    ReferenceId
+);
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,9 @@ pub mod webhook;
 pub use agent::{
     Agent, AgentName, AgentVersion, InputDefinition, InputKind, NewAgent, NewAgentVersion,
 };
-pub use ids::{AgentId, AgentVersionId, DeliveryId, FileId, JobId, OrganizationId, WebhookId};
+pub use ids::{
+    AgentId, AgentVersionId, DeliveryId, FileId, JobId, OrganizationId, ReferenceId, WebhookId,
+};
 pub use input::{
     CheckedInput, FileRef, FileSource, InputError, InputValue, RawInput, ResolvedInputs, Upload,
 };

@@ -5,6 +5,7 @@
 pub mod answer;
 mod config_schema;
 pub mod multimodal;
+pub mod page_selection;
 pub mod pdf_extraction;
 
 use std::sync::Arc;
@@ -25,11 +26,39 @@ pub trait FileReader: Send + Sync {
     async fn fetch(&self, url: &str) -> Result<(String, Vec<u8>), String>;
 }
 
+/// A file a job saved for its caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedReference {
+    /// Its `resource_id`.
+    pub resource_id: String,
+    /// Where the caller downloads it:
+    /// `<public URL>/v1/agents/jobs/{job}/references/{resource_id}/`.
+    pub url: String,
+}
+
+/// Saves what a running job produces for its caller, kept with the job
+/// (and removed by its delete-data): references are files served as they
+/// are (derived PDFs, page images, web pages), artifacts are keyed results
+/// served by `/v1/agents/jobs/{job}/artifacts/result/?artifact_key=…`.
+#[async_trait]
+pub trait JobReferences: Send + Sync {
+    async fn save_reference(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<SavedReference, EngineError>;
+    /// Saves `result` under a key made of the job and `name` (unique within
+    /// the job); returns the artifact key.
+    async fn save_artifact(&self, name: &str, result: &Value) -> Result<String, EngineError>;
+}
+
 /// What an engine may use while it runs.
 pub struct EngineContext<'a> {
     pub models: &'a ProviderRegistry,
     pub files: &'a dyn FileReader,
     pub documents: &'a Documents,
+    pub references: &'a dyn JobReferences,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +73,9 @@ pub enum EngineError {
     /// The model answered, but not with what the schema demands.
     #[error("the model's answer was rejected: {0}")]
     InvalidAnswer(String),
+    /// The server failed (saving a result): logged, never shown to users.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// A failed run still reports the tokens it spent.
@@ -119,6 +151,7 @@ impl EngineRegistry {
             engines: vec![
                 Arc::new(multimodal::MultimodalExtractionEngine),
                 Arc::new(pdf_extraction::PdfExtractionEngine),
+                Arc::new(page_selection::PdfPageSelectionEngine),
             ],
         }
     }

@@ -135,13 +135,13 @@ impl RunConfig {
 }
 
 /// Consecutive pages of one document, as the model sees them.
-struct Batch {
-    text: String,
+pub(crate) struct Batch {
+    pub(crate) text: String,
 }
 
 /// A cautious token estimate for text (about 3 characters per token; real
 /// tokenizers give 3.5–4.5 on prose, fewer on code and numbers).
-fn estimated_tokens(text: &str) -> usize {
+pub(crate) fn estimated_tokens(text: &str) -> usize {
     text.len().div_ceil(3)
 }
 
@@ -173,7 +173,7 @@ fn page_marker(name: &str, several: bool, page: &agentd_documents::PdfPage) -> S
 /// Splits each document into batches of at most `size` pages; a batch whose
 /// pages would not fit `budget` tokens is split further, page by page. A
 /// single page over the budget is an error: text is never cut silently.
-fn batches(
+pub(crate) fn batches(
     documents: &[(String, Vec<agentd_documents::PdfPage>)],
     size: usize,
     budget: usize,

@@ -146,10 +146,13 @@ impl LocalProvider {
         // Tokenizing and compiling the grammar take a few milliseconds:
         // off the async threads, and off the decoder's.
         let (shared, owned) = (Arc::clone(&self.shared), request.clone());
-        let (prompt, matcher, max_output) =
-            tokio::task::spawn_blocking(move || sequence::prepare(&shared, &owned))
-                .await
-                .map_err(|_| stopped())??;
+        // In the caller's span (a job's), so that its log lines name the job.
+        let span = tracing::Span::current();
+        let (prompt, matcher, max_output) = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| sequence::prepare(&shared, &owned))
+        })
+        .await
+        .map_err(|_| stopped())??;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             prompt,

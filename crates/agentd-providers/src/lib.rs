@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod gemini;
 mod http;
 pub mod limits;
+pub mod metered;
 pub mod openai;
 pub mod registry;
 pub mod retry;
@@ -21,6 +22,7 @@ use serde_json::Value;
 pub use catalog::{Capability, ModelCatalog, ModelSpec};
 pub(crate) use http::Connection;
 pub use http::{HttpSettings, DEFAULT_MAX_RESPONSE_BYTES};
+pub use metered::MeteredProvider;
 pub use registry::{ProviderRegistry, ResolveError, ResolvedModel};
 pub use retry::{RetryPolicy, RetryingProvider};
 

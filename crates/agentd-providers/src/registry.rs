@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::{ModelCatalog, ModelProvider, ModelSpec};
+use crate::{MeteredProvider, ModelCatalog, ModelProvider, ModelSpec};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ResolveError {
@@ -50,8 +50,12 @@ impl ProviderRegistry {
         }
     }
 
+    /// Adds a provider; its calls are counted and timed (see [`MeteredProvider`]).
     pub fn register(&mut self, provider: Arc<dyn ModelProvider>) {
-        self.providers.insert(provider.name().to_owned(), provider);
+        self.providers.insert(
+            provider.name().to_owned(),
+            Arc::new(MeteredProvider::new(provider)),
+        );
     }
 
     /// Adds a model to the table and the provider that serves it.

@@ -75,6 +75,12 @@ impl ModelProvider for RetryingProvider {
                         return Err(error);
                     }
                     tracing::warn!(provider = self.name(), %error, ?delay, "retrying model call");
+                    metrics::counter!(
+                        crate::metered::RETRIES_TOTAL,
+                        "provider" => self.name().to_owned(),
+                        "outcome" => crate::metered::error_label(&error)
+                    )
+                    .increment(1);
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

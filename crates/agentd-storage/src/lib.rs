@@ -7,7 +7,8 @@ use std::sync::Arc;
 use agentd_domain::agent::AgentStats;
 use agentd_domain::{
     Agent, AgentId, AgentVersion, AgentVersionId, ApiKey, Credits, FileId, FileRef, Job, JobId,
-    JobInput, JobOutcome, NewAgent, NewAgentVersion, Organization, OrganizationId, Scope,
+    JobInput, JobOutcome, NewAgent, NewAgentVersion, Organization, OrganizationId, ReferenceId,
+    Scope,
 };
 use std::time::Duration;
 
@@ -321,11 +322,31 @@ impl<T> Page<T> {
     }
 }
 
+/// The jobs an organization created on one day (UTC) with one model, and
+/// what they cost: one bar segment of the console's usage chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageBucket {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// The version's `model`; [`DEFAULT_MODEL_LABEL`] when it names none,
+    /// [`DELETED_VERSION_LABEL`] when the version is gone.
+    pub model: String,
+    pub jobs: i64,
+    pub cost: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+pub const DEFAULT_MODEL_LABEL: &str = "default";
+pub const DELETED_VERSION_LABEL: &str = "unknown (version deleted)";
+
 #[derive(Clone, Debug, Default)]
 pub struct AgentUpdate {
     pub name: Option<String>,
     pub disable_cache: Option<bool>,
     pub cache_failed_jobs: Option<bool>,
+    /// Another existing version of the agent to run from now on.
+    pub current_version_id: Option<AgentVersionId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -465,10 +486,14 @@ pub struct RunContext {
 pub enum DeleteData {
     NotFound,
     NotFinal,
-    /// The ids of the files whose last reference this job was: their
-    /// records are gone, their bytes are the caller's to remove.
+    /// Records removed; their bytes are the caller's to remove.
     Deleted {
+        /// Input files whose last reference this job was.
         files: Vec<FileId>,
+        /// The files of the job's references.
+        references: Vec<FileId>,
+        /// The files of the job's artifacts.
+        artifacts: Vec<FileId>,
     },
 }
 
@@ -525,8 +550,124 @@ pub enum DeliveryTargets {
     One(WebhookId),
 }
 
+/// How many jobs are in one status, for one engine and model (metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobCount {
+    pub status: JobStatus,
+    pub engine_class_id: String,
+    /// The `model` the job's version names; `None` when it names none (the
+    /// server's default model runs it) or the version was deleted.
+    pub model: Option<String>,
+    pub count: i64,
+}
+
+impl DeleteData {
+    /// Sorts the files released by erasing a job's data into inputs,
+    /// references and artifacts, by what the job had saved (`saved`).
+    pub(crate) fn deleted(released: Vec<FileId>, saved: &[(FileId, JobReferenceKind)]) -> Self {
+        let (mut files, mut references, mut artifacts) = (Vec::new(), Vec::new(), Vec::new());
+        for id in released {
+            match saved.iter().find(|(file, _)| *file == id) {
+                Some((_, JobReferenceKind::Reference)) => references.push(id),
+                Some((_, JobReferenceKind::Artifact)) => artifacts.push(id),
+                None => files.push(id),
+            }
+        }
+        Self::Deleted {
+            files,
+            references,
+            artifacts,
+        }
+    }
+}
+
+/// What a job saved for its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobReferenceKind {
+    /// A file served as it is (a derived PDF, a page image, a web page).
+    Reference,
+    /// A keyed result (JSON) served under its artifact key.
+    Artifact,
+}
+
+impl JobReferenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reference => "reference",
+            Self::Artifact => "artifact",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "reference" => Ok(Self::Reference),
+            "artifact" => Ok(Self::Artifact),
+            other => Err(StorageError::Corrupt(format!(
+                "unknown job reference kind '{other}'"
+            ))),
+        }
+    }
+}
+
+/// A reference or artifact to record; its bytes are already stored as
+/// `file`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJobReference {
+    pub id: ReferenceId,
+    pub kind: JobReferenceKind,
+    /// Artifacts only: unique within the job.
+    pub artifact_key: Option<String>,
+    pub file: FileRef,
+}
+
+/// A stored reference or artifact of a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobReference {
+    pub id: ReferenceId,
+    pub job_id: JobId,
+    pub kind: JobReferenceKind,
+    pub artifact_key: Option<String>,
+    pub file: FileRef,
+}
+
+/// Inserting a reference row: a unique violation can only be a reused
+/// artifact key.
+pub(crate) fn reference_insert_error(
+    error: sqlx::Error,
+    reference: &NewJobReference,
+) -> StorageError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(format!(
+            "artifact '{}'",
+            reference.artifact_key.as_deref().unwrap_or_default()
+        )),
+        _ => error.into(),
+    }
+}
+
+/// What `add_job_reference` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceAdded {
+    Added,
+    /// Added in place of the artifact with the same key, whose record is
+    /// gone: its bytes (this file) are the caller's to remove.
+    Replaced(FileId),
+    /// The job is gone: nothing was recorded.
+    JobGone,
+}
+
+/// How a reference is looked up within its job.
+#[derive(Clone, Copy, Debug)]
+pub enum ReferenceLookup<'a> {
+    Reference(ReferenceId),
+    ArtifactKey(&'a str),
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// Succeeds when the database answers a trivial query (readiness).
+    async fn ping(&self) -> Result<()>;
+
     // Organizations
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization>;
     async fn get_organization(&self, id: OrganizationId) -> Result<Option<Organization>>;
@@ -645,6 +786,11 @@ pub trait Storage: Send + Sync + 'static {
         include_failed: bool,
     ) -> Result<Option<Job>>;
 
+    /// Every job of every organization counted by status, engine and model:
+    /// one grouped scan, so that several processes sharing a database all
+    /// report the same numbers.
+    async fn count_jobs(&self) -> Result<Vec<JobCount>>;
+
     // Files
     /// Records a file that no job refers to yet: unless a job links it, the
     /// sweep removes it after its grace period. Files of runs are recorded
@@ -724,6 +870,28 @@ pub trait Storage: Send + Sync + 'static {
         attempt: &DeliveryAttempt,
         next: DeliveryNext,
     ) -> Result<bool>;
+    // Usage
+    /// The organization's jobs created at or after `since`, grouped by day
+    /// and model, oldest day first.
+    async fn usage_since(&self, org: OrganizationId, since: Timestamp) -> Result<Vec<UsageBucket>>;
+
+    // References and artifacts
+    /// Records a file a job saved (its bytes already in the file store) as
+    /// the job's reference or artifact, linked to the job like its input
+    /// files, in one transaction. An artifact replaces the job's artifact
+    /// with the same key (saved by an earlier attempt of the job).
+    async fn add_job_reference(
+        &self,
+        job: JobId,
+        reference: &NewJobReference,
+    ) -> Result<ReferenceAdded>;
+    /// A reference (by id) or artifact (by key) of the organization's job.
+    async fn find_job_reference(
+        &self,
+        org: OrganizationId,
+        job: JobId,
+        lookup: ReferenceLookup<'_>,
+    ) -> Result<Option<JobReference>>;
 }
 
 /// Agent stats are part of [`Agent`]; a helper for implementations.

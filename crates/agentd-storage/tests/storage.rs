@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use agentd_domain::{
-    AgentDatum, Credits, FailureKind, FileId, FileRef, JobId, JobInput, JobOutcome, JobStatus,
-    OrganizationId, Usage,
+    AgentDatum, AgentName, Credits, FailureKind, FileId, FileRef, JobId, JobInput, JobOutcome,
+    JobStatus, NewAgent, NewAgentVersion, OrganizationId, Usage,
 };
 use agentd_storage::{
-    AgentOrdering, AgentQuery, CachedResult, ClaimRequest, Created, DeleteData, IdempotencyKey,
-    JobFile, JobQuery, LeaseState, NewJob, Storage,
+    AgentOrdering, AgentQuery, AgentUpdate, CachedResult, ClaimRequest, Created, DeleteData,
+    IdempotencyKey, JobFile, JobQuery, LeaseState, NewJob, Storage,
 };
 use serde_json::json;
 
@@ -400,13 +400,19 @@ async fn a_file_lives_while_a_job_refers_to_it(db: TempDb) {
 
     assert_eq!(
         s.delete_job_data(org, first).await.unwrap(),
-        DeleteData::Deleted { files: vec![] }
+        DeleteData::Deleted {
+            files: vec![],
+            references: vec![],
+            artifacts: vec![]
+        }
     );
     assert!(s.get_file(org, file.id).await.unwrap().is_some());
     assert_eq!(
         s.delete_job_data(org, second).await.unwrap(),
         DeleteData::Deleted {
-            files: vec![file.id]
+            files: vec![file.id],
+            references: vec![],
+            artifacts: vec![]
         }
     );
     assert!(s.get_file(org, file.id).await.unwrap().is_none());
@@ -498,7 +504,9 @@ async fn a_fetched_file_is_attached_to_its_unfinished_job(db: TempDb) {
     assert_eq!(
         s.delete_job_data(org, id).await.unwrap(),
         DeleteData::Deleted {
-            files: vec![file.id]
+            files: vec![file.id],
+            references: vec![],
+            artifacts: vec![]
         }
     );
 }
@@ -723,7 +731,11 @@ async fn jobs_are_searched_and_an_agents_jobs_cancelled(db: TempDb) {
     assert_eq!(codes, vec![0, 5]);
     assert_eq!(
         s.delete_job_data(org, numbered_id).await.unwrap(),
-        DeleteData::Deleted { files: vec![] }
+        DeleteData::Deleted {
+            files: vec![],
+            references: vec![],
+            artifacts: vec![]
+        }
     );
 }
 
@@ -816,7 +828,208 @@ async fn every_sort_key_and_list_filter_works(db: TempDb) {
     assert_eq!(s.list_agents(org, &by_creator).await.unwrap().total, 0);
 }
 
+/// Jobs are counted across organizations by status, engine and the model
+/// their version names (none when it names none).
+async fn jobs_are_counted_by_status_engine_and_model(db: TempDb) {
+    let (db, plain) = setup(db).await;
+    let s = db.storage.as_ref();
+    s.ping().await.unwrap();
+    assert!(s.count_jobs().await.unwrap().is_empty());
+    let other_org = s
+        .create_organization(OrganizationId::new(), "other")
+        .await
+        .unwrap();
+    let with_model = agent(s, other_org.id, "b").await;
+    let version = s
+        .create_version(
+            with_model.id,
+            NewAgentVersion {
+                version_name: None,
+                description: None,
+                input_definitions: vec![],
+                engine_config: json!({"instruction": "x", "model": "gpt-4.1-mini"}),
+                creator_key_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        s.create_job(new_job(&plain)).await.unwrap();
+    }
+    for _ in 0..2 {
+        s.create_job(NewJob {
+            agent_version_id: version.id,
+            organization_id: other_org.id,
+            ..new_job(&with_model)
+        })
+        .await
+        .unwrap();
+    }
+    let claimed = s
+        .claim_jobs(&ClaimRequest {
+            limit: 1,
+            ..claim("w", Duration::from_secs(60))
+        })
+        .await
+        .unwrap();
+    s.finish_job(claimed[0].id, &success(0.5)).await.unwrap();
+    let mut counts: Vec<_> = s
+        .count_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.status, c.engine_class_id, c.model, c.count))
+        .collect();
+    counts.sort_by_key(|(status, _, model, _)| (model.clone(), status.code()));
+    let engine = "MultimodalExtractionEngine".to_owned();
+    let (finished_model, pending_left) = if claimed[0].agent_id == plain.id {
+        (None, [(None, 2), (Some("gpt-4.1-mini".to_owned()), 2)])
+    } else {
+        (
+            Some("gpt-4.1-mini".to_owned()),
+            [(None, 3), (Some("gpt-4.1-mini".to_owned()), 1)],
+        )
+    };
+    let mut expected: Vec<_> = pending_left
+        .into_iter()
+        .map(|(model, count)| (JobStatus::Pending, engine.clone(), model, count))
+        .collect();
+    expected.push((JobStatus::Success, engine.clone(), finished_model, 1));
+    expected.sort_by_key(|(status, _, model, _)| (model.clone(), status.code()));
+    assert_eq!(counts, expected);
+}
+
+async fn usage_is_grouped_by_day_and_model(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let other_org = s
+        .create_organization(OrganizationId::new(), "other")
+        .await
+        .unwrap();
+    let stranger = agent_with_model(s, other_org.id, None).await;
+    let with_model = agent_with_model(s, agent.organization_id, Some("gpt-test")).await;
+    let before = agentd_domain::time::now();
+    for (owner, cost) in [(&agent, 0.5), (&with_model, 0.25), (&with_model, 0.125)] {
+        let id = s
+            .create_job(NewJob {
+                cache_key: None,
+                ..new_job(owner)
+            })
+            .await
+            .unwrap()
+            .job_id();
+        s.finish_job(id, &success(cost)).await.unwrap();
+    }
+    s.create_job(NewJob {
+        cache_key: None,
+        ..new_job(&stranger)
+    })
+    .await
+    .unwrap();
+
+    let buckets = s.usage_since(agent.organization_id, before).await.unwrap();
+    let today = agentd_domain::time::format(&agentd_domain::time::now())[..10].to_owned();
+    let summary: Vec<(String, String, i64, f64, i64)> = buckets
+        .iter()
+        .map(|b| {
+            (
+                b.day.clone(),
+                b.model.clone(),
+                b.jobs,
+                b.cost,
+                b.input_tokens,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (today.clone(), "default".to_owned(), 1, 0.5, 10),
+            (today.clone(), "gpt-test".to_owned(), 2, 0.375, 20),
+        ]
+    );
+    let later = agentd_domain::time::now() + Duration::from_secs(24 * 3600);
+    assert!(s
+        .usage_since(agent.organization_id, later)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn agent_with_model(
+    storage: &dyn Storage,
+    org: OrganizationId,
+    model: Option<&str>,
+) -> agentd_domain::Agent {
+    let mut engine_config = json!({"instruction": "x"});
+    if let Some(model) = model {
+        engine_config["model"] = json!(model);
+    }
+    storage
+        .create_agent(NewAgent {
+            organization_id: org,
+            name: AgentName::parse("with model").unwrap(),
+            engine_class_id: "MultimodalExtractionEngine".into(),
+            creator_key_id: None,
+            first_version: NewAgentVersion {
+                version_name: None,
+                description: None,
+                input_definitions: vec![],
+                engine_config,
+                creator_key_id: None,
+            },
+        })
+        .await
+        .unwrap()
+        .0
+}
+
+async fn an_earlier_version_can_be_made_current_again(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let first = agent.current_version_id;
+    let second = s
+        .create_version(
+            agent.id,
+            NewAgentVersion {
+                version_name: Some("second".into()),
+                description: None,
+                input_definitions: vec![],
+                engine_config: json!({"instruction": "y"}),
+                creator_key_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let org = agent.organization_id;
+    assert_eq!(
+        s.get_agent(org, agent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version_id,
+        second.id
+    );
+    let update = AgentUpdate {
+        current_version_id: Some(first),
+        ..AgentUpdate::default()
+    };
+    let updated = s
+        .update_agent(org, agent.id, update)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.current_version_id, first);
+    assert_eq!(
+        updated.name, agent.name,
+        "other fields are left as they were"
+    );
+}
+
 on_every_backend!(
+    an_earlier_version_can_be_made_current_again,
+    usage_is_grouped_by_day_and_model,
+    jobs_are_counted_by_status_engine_and_model,
     every_sort_key_and_list_filter_works,
     a_job_is_claimed_once_and_finishing_charges_credits,
     an_expired_lease_is_retried_then_abandoned,

@@ -147,6 +147,18 @@ impl Caller {
     }
 }
 
+/// Checks the bearer token of a `/metrics` scrape against
+/// `AGENTD_METRICS_TOKEN` (digests compared in constant time).
+pub fn check_metrics_token(parts: &Parts, expected: &str) -> Result<(), ApiError> {
+    let given = Sha256::digest(bearer_token(parts)?.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    if bool::from(given.ct_eq(&expected)) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("Invalid metrics token.".into()))
+    }
+}
+
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers

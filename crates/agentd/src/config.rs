@@ -172,6 +172,17 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// A second listener serving only `/metrics`, `/healthz` and `/readyz`
+    /// (a port kept off the public network; the only listener of `agentd
+    /// worker`, whose metrics are otherwise not served).
+    #[arg(long, env = "AGENTD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// When set, `GET /metrics` asks for `Authorization: Bearer <token>`;
+    /// unset, it is open (Prometheus usually scrapes without credentials).
+    #[arg(long, env = "AGENTD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// `text` or `json` (JSON lines).
     #[arg(long, env = "AGENTD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -202,6 +202,19 @@ impl FileStore {
             .await
     }
 
+    /// Stores bytes agentd produced itself (a job's references and
+    /// artifacts): no type check, the caller names the type.
+    pub async fn stage_bytes(
+        &self,
+        file_name: String,
+        content_type: String,
+        bytes: &[u8],
+    ) -> Result<StagedFile, FileError> {
+        let mut part = PartFile::create(&self.root, FileId::new()).await?;
+        part.write(bytes).await?;
+        part.finish(&self.root, file_name, content_type).await
+    }
+
     fn path(&self, id: FileId) -> PathBuf {
         self.root.join(id.to_string())
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentd_provider_local::{model_path_in, LocalModelConfig, LocalProvider, DEFAULT_MODEL_ID};
-use agentd_providers::{ModelProvider, ModelSpec};
+use agentd_providers::{ModelProvider, ModelSpec, ProviderRegistry};
 use anyhow::Context as _;
 use serde::Deserialize;
 
@@ -53,24 +53,43 @@ async fn load(settings: LocalModelConfig) -> anyhow::Result<LocalProvider> {
         .with_context(|| format!("loading the local model {}", path.display()))
 }
 
+fn default_model_path(config: &ServeConfig) -> PathBuf {
+    config
+        .local_model_path
+        .clone()
+        .unwrap_or_else(|| model_path_in(&config.data_dir))
+}
+
+/// Whether the default local model is to be loaded: `on`, or `auto` with
+/// the weights in place.
+pub fn default_model_wanted(config: &ServeConfig) -> bool {
+    match config.local_model.as_str() {
+        "off" => false,
+        "auto" => default_model_path(config).exists(),
+        _ => true,
+    }
+}
+
+/// Whether every local model the configuration asks for is loaded and
+/// registered (readiness): the default one, and the models file's own,
+/// which start-up loads or refuses to start.
+pub fn local_models_loaded(config: &ServeConfig, models: &ProviderRegistry) -> bool {
+    !default_model_wanted(config) || models.is_configured(agentd_provider_local::PROVIDER_NAME)
+}
+
 /// The default local model, if it is to be loaded.
 pub async fn default_model(
     config: &ServeConfig,
 ) -> anyhow::Result<Option<(ModelSpec, Arc<dyn ModelProvider>)>> {
-    let path = config
-        .local_model_path
-        .clone()
-        .unwrap_or_else(|| model_path_in(&config.data_dir));
-    match config.local_model.as_str() {
-        "off" => return Ok(None),
-        "auto" if !path.exists() => {
+    let path = default_model_path(config);
+    if !default_model_wanted(config) {
+        if config.local_model != "off" {
             tracing::info!(
                 path = %path.display(),
                 "no local model (run scripts/fetch-model.sh to get the default weights)"
             );
-            return Ok(None);
         }
-        _ => {}
+        return Ok(None);
     }
     let provider = load(settings(config, path.clone())).await?;
     let spec = ModelSpec {

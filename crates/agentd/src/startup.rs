@@ -20,9 +20,13 @@ use tokio::net::TcpListener;
 use crate::config::ServeConfig;
 use crate::files::FileStore;
 use crate::local_model;
+use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
+use crate::public_url::PublicUrl;
+use crate::references::JobReferenceStore;
 use crate::webhooks::Dispatcher;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 pub struct AppState {
@@ -34,9 +38,14 @@ pub struct AppState {
     pub executor: Arc<JobExecutor>,
     pub signals: Arc<JobSignals>,
     pub config: ServeConfig,
-    /// The base of returned links: `AGENTD_PUBLIC_URL`, else the bound
-    /// address (known only once the listener is bound).
-    public_url: std::sync::OnceLock<String>,
+    /// This process's metrics; `None` when another recorder was installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// The database gauges of `/metrics`.
+    pub job_counts: JobCounts,
+    /// Saves and serves what jobs keep for their callers.
+    pub references: JobReferenceStore,
+    /// The base of returned links.
+    public_url: PublicUrl,
 }
 
 pub struct Application {
@@ -184,33 +193,36 @@ impl AppState {
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
         let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
+        let public_url = PublicUrl::new(config.public_url.clone(), config.addr);
+        let references =
+            JobReferenceStore::new(Arc::clone(&storage), files.clone(), public_url.clone());
         let executor = Arc::new(JobExecutor::new(
             Arc::clone(&storage),
             engines.clone(),
             Arc::clone(&models),
             files.clone(),
             documents.clone(),
+            references.clone(),
         ));
         Ok(Arc::new(Self {
-            storage,
+            storage: Arc::clone(&storage),
             engines,
             models,
             files,
             documents,
             executor,
             signals: Arc::new(JobSignals::default()),
-            public_url: config
-                .public_url
-                .clone()
-                .map_or_else(Default::default, Into::into),
+            metrics: crate::metrics::recorder(),
+            job_counts: JobCounts::new(Arc::clone(&storage)),
+            references,
+            public_url,
             config,
         }))
     }
 
     /// The base of links the server returns, without a trailing `/`.
     pub fn public_url(&self) -> &str {
-        self.public_url
-            .get_or_init(|| crate::config::default_public_url(self.config.addr))
+        self.public_url.get()
     }
 
     /// Starts the worker pool; it stops claiming when `shutdown` fires.
@@ -231,13 +243,18 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
         let dispatcher = Dispatcher::new(Arc::clone(&self.storage), self.config.webhooks())
-            .context("building the webhook HTTP client")?;
+            .context("building the webhook HTTP client")?
+            .with_outcome_hook(Arc::new(|outcome| {
+                crate::metrics::record_webhook_delivery(outcome.as_str())
+            }));
         Ok(dispatcher.spawn(shutdown))
     }
 
-    /// Runs workers only, without the HTTP API (`agentd worker`).
-    pub async fn run_workers_until_stopped(&self) -> anyhow::Result<()> {
+    /// Runs workers only, without the HTTP API (`agentd worker`); with
+    /// `AGENTD_METRICS_ADDR`, serves the probes and metrics there.
+    pub async fn run_workers_until_stopped(self: &Arc<Self>) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
+        let monitoring = self.serve_monitoring(shutdown.clone()).await?;
         let workers = self.start_workers(shutdown.clone());
         let webhooks = self.start_webhooks(shutdown.clone())?;
         println!("agentd worker running ({} workers)", self.config.workers);
@@ -247,7 +264,35 @@ impl AppState {
         if let Some(webhooks) = webhooks {
             let _ = webhooks.await;
         }
+        if let Some(monitoring) = monitoring {
+            let _ = monitoring.await;
+        }
         Ok(())
+    }
+
+    /// Binds `AGENTD_METRICS_ADDR`, when set, and serves `/metrics`,
+    /// `/healthz` and `/readyz` there until `shutdown`.
+    async fn serve_monitoring(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(addr) = self.config.metrics_addr else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding AGENTD_METRICS_ADDR {addr}"))?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        // Scripts and tests wait for this line to learn the port.
+        println!("agentd metrics listening on http://{bound}");
+        let router = crate::api::monitoring_router(Arc::clone(self));
+        let limits = self.config.connection_limits();
+        Ok(Some(tokio::spawn(crate::server::serve(
+            listener,
+            router,
+            limits,
+            async move { shutdown.cancelled().await },
+        ))))
     }
 }
 
@@ -260,9 +305,7 @@ impl Application {
             .with_context(|| format!("binding {addr}"))?;
         if let Ok(bound) = listener.local_addr() {
             // Unless AGENTD_PUBLIC_URL set it, links name the bound port.
-            let _ = state
-                .public_url
-                .set(crate::config::default_public_url(bound));
+            state.public_url.bound(bound);
         }
         Ok(Self { listener, state })
     }
@@ -291,6 +334,8 @@ impl Application {
             self.state.config.file_sweep(),
             shutdown.clone(),
         );
+        // Before the line below: once it is printed, every listener is up.
+        let monitoring = self.state.serve_monitoring(shutdown.clone()).await?;
         // Scripts and tests wait for this line to learn the port.
         println!("agentd listening on http://{addr}");
         tracing::info!(%addr, "listening");
@@ -310,6 +355,9 @@ impl Application {
         .await;
         shutdown.cancel();
         let _ = workers.await;
+        if let Some(monitoring) = monitoring {
+            let _ = monitoring.await;
+        }
         if let Some(sweeper) = sweeper {
             let _ = sweeper.await;
         }

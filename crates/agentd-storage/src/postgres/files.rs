@@ -37,7 +37,7 @@ pub(super) async fn insert_file(
     Ok(())
 }
 
-async fn link(conn: &mut PgConnection, job: JobId, file: FileId) -> Result<()> {
+pub(super) async fn link(conn: &mut PgConnection, job: JobId, file: FileId) -> Result<()> {
     sqlx::query("INSERT INTO job_files (job_id, file_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(*job.as_uuid())
         .bind(*file.as_uuid())

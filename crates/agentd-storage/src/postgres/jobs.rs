@@ -694,10 +694,11 @@ pub(super) async fn delete_job_data(
     .bind(*id.as_uuid())
     .execute(&mut *tx)
     .await?;
+    let saved = super::references::saved_files(&mut tx, id).await?;
     // Files other jobs still refer to stay.
-    let files = super::files::unlink_jobs(&mut tx, "id", *id.as_uuid()).await?;
+    let released = super::files::unlink_jobs(&mut tx, "id", *id.as_uuid()).await?;
     tx.commit().await?;
-    Ok(DeleteData::Deleted { files })
+    Ok(DeleteData::deleted(released, &saved))
 }
 
 pub(super) async fn find_cached(
@@ -724,4 +725,32 @@ pub(super) async fn find_cached(
     Ok(load_jobs(pool, row.into_iter().collect(), false)
         .await?
         .pop())
+}
+
+/// Jobs counted by status, engine and the string `model` of their version's
+/// config (none when the config names none or the version is gone).
+pub(super) async fn count_jobs(pool: &PgPool) -> Result<Vec<crate::JobCount>> {
+    let rows = sqlx::query(
+        "SELECT j.status, a.engine_class_id, \
+           CASE WHEN jsonb_typeof(v.engine_config -> 'model') = 'string' \
+             THEN v.engine_config ->> 'model' END AS model, \
+           COUNT(*) AS count \
+         FROM jobs j JOIN agents a ON a.id = j.agent_id \
+         LEFT JOIN agent_versions v ON v.id = j.agent_version_id \
+         GROUP BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let code: i16 = row.try_get("status")?;
+            Ok(crate::JobCount {
+                status: JobStatus::from_code(code.into())
+                    .ok_or_else(|| StorageError::Corrupt(format!("job status {code}")))?,
+                engine_class_id: row.try_get("engine_class_id")?,
+                model: row.try_get("model")?,
+                count: row.try_get("count")?,
+            })
+        })
+        .collect()
 }

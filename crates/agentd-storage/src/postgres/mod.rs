@@ -6,7 +6,9 @@
 
 mod files;
 mod jobs;
+mod references;
 mod rows;
+mod usage;
 mod webhooks;
 
 use std::time::Duration;
@@ -27,9 +29,9 @@ use agentd_domain::{DeliveryId, WebhookId};
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, ConnectOptions, Created, DeleteData,
-    DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, JobQuery, LeaseState, NewApiKey,
-    NewJob, Page, Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate,
-    WebhookUpdate,
+    DeliveryClaim, DeliveryNext, DeliveryTargets, DueDelivery, JobQuery, JobReference, LeaseState,
+    NewApiKey, NewJob, NewJobReference, Page, ReferenceAdded, ReferenceLookup, Result, RunContext,
+    Storage, StorageError, StoredApiKey, VersionUpdate, WebhookUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 
@@ -178,6 +180,14 @@ fn order_column(field: AgentOrderField) -> &'static str {
 
 #[async_trait]
 impl Storage for PostgresStorage {
+    async fn ping(&self) -> Result<()> {
+        // A table, not `SELECT 1`: SQLite must read the database file to answer.
+        sqlx::query("SELECT 1 FROM organizations LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization> {
         let now = time::now();
         let inserted = sqlx::query(
@@ -339,7 +349,8 @@ impl Storage for PostgresStorage {
         let done = sqlx::query(
             "UPDATE agents SET name = COALESCE($1, name), \
              disable_cache = COALESCE($2, disable_cache), \
-             cache_failed_jobs = COALESCE($3, cache_failed_jobs), updated_at = $4 \
+             cache_failed_jobs = COALESCE($3, cache_failed_jobs), \
+             current_version_id = COALESCE($7, current_version_id), updated_at = $4 \
              WHERE organization_id = $5 AND id = $6",
         )
         .bind(update.name)
@@ -348,6 +359,7 @@ impl Storage for PostgresStorage {
         .bind(time::now())
         .bind(*org.as_uuid())
         .bind(*id.as_uuid())
+        .bind(update.current_version_id.map(|id| *id.as_uuid()))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -565,6 +577,10 @@ impl Storage for PostgresStorage {
         jobs::find_cached(&self.pool, version, cache_key, include_failed).await
     }
 
+    async fn count_jobs(&self) -> Result<Vec<crate::JobCount>> {
+        jobs::count_jobs(&self.pool).await
+    }
+
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         files::insert_file(&mut conn, org, file, time::now()).await
@@ -668,5 +684,30 @@ impl Storage for PostgresStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+
+    async fn usage_since(
+        &self,
+        org: OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::UsageBucket>> {
+        usage::usage_since(&self.pool, org, since).await
+    }
+
+    async fn add_job_reference(
+        &self,
+        job: JobId,
+        reference: &NewJobReference,
+    ) -> Result<ReferenceAdded> {
+        references::add_job_reference(self, job, reference).await
+    }
+
+    async fn find_job_reference(
+        &self,
+        org: OrganizationId,
+        job: JobId,
+        lookup: ReferenceLookup<'_>,
+    ) -> Result<Option<JobReference>> {
+        references::find_job_reference(self, org, job, lookup).await
     }
 }

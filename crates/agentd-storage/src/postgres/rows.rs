@@ -20,7 +20,7 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {detail}"))
 }
 
-fn id<T: From<Uuid>>(row: &PgRow, column: &str) -> Result<T> {
+pub(super) fn id<T: From<Uuid>>(row: &PgRow, column: &str) -> Result<T> {
     Ok(T::from(row.try_get::<Uuid, _>(column)?))
 }
 

@@ -35,7 +35,7 @@ pub(super) async fn insert_file(
     Ok(())
 }
 
-async fn link(conn: &mut SqliteConnection, job: JobId, file: FileId) -> Result<()> {
+pub(super) async fn link(conn: &mut SqliteConnection, job: JobId, file: FileId) -> Result<()> {
     sqlx::query("INSERT INTO job_files (job_id, file_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
         .bind(job.to_string())
         .bind(file.to_string())

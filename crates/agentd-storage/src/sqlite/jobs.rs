@@ -13,6 +13,7 @@ use super::SqliteStorage;
 use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
+    StorageError,
 };
 
 const SELECT_JOBS: &str = "SELECT j.*, v.version_name AS agent_version_name FROM jobs j \
@@ -678,10 +679,11 @@ pub(super) async fn delete_job_data(
     .bind(id.to_string())
     .execute(&mut *tx)
     .await?;
+    let saved = super::references::saved_files(&mut tx, id).await?;
     // Files other jobs still refer to stay.
-    let files = super::files::unlink_jobs(&mut tx, "id = ?", &id.to_string()).await?;
+    let released = super::files::unlink_jobs(&mut tx, "id = ?", &id.to_string()).await?;
     tx.commit().await?;
-    Ok(DeleteData::Deleted { files })
+    Ok(DeleteData::deleted(released, &saved))
 }
 
 pub(super) async fn find_cached(
@@ -702,4 +704,32 @@ pub(super) async fn find_cached(
     Ok(load_jobs(pool, row.into_iter().collect(), false)
         .await?
         .pop())
+}
+
+/// Jobs counted by status, engine and the string `model` of their version's
+/// config (none when the config names none or the version is gone).
+pub(super) async fn count_jobs(pool: &SqlitePool) -> Result<Vec<crate::JobCount>> {
+    let rows = sqlx::query(
+        "SELECT j.status, a.engine_class_id, \
+           CASE WHEN json_type(v.engine_config, '$.model') = 'text' \
+             THEN json_extract(v.engine_config, '$.model') END AS model, \
+           COUNT(*) AS count \
+         FROM jobs j JOIN agents a ON a.id = j.agent_id \
+         LEFT JOIN agent_versions v ON v.id = j.agent_version_id \
+         GROUP BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let code: i64 = row.try_get("status")?;
+            Ok(crate::JobCount {
+                status: JobStatus::from_code(code)
+                    .ok_or_else(|| StorageError::Corrupt(format!("job status {code}")))?,
+                engine_class_id: row.try_get("engine_class_id")?,
+                model: row.try_get("model")?,
+                count: row.try_get("count")?,
+            })
+        })
+        .collect()
 }

@@ -2,7 +2,9 @@
 
 mod files;
 mod jobs;
+mod references;
 mod rows;
+mod usage;
 mod webhooks;
 
 use std::str::FromStr;
@@ -24,8 +26,9 @@ use agentd_domain::{DeliveryId, WebhookId};
 use crate::status_events::contains_pattern;
 use crate::{
     AgentOrderField, AgentQuery, AgentUpdate, ClaimRequest, Created, DeleteData, DeliveryClaim,
-    DeliveryNext, DeliveryTargets, DueDelivery, JobQuery, LeaseState, NewApiKey, NewJob, Page,
-    Result, RunContext, Storage, StorageError, StoredApiKey, VersionUpdate, WebhookUpdate,
+    DeliveryNext, DeliveryTargets, DueDelivery, JobQuery, JobReference, LeaseState, NewApiKey,
+    NewJob, NewJobReference, Page, ReferenceAdded, ReferenceLookup, Result, RunContext, Storage,
+    StorageError, StoredApiKey, VersionUpdate, WebhookUpdate,
 };
 use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_from_row};
 
@@ -282,6 +285,14 @@ fn order_column(field: AgentOrderField) -> &'static str {
 
 #[async_trait]
 impl Storage for SqliteStorage {
+    async fn ping(&self) -> Result<()> {
+        // A table, not `SELECT 1`: SQLite must read the database file to answer.
+        sqlx::query("SELECT 1 FROM organizations LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization> {
         let (now, now_text) = now_text();
         let inserted = sqlx::query(
@@ -495,12 +506,14 @@ impl Storage for SqliteStorage {
         let (_, now_text) = now_text();
         let done = sqlx::query(
             "UPDATE agents SET name = COALESCE(?, name), disable_cache = COALESCE(?, disable_cache), \
-             cache_failed_jobs = COALESCE(?, cache_failed_jobs), updated_at = ? \
+             cache_failed_jobs = COALESCE(?, cache_failed_jobs), \
+             current_version_id = COALESCE(?, current_version_id), updated_at = ? \
              WHERE organization_id = ? AND id = ?",
         )
         .bind(update.name)
         .bind(update.disable_cache)
         .bind(update.cache_failed_jobs)
+        .bind(update.current_version_id.map(|id| id.to_string()))
         .bind(&now_text)
         .bind(org.to_string())
         .bind(id.to_string())
@@ -686,6 +699,10 @@ impl Storage for SqliteStorage {
         jobs::find_cached(&self.pool, version, cache_key, include_failed).await
     }
 
+    async fn count_jobs(&self) -> Result<Vec<crate::JobCount>> {
+        jobs::count_jobs(&self.pool).await
+    }
+
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()> {
         let mut tx = self.begin_write().await?;
         files::insert_file(&mut tx, org, file, &jobs::now()).await?;
@@ -790,6 +807,31 @@ impl Storage for SqliteStorage {
 
     async fn recorded_files(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
         files::recorded_files(&self.pool, ids).await
+    }
+
+    async fn usage_since(
+        &self,
+        org: OrganizationId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::UsageBucket>> {
+        usage::usage_since(&self.pool, org, since).await
+    }
+
+    async fn add_job_reference(
+        &self,
+        job: JobId,
+        reference: &NewJobReference,
+    ) -> Result<ReferenceAdded> {
+        references::add_job_reference(self, job, reference).await
+    }
+
+    async fn find_job_reference(
+        &self,
+        org: OrganizationId,
+        job: JobId,
+        lookup: ReferenceLookup<'_>,
+    ) -> Result<Option<JobReference>> {
+        references::find_job_reference(self, org, job, lookup).await
     }
 }
 

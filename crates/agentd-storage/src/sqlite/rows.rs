@@ -20,7 +20,7 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {detail}"))
 }
 
-fn id<T: FromStr>(row: &SqliteRow, column: &str) -> Result<T>
+pub(super) fn id<T: FromStr>(row: &SqliteRow, column: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {

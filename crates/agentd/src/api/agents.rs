@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use agentd_domain::{AgentName, NewAgent, NewAgentVersion, Operation};
+use agentd_domain::{Agent, AgentName, AgentVersionId, NewAgent, NewAgentVersion, Operation};
 use agentd_storage::{AgentOrdering, AgentQuery, AgentUpdate, TimeRange};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -133,6 +133,10 @@ pub struct BaseAgentCreateRequest {
     engine_config: Option<Value>,
     disable_cache: Option<bool>,
     cache_failed_jobs: Option<bool>,
+    /// One of the agent's versions, to become its current version (the one
+    /// runs without a version use); an agentd extension Roe does not document.
+    #[schema(format = Uuid)]
+    current_version_id: Option<String>,
 }
 
 /// The body of `PUT`/`PATCH /v1/agents/{agent_id}/`: every field optional.
@@ -292,6 +296,7 @@ pub async fn create(
         name: None,
         disable_cache: fields.bool("disable_cache"),
         cache_failed_jobs: fields.bool("cache_failed_jobs"),
+        ..AgentUpdate::default()
     };
     fields.finish()?;
     let (Some(name), Some(engine), Some(first_version)) = (name, engine, version) else {
@@ -410,10 +415,24 @@ async fn apply_update(
                 None
             }
         });
+    let current_version_id = match fields.non_blank_string("current_version_id") {
+        None => None,
+        Some(raw) => {
+            let found = version_of(&state, &agent, &raw).await?;
+            if found.is_none() {
+                fields.errors.add(
+                    "current_version_id",
+                    format!("'{raw}' is not a version of this agent."),
+                );
+            }
+            found
+        }
+    };
     let update = AgentUpdate {
         name,
         disable_cache: fields.bool("disable_cache"),
         cache_failed_jobs: fields.bool("cache_failed_jobs"),
+        current_version_id,
     };
     fields.finish()?;
     let updated = state
@@ -422,6 +441,22 @@ async fn apply_update(
         .await?
         .ok_or_else(ApiError::agent_not_found)?;
     Ok(Json(wire::base_agent(&updated, &state.engines)))
+}
+
+/// The id of one of the agent's versions, or `None` when `raw` names none.
+async fn version_of(
+    state: &AppState,
+    agent: &Agent,
+    raw: &str,
+) -> Result<Option<AgentVersionId>, ApiError> {
+    let Ok(id) = raw.parse::<AgentVersionId>() else {
+        return Ok(None);
+    };
+    Ok(state
+        .storage
+        .get_version(agent.id, id)
+        .await?
+        .map(|version| version.id))
 }
 
 #[utoipa::path(
@@ -503,6 +538,7 @@ pub async fn duplicate(
                 name: None,
                 disable_cache: Some(agent.disable_cache),
                 cache_failed_jobs: Some(agent.cache_failed_jobs),
+                ..AgentUpdate::default()
             },
         )
         .await?

@@ -595,15 +595,18 @@ pub async fn cancel_all(
 pub struct AgentJobDeleteDataResponse {
     /// `success`, or `partial_success` when some files are left to the sweep.
     pub status: String,
-    /// Stored files removed.
+    /// Input files removed.
     pub deleted_count: usize,
-    /// Stored files that could not be removed yet (the sweep removes them).
+    /// Input files that could not be removed yet (the sweep removes them).
     pub failed_count: usize,
     /// Always true: inputs and outputs are erased.
     pub blob_sanitized: bool,
+    /// References and artifacts the job's engine saved, removed.
     pub artifacts_deleted_count: usize,
+    /// References and artifacts that could not be removed yet (the sweep
+    /// removes them).
     pub artifacts_failed_count: usize,
-    /// One line per file not removed yet; null when none.
+    /// One line per file or artifact not removed yet; null when none.
     #[schema(required = true)]
     pub errors: Option<Vec<String>>,
 }
@@ -630,7 +633,7 @@ pub async fn delete_data(
 ) -> Result<Json<AgentJobDeleteDataResponse>, ApiError> {
     caller.require(Operation::Write)?;
     let job = load_job(&state, &caller, &job_id).await?;
-    let files = match state
+    let (files, references, artifacts) = match state
         .storage
         .delete_job_data(caller.organization_id(), job.id)
         .await?
@@ -641,17 +644,19 @@ pub async fn delete_data(
                 "The job has not finished; cancel it or wait before deleting its data.",
             ))
         }
-        DeleteData::Deleted { files } => files,
+        DeleteData::Deleted {
+            files,
+            references,
+            artifacts,
+        } => (files, references, artifacts),
     };
     // Files other jobs still refer to were kept. Bytes that cannot be
     // removed now have no record any more: the sweep removes them later.
-    let errors: Vec<String> = state
-        .files
-        .delete_all(&files)
-        .await
-        .into_iter()
-        .map(|(file, _)| format!("file {file}: could not be removed yet; it will be swept."))
-        .collect();
+    let mut errors = Vec::new();
+    let deleted = remove_bytes(&state, &files, "file", &mut errors).await;
+    // References (derived files) and artifacts are the job's workflow artifacts.
+    let saved: Vec<_> = references.into_iter().chain(artifacts).collect();
+    let artifacts_deleted = remove_bytes(&state, &saved, "artifact", &mut errors).await;
     Ok(Json(AgentJobDeleteDataResponse {
         status: if errors.is_empty() {
             "success"
@@ -659,11 +664,28 @@ pub async fn delete_data(
             "partial_success"
         }
         .into(),
-        deleted_count: files.len() - errors.len(),
-        failed_count: errors.len(),
+        deleted_count: deleted,
+        failed_count: files.len() - deleted,
         blob_sanitized: true,
-        artifacts_deleted_count: 0,
-        artifacts_failed_count: 0,
+        artifacts_deleted_count: artifacts_deleted,
+        artifacts_failed_count: saved.len() - artifacts_deleted,
         errors: (!errors.is_empty()).then_some(errors),
     }))
+}
+
+/// Removes the bytes of files whose records are gone; returns how many went
+/// and adds a line to `errors` for each that did not (`what` names its kind).
+async fn remove_bytes(
+    state: &AppState,
+    ids: &[agentd_domain::FileId],
+    what: &str,
+    errors: &mut Vec<String>,
+) -> usize {
+    let failed = state.files.delete_all(ids).await;
+    for (file, _) in &failed {
+        errors.push(format!(
+            "{what} {file}: could not be removed yet; it will be swept."
+        ));
+    }
+    ids.len() - failed.len()
 }

@@ -7,11 +7,14 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod mcp;
+pub mod monitoring;
 pub mod openapi;
 pub mod pagination;
+pub mod references;
 pub mod run_body;
 pub mod runs;
 pub mod submit;
+pub mod usage;
 pub mod users;
 pub mod versions;
 pub mod webhooks;
@@ -37,6 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/", get(agents::list).post(agents::create))
         .route("/v1/agents/types/", get(discovery::engine_types))
         .route("/v1/agents/models/", get(discovery::models))
+        .route("/v1/agents/usage/", get(usage::usage))
         .route(
             "/v1/agents/{agent_id}/",
             get(agents::retrieve)
@@ -92,6 +96,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/agents/jobs/{job_id}/delete-data/",
             post(jobs::delete_data),
         )
+        .route(
+            "/v1/agents/jobs/{job_id}/references/{resource_id}/",
+            get(references::retrieve),
+        )
+        .route(
+            "/v1/agents/jobs/{job_id}/artifacts/result/",
+            get(references::artifact_result),
+        )
         .route("/v1/agents/run/{agent_id}/", post(runs::run_sync))
         .route("/v1/agents/run/{agent_id}/async/", post(runs::run_async))
         .route(
@@ -112,14 +124,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(docs::page))
         .route("/docs/{asset}", get(docs::asset))
+        .merge(monitoring::routes())
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body));
     #[cfg(debug_assertions)]
     let router = router.layer(axum::middleware::from_fn(crate::panics::panic_on_request));
+    with_common_layers(router, state)
+}
+
+/// The probes and metrics alone, for `AGENTD_METRICS_ADDR`.
+pub fn monitoring_router(state: Arc<AppState>) -> Router {
+    let router = monitoring::routes()
+        .fallback(|| async { ApiError::NotFound("Not found.".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    with_common_layers(router, state)
+}
+
+/// Panics answered as JSON 500s, request tracing, and HTTP metrics.
+fn with_common_layers(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     router
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
+        // Outermost: it sees the answer to every request, panics included.
+        .layer(axum::middleware::from_fn(crate::metrics::http::track))
         .with_state(state)
 }
 

@@ -17,7 +17,9 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{agents, discovery, jobs, mcp, runs, users, versions, webhooks, wire};
+use super::{
+    agents, discovery, jobs, mcp, references, runs, usage, users, versions, webhooks, wire,
+};
 
 /// The body of every 4xx and 5xx answer (see `ApiError`).
 pub struct ErrorBody;
@@ -135,6 +137,9 @@ pub struct AgentJobIdParameter {
         jobs::status,
         jobs::results,
         jobs::statuses,
+        references::retrieve,
+        references::artifact_result,
+        usage::usage,
         discovery::models,
         runs::run_sync,
         runs::run_async,

@@ -50,9 +50,19 @@ pub struct CurrentUser {
     pub organization_id: agentd_domain::OrganizationId,
     /// The key's scopes (`read`, `write`, `run`, `read_jobs`, `admin`, ...).
     pub scopes: Vec<String>,
+    /// The name of the key's organization (null if it has none recorded).
+    #[schema(required = true)]
+    pub organization_name: Option<String>,
+    /// The largest request body, in bytes, the server accepts (uploads
+    /// included); the console checks files against it before sending them.
+    pub max_upload_bytes: usize,
 }
 
-pub fn current_user(key: &ApiKey) -> CurrentUser {
+pub fn current_user(
+    key: &ApiKey,
+    organization_name: Option<String>,
+    max_upload_bytes: usize,
+) -> CurrentUser {
     CurrentUser {
         user: UserInfo::of_key(key.id, Some(&key.name)),
         date_joined: format(&key.created_at),
@@ -61,6 +71,8 @@ pub fn current_user(key: &ApiKey) -> CurrentUser {
         is_superuser: false,
         organization_id: key.organization_id,
         scopes: key.scopes.iter().map(ToString::to_string).collect(),
+        organization_name,
+        max_upload_bytes,
     }
 }
 

@@ -11,13 +11,17 @@ use agentd_domain::{
     FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobInput, JobOutcome, OrganizationId,
     ResolvedInputs, Usage,
 };
-use agentd_engines::{EngineContext, EngineError, EngineRegistry, FileReader};
+use agentd_engines::{
+    EngineContext, EngineError, EngineRegistry, FileReader, JobReferences, SavedReference,
+};
 use agentd_providers::ProviderRegistry;
 use agentd_storage::Storage;
 use async_trait::async_trait;
 
 use super::{retry_transient, INTERNAL_FAILURE, READ_ATTEMPTS};
 use crate::files::{FileError, FileStore};
+use crate::metrics::JobLabels;
+use crate::references::JobReferenceStore;
 
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -31,6 +35,7 @@ pub struct JobExecutor {
     models: Arc<ProviderRegistry>,
     files: FileStore,
     documents: Documents,
+    references: JobReferenceStore,
 }
 
 /// What one attempt at a job came to.
@@ -97,6 +102,7 @@ impl JobExecutor {
         models: Arc<ProviderRegistry>,
         files: FileStore,
         documents: Documents,
+        references: JobReferenceStore,
     ) -> Self {
         Self {
             storage,
@@ -104,13 +110,25 @@ impl JobExecutor {
             models,
             files,
             documents,
+            references,
         }
     }
 
     /// Runs a claimed job once; the caller records the outcome.
     pub async fn execute(&self, job: &Job) -> Attempted {
         crate::panics::panic_on_job(job);
-        match self.attempt(job).await {
+        let started = std::time::Instant::now();
+        let mut labels = JobLabels::default();
+        let attempted = self.outcome(job, &mut labels).await;
+        if let Attempted::Finished(outcome) = &attempted {
+            crate::metrics::record_job_finished(&labels, outcome, started.elapsed());
+        }
+        attempted
+    }
+
+    /// One attempt, with the engine and model it ran named in `labels`.
+    async fn outcome(&self, job: &Job, labels: &mut JobLabels) -> Attempted {
+        match self.attempt(job, labels).await {
             Ok(output) => Attempted::Finished(JobOutcome::Success {
                 outputs: output.outputs,
                 usage: output.usage,
@@ -130,7 +148,11 @@ impl JobExecutor {
         }
     }
 
-    async fn attempt(&self, job: &Job) -> Result<agentd_engines::EngineOutput, AttemptError> {
+    async fn attempt(
+        &self,
+        job: &Job,
+        labels: &mut JobLabels,
+    ) -> Result<agentd_engines::EngineOutput, AttemptError> {
         let context = retry_transient("reading a job's agent", READ_ATTEMPTS, move || {
             self.storage
                 .run_context(job.organization_id, job.agent_id, job.agent_version_id)
@@ -148,6 +170,7 @@ impl JobExecutor {
             .into());
         }
         let agent = context.agent;
+        labels.engine = agent.engine_class_id.clone();
         let version = context
             .version
             .ok_or_else(|| invalid("The agent version was deleted before the job ran."))?;
@@ -169,15 +192,22 @@ impl JobExecutor {
         };
         let config = template::render(&version.engine_config, &inputs, files)
             .map_err(|e: TemplateError| invalid(e.to_string()))?;
+        let model = config.get("model").and_then(serde_json::Value::as_str);
+        labels.model = self.models.model_or_default(model).to_owned();
         let files = JobFiles {
             store: &self.files,
             storage: self.storage.as_ref(),
             organization_id: job.organization_id,
         };
+        let references = JobSaves {
+            store: &self.references,
+            job: job.id,
+        };
         let context = EngineContext {
             models: &self.models,
             files: &files,
             documents: &self.documents,
+            references: &references,
         };
         engine
             .run(&context, &config, &inputs)
@@ -188,12 +218,17 @@ impl JobExecutor {
                     EngineError::Provider(_) | EngineError::InvalidAnswer(_) => {
                         FailureKind::Upstream
                     }
+                    EngineError::Internal(_) => FailureKind::Internal,
                 };
-                AttemptError::Failed {
-                    failure: Failure {
+                let failure_of_job = match kind {
+                    FailureKind::Internal => internal(job, &failure.error),
+                    _ => Failure {
                         kind,
                         message: failure.error.to_string(),
                     },
+                };
+                AttemptError::Failed {
+                    failure: failure_of_job,
                     usage: failure.usage,
                     cost: failure.cost,
                 }
@@ -367,5 +402,53 @@ impl FileReader for JobFiles<'_> {
     async fn fetch(&self, url: &str) -> Result<(String, Vec<u8>), String> {
         let upload = self.store.fetch(url).await.map_err(|e| e.to_string())?;
         Ok((upload.file_name, upload.bytes))
+    }
+}
+
+/// What the running job saves for its caller, kept with the job.
+struct JobSaves<'a> {
+    store: &'a JobReferenceStore,
+    job: agentd_domain::JobId,
+}
+
+impl JobSaves<'_> {
+    /// Saving failed on the server's side: logged in full; the engine gets
+    /// an internal error (never shown to the user).
+    fn failed(&self, error: crate::references::SaveError) -> EngineError {
+        tracing::error!(job = %self.job, %error, "saving a job reference failed");
+        EngineError::Internal(format!("saving a result of job {} failed", self.job))
+    }
+}
+
+#[async_trait]
+impl JobReferences for JobSaves<'_> {
+    async fn save_reference(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<SavedReference, EngineError> {
+        let saved = self
+            .store
+            .save_reference(self.job, file_name, content_type, &bytes)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(SavedReference {
+            resource_id: saved.id.to_string(),
+            url: self.store.url(self.job, saved.id),
+        })
+    }
+
+    async fn save_artifact(
+        &self,
+        name: &str,
+        result: &serde_json::Value,
+    ) -> Result<String, EngineError> {
+        let saved = self
+            .store
+            .save_artifact(self.job, name, result)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(saved.artifact_key.unwrap_or_default())
     }
 }

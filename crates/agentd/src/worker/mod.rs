@@ -16,6 +16,7 @@ use agentd_storage::{ClaimRequest, LeaseState, Storage};
 use futures_util::FutureExt as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub use execute::{Attempted, Failure, JobExecutor};
 pub use signals::JobSignals;
@@ -140,18 +141,31 @@ impl WorkerPool {
                     }
                 }
             };
-            let outcome = self.run(&job).await;
-            next = match outcome {
-                Some(outcome) => {
-                    let claim = (!shutdown.is_cancelled()).then(|| self.claim_request());
-                    self.record(&job, &outcome, claim.as_ref()).await
-                }
-                None => None,
-            };
+            next = self
+                .run_and_record(&job, &shutdown)
+                .instrument(job_span(&job))
+                .await;
             self.signals.done(job.id);
         }
         // A job claimed while shutting down runs after the restart.
         drop(next);
+    }
+
+    /// Runs a claimed job and records its outcome; returns the next job
+    /// claimed with the record.
+    async fn run_and_record(&self, job: &Job, shutdown: &CancellationToken) -> Option<Job> {
+        if job.attempts <= 1 {
+            let waited = (agentd_domain::time::now() - job.created_at).to_std();
+            crate::metrics::record_queue_wait(waited.unwrap_or_default());
+        }
+        tracing::debug!(attempt = job.attempts, "job started");
+        let Some(outcome) = self.run(job).await else {
+            tracing::debug!("job stopped without an outcome (cancelled, lease lost or postponed)");
+            return None;
+        };
+        tracing::debug!(status = outcome.status().name(), "job finished");
+        let claim = (!shutdown.is_cancelled()).then(|| self.claim_request());
+        self.record(job, &outcome, claim.as_ref()).await
     }
 
     async fn idle(
@@ -213,6 +227,7 @@ impl WorkerPool {
     /// fails the job, not the worker.
     async fn run(&self, job: &Job) -> Option<JobOutcome> {
         let cancel = self.signals.running(job.id);
+        let started = std::time::Instant::now();
         let work = AssertUnwindSafe(self.executor.execute(job))
             .catch_unwind()
             .map(|attempted| match attempted {
@@ -221,12 +236,15 @@ impl WorkerPool {
                 Err(panic) => {
                     let message = crate::panics::panic_message(panic.as_ref());
                     tracing::error!(job = %job.id, panic = message, "a job panicked");
-                    Some(JobOutcome::Failure {
+                    let outcome = JobOutcome::Failure {
                         error_message: INTERNAL_FAILURE.to_owned(),
                         kind: FailureKind::Internal,
                         usage: Usage::default(),
                         cost: 0.0,
-                    })
+                    };
+                    let labels = crate::metrics::JobLabels::default();
+                    crate::metrics::record_job_finished(&labels, &outcome, started.elapsed());
+                    Some(outcome)
                 }
             });
         tokio::pin!(work);
@@ -246,6 +264,12 @@ impl WorkerPool {
             }
         }
     }
+}
+
+/// The span around everything a worker does for a job, provider calls and
+/// engine code included, so that every log line of the job names it.
+fn job_span(job: &Job) -> tracing::Span {
+    tracing::info_span!("job", job_id = %job.id, agent_id = %job.agent_id)
 }
 
 /// Waits until a job is final, up to `timeout`; `None` when it is not.
