@@ -46,6 +46,18 @@ if [ ${#need_browser[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_browser[@]}"
 fi
 
+# OCR of scanned PDF pages for text-only models (Document Insights).
+need_ocr=()
+command -v tesseract >/dev/null 2>&1 || need_ocr+=(tesseract-ocr)
+[ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata 2>/dev/null)" ] || need_ocr+=(tesseract-ocr-eng)
+if [ ${#need_ocr[@]} -gt 0 ]; then
+    echo "install-deps: apt-get install ${need_ocr[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_ocr[@]}"
+fi
+
 # PDF reading: PDFium from the pinned pypdfium2 wheel.
 "$(dirname "$0")/fetch-pdfium.sh"
 
