@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use agentd_documents::{pdf_text, PageRange, PdfReader, RenderPages};
+use agentd_documents::{pdf_text, PageBatch, PdfReader, RenderPages};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -76,7 +76,7 @@ async fn main() {
 /// Renders every page once (text layer, character boxes and a PNG each),
 /// as a batch of Document Insights does.
 async fn render(reader: &PdfReader, path: &str, bytes: Vec<u8>, pages: u32, dpi: u16) {
-    let range = PageRange {
+    let range = PageBatch {
         first: 1,
         count: pages,
         render: RenderPages::All,

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use agentd_documents::{pdf_text, DocumentError, Documents, PageRange, PdfReader, RenderPages};
+use agentd_documents::{pdf_text, DocumentError, Documents, PageBatch, PdfReader, RenderPages};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -55,7 +55,7 @@ async fn pages_come_in_order_with_their_numbers() {
 
 #[tokio::test]
 async fn a_page_range_comes_with_boxes_and_renders_cut_at_the_last_page() {
-    let range = PageRange {
+    let range = PageBatch {
         first: 2,
         count: 5,
         render: RenderPages::All,
@@ -86,7 +86,7 @@ async fn a_page_range_comes_with_boxes_and_renders_cut_at_the_last_page() {
         // A4 at 72 DPI: one pixel a point.
         assert_eq!((image.width, image.height), (595, 842));
     }
-    let text_only = PageRange {
+    let text_only = PageBatch {
         render: RenderPages::WithoutText,
         ..range
     };
