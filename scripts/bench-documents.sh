@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Text-layer pages per second on two real manuals shipped by Debian packages
-# (36 and 17 pages), through agentd's PDFium thread and reading-order code
-# (best of 5 rounds each), built in release mode.
-# Needs the PDFium library: scripts/fetch-pdfium.sh (or AGENTD_PDFIUM_PATH).
+# Document benchmarks, built in release mode:
+# 1. text-layer pages per second on two real manuals shipped by Debian
+#    packages (36 and 17 pages), through agentd's PDFium thread and
+#    reading-order code (best of 5 rounds each), and pages rendered to PNG
+#    per second at the 100 DPI Document Insights sends to models;
+# 2. Document Insights end to end: a 500-page PDF through agentd against a
+#    fake model at 100 ms a call (benches/documents_bench.py), wall time
+#    against the ideal given batch_size and the provider's concurrency.
+# Needs the PDFium library: scripts/fetch-pdfium.sh (or AGENTD_PDFIUM_PATH),
+# and the e2e venv (.venv, for reportlab) for part 2.
+# Extra arguments go to documents_bench.py, e.g. --pages 200 --batches 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +27,13 @@ done
 ./scripts/fetch-pdfium.sh
 cargo build --release -q -p agentd-documents --example pdf-bench
 target/release/examples/pdf-bench --rounds "${ROUNDS:-5}" "${MANUALS[@]}"
+
+if [ -z "${AGENTD_BIN:-}" ]; then
+    cargo build --release -q -p agentd
+    export AGENTD_BIN=target/release/agentd
+fi
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+exec "$PYTHON" benches/documents_bench.py "$@"

@@ -100,6 +100,59 @@ def encrypted_pdf():
     return buffer.getvalue()
 
 
+PAGE_HEIGHT = A4[1]
+
+
+def scanned_page_image(lines, width=1240, height=1754):
+    """A 150 DPI A4 'scan': black text on white, as pixels only."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=40)
+    y = 150
+    for line in lines:
+        draw.text((120, y), line, fill=0, font=font)
+        y += 70
+    return image
+
+
+def with_scanned_page(text_pages, scan_lines, scan_at):
+    """Text pages with one image-only page (no text layer) inserted at index
+    `scan_at`: what a scanner leaves in a document."""
+    from reportlab.lib.utils import ImageReader
+
+    buffer = io.BytesIO()
+    c = _canvas(buffer)
+    pages = list(text_pages)
+    pages.insert(scan_at, None)
+    for text in pages:
+        if text is None:
+            image = scanned_page_image(scan_lines)
+            c.drawImage(ImageReader(image), 0, 0, width=A4[0], height=A4[1])
+        else:
+            c.setFont(*FONT)
+            y = 780
+            for line in text.split("\n"):
+                c.drawString(72, y, line)
+                y -= 14
+        c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def catalogue_pdf(pages, items_per_page=3):
+    """A catalogue: each page lists `items_per_page` items numbered across the
+    document ("Item 0001 costs 12.50")."""
+    texts = []
+    for page in range(pages):
+        first = page * items_per_page + 1
+        texts.append("\n".join(
+            f"Item {n:04d} costs {n % 97 + 0.5:.2f}" for n in range(first, first + items_per_page)
+        ))
+    return pages_pdf(texts)
+
+
 def truncated_pdf():
     whole = pages_pdf(["A page that will be cut short."] * 3)
     return whole[: len(whole) // 2]

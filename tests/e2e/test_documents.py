@@ -356,8 +356,8 @@ def test_insights_is_listed_with_its_default_config(http):
 
 
 @pytest.mark.parametrize("config, field", [
-    ({"convert_to_images": True}, "convert_to_images"),
-    ({"use_source": True}, "use_source"),
+    ({"convert_to_images": "sometimes"}, "convert_to_images"),
+    ({"use_source": 3}, "use_source"),
     ({"batch_size": 0}, "batch_size"),
     ({"batch_size": 51}, "batch_size"),
 ])

@@ -1,13 +1,15 @@
 //! Text-layer pages per second on real PDFs, through the same PDFium thread
-//! and reading-order code as the server.
+//! and reading-order code as the server, and pages rendered (to PNG, at the
+//! resolution Document Insights sends to models) per second.
 //!
-//! `pdf-bench [--print] [--rounds N] FILE...` (library: AGENTD_PDFIUM_PATH,
-//! default ./data/lib/libpdfium.so). `--print` writes the text instead.
+//! `pdf-bench [--print] [--rounds N] [--dpi D] FILE...` (library:
+//! AGENTD_PDFIUM_PATH, default ./data/lib/libpdfium.so). `--print` writes
+//! the text instead. `--dpi 0` skips rendering.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use agentd_documents::{pdf_text, PdfReader};
+use agentd_documents::{pdf_text, PageBatch, PdfReader, RenderPages};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -16,6 +18,9 @@ async fn main() {
     let rounds: usize = take_value(&mut args, "--rounds")
         .map(|v| v.parse().expect("--rounds takes a number"))
         .unwrap_or(5);
+    let dpi: u16 = take_value(&mut args, "--dpi")
+        .map(|v| v.parse().expect("--dpi takes a number"))
+        .unwrap_or(100);
     let library = std::env::var_os("AGENTD_PDFIUM_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("data/lib/libpdfium.so"));
@@ -62,7 +67,39 @@ async fn main() {
             best * 1000.0,
             pages as f64 / best
         );
+        if dpi > 0 {
+            render(&reader, path, bytes, pages as u32, dpi).await;
+        }
     }
+}
+
+/// Renders every page once (text layer, character boxes and a PNG each),
+/// as a batch of Document Insights does.
+async fn render(reader: &PdfReader, path: &str, bytes: Vec<u8>, pages: u32, dpi: u16) {
+    let range = PageBatch {
+        first: 1,
+        count: pages,
+        render: RenderPages::All,
+        dpi,
+    };
+    let started = Instant::now();
+    let rendered = reader
+        .pages(bytes.into(), range)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let seconds = started.elapsed().as_secs_f64();
+    let png_bytes: usize = rendered
+        .iter()
+        .filter_map(|p| p.image.as_ref())
+        .map(|i| i.png.len())
+        .sum();
+    println!(
+        "{path}: {} pages rendered at {dpi} DPI in {:.1} ms, {:.1} pages/s, {} KiB of PNG a page",
+        rendered.len(),
+        seconds * 1000.0,
+        rendered.len() as f64 / seconds,
+        png_bytes / rendered.len().max(1) / 1024
+    );
 }
 
 /// User + system CPU time of this process (Linux `/proc/self/stat`, in

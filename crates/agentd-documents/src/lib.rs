@@ -5,13 +5,14 @@
 //! Everything that touches the PDF library (FFI) lives in this crate.
 
 pub mod layout;
+pub mod ocr;
 mod office;
 pub mod pdf;
 pub mod pdf_pages;
 
 use std::path::PathBuf;
 
-pub use pdf::{PdfPage, PdfReader};
+pub use pdf::{PageBatch, PageContent, PageImage, PdfPage, PdfReader, RenderPages};
 pub use pdf_pages::{OutlineEntry, PageRange};
 
 /// What a file can be read as.
@@ -67,6 +68,12 @@ pub enum DocumentError {
     Unreadable(String),
     #[error("the file is an image ({0}), which has no text to read")]
     Image(String),
+    #[error(
+        "this PDF has pages without text, which need OCR, but tesseract is not installed on \
+         this server (install the Debian packages tesseract-ocr and tesseract-ocr-eng, or use \
+         a model that takes images)"
+    )]
+    OcrMissing,
     /// The reader itself failed (a panic caught, a stopped thread).
     #[error("{0}")]
     Failed(String),
@@ -78,7 +85,10 @@ impl DocumentError {
     pub fn is_caller_fault(&self) -> bool {
         !matches!(
             self,
-            Self::PdfLibraryMissing(_) | Self::PdfLibraryUnusable(_) | Self::Failed(_)
+            Self::PdfLibraryMissing(_)
+                | Self::PdfLibraryUnusable(_)
+                | Self::OcrMissing
+                | Self::Failed(_)
         )
     }
 }

@@ -17,7 +17,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use pdfium_render::prelude::*;
 use tokio::sync::oneshot;
@@ -46,6 +46,52 @@ impl PdfPage {
     }
 }
 
+/// Which pages of a range are rendered to images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenderPages {
+    None,
+    /// Pages whose text layer holds no text (scans, pictures of text).
+    WithoutText,
+    All,
+}
+
+/// Pages `first..first + count` (1-based), read with their characters'
+/// boxes and, as asked, rendered.
+#[derive(Clone, Copy, Debug)]
+pub struct PageBatch {
+    pub first: u32,
+    pub count: u32,
+    pub render: RenderPages,
+    /// Resolution of the renders, in dots per inch.
+    pub dpi: u16,
+}
+
+/// A rendered page: a PNG image.
+#[derive(Clone, Debug)]
+pub struct PageImage {
+    pub png: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One page with what the text layer says of each character and, when
+/// asked, its rendering.
+#[derive(Clone, Debug)]
+pub struct PageContent {
+    pub page: PdfPage,
+    /// Characters in the order the file stores them, each with its box
+    /// (PDF points, origin at the bottom left).
+    pub glyphs: Vec<Glyph>,
+    pub image: Option<PageImage>,
+}
+
+impl PageContent {
+    /// A page with no text in its text layer (a scan).
+    pub fn has_no_text(&self) -> bool {
+        self.page.lines.is_empty()
+    }
+}
+
 enum Work {
     /// Opens the document and counts its pages.
     Inspect,
@@ -54,6 +100,8 @@ enum Work {
     /// Anything else done with the open document (see
     /// [`PdfReader::with_document`]).
     Task(DocumentTask),
+    /// Reads a range of pages with their boxes and renders.
+    Range(PageBatch),
 }
 
 /// Work on an open document, run on the PDFium thread; its answer comes back
@@ -65,10 +113,11 @@ enum Answer {
     PageCount(u32),
     Pages(Vec<PdfPage>),
     Task(Box<dyn Any + Send>),
+    Contents(Vec<PageContent>),
 }
 
 struct Request {
-    bytes: Vec<u8>,
+    bytes: Arc<[u8]>,
     max_pages: u32,
     work: Work,
     reply: oneshot::Sender<Result<Answer, DocumentError>>,
@@ -112,18 +161,39 @@ impl PdfReader {
     /// The number of pages; fails like `extract` for encrypted, corrupt or
     /// oversized documents, without reading their text.
     pub async fn page_count(&self, bytes: Vec<u8>) -> Result<u32, DocumentError> {
+        self.count(bytes.into()).await
+    }
+
+    /// `page_count` for a document held by several readers of its pages.
+    pub async fn count(&self, bytes: Arc<[u8]>) -> Result<u32, DocumentError> {
         match self.ask(bytes, Work::Inspect).await? {
             Answer::PageCount(count) => Ok(count),
             Answer::Pages(pages) => Ok(pages.len() as u32),
             Answer::Task(_) => Err(unexpected_answer()),
+            Answer::Contents(pages) => Ok(pages.len() as u32),
+        }
+    }
+
+    /// A range of pages with their characters' boxes and renders: what an
+    /// engine reads a few pages at a time, so that memory follows the pages
+    /// in flight rather than the document's size. A range past the end is
+    /// cut at the last page.
+    pub async fn pages(
+        &self,
+        bytes: Arc<[u8]>,
+        range: PageBatch,
+    ) -> Result<Vec<PageContent>, DocumentError> {
+        match self.ask(bytes, Work::Range(range)).await? {
+            Answer::Contents(pages) => Ok(pages),
+            _ => Err(unexpected_answer()),
         }
     }
 
     /// Every page's lines in reading order.
     pub async fn extract(&self, bytes: Vec<u8>) -> Result<Vec<PdfPage>, DocumentError> {
-        match self.ask(bytes, Work::Extract).await? {
+        match self.ask(bytes.into(), Work::Extract).await? {
             Answer::Pages(pages) => Ok(pages),
-            Answer::PageCount(_) | Answer::Task(_) => Err(unexpected_answer()),
+            _ => Err(unexpected_answer()),
         }
     }
 
@@ -139,16 +209,16 @@ impl PdfReader {
         let task: DocumentTask = Box::new(move |pdfium, document| {
             task(pdfium, document).map(|answer| Box::new(answer) as Box<dyn Any + Send>)
         });
-        match self.ask(bytes, Work::Task(task)).await? {
+        match self.ask(bytes.into(), Work::Task(task)).await? {
             Answer::Task(answer) => answer
                 .downcast::<R>()
                 .map(|answer| *answer)
                 .map_err(|_| unexpected_answer()),
-            Answer::PageCount(_) | Answer::Pages(_) => Err(unexpected_answer()),
+            _ => Err(unexpected_answer()),
         }
     }
 
-    async fn ask(&self, bytes: Vec<u8>, work: Work) -> Result<Answer, DocumentError> {
+    async fn ask(&self, bytes: Arc<[u8]>, work: Work) -> Result<Answer, DocumentError> {
         check_header(&bytes)?;
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -247,7 +317,84 @@ fn handle(
             Ok(Answer::Pages(pages))
         }
         Work::Task(task) => task(pdfium, &document).map(Answer::Task),
+        Work::Range(range) => {
+            let last = range.first.saturating_add(range.count).min(count + 1);
+            let mut pages = Vec::with_capacity(last.saturating_sub(range.first) as usize);
+            for number in range.first.max(1)..last {
+                let page = document.pages().get((number - 1) as i32).map_err(|error| {
+                    DocumentError::CorruptPdf(format!("page {number} cannot be read ({error:?})"))
+                })?;
+                pages.push(read_content(number, &page, range)?);
+            }
+            Ok(Answer::Contents(pages))
+        }
     }
+}
+
+fn read_content(
+    number: u32,
+    page: &PdfiumPage<'_>,
+    range: PageBatch,
+) -> Result<PageContent, DocumentError> {
+    let glyphs = glyphs(number, page)?;
+    let page_text = PdfPage {
+        number,
+        width: page.width().value,
+        height: page.height().value,
+        lines: layout::read_page(&glyphs),
+    };
+    let wanted = match range.render {
+        RenderPages::None => false,
+        RenderPages::WithoutText => page_text.lines.is_empty(),
+        RenderPages::All => true,
+    };
+    let image = if wanted {
+        Some(render(number, page, range.dpi)?)
+    } else {
+        None
+    };
+    Ok(PageContent {
+        page: page_text,
+        glyphs,
+        image,
+    })
+}
+
+/// Renders don't grow past this many pixels a side, whatever the page size.
+const MAX_RENDER_SIDE: i32 = 4000;
+
+/// Renders a page at `dpi` on white and encodes it as a PNG (RGBA: the
+/// opaque alpha channel costs little once compressed, and saves a copy).
+fn render(number: u32, page: &PdfiumPage<'_>, dpi: u16) -> Result<PageImage, DocumentError> {
+    let scale = f32::from(dpi) / 72.0;
+    let config = PdfRenderConfig::new()
+        .scale_page_by_factor(scale)
+        .set_maximum_width(MAX_RENDER_SIDE)
+        .set_maximum_height(MAX_RENDER_SIDE)
+        .set_clear_color(PdfColor::WHITE)
+        // RGBA straight from PDFium: no channel swap afterwards.
+        .set_reverse_byte_order(true);
+    let bitmap = page.render_with_config(&config).map_err(|error| {
+        DocumentError::CorruptPdf(format!("page {number} cannot be rendered ({error:?})"))
+    })?;
+    let (width, height) = (bitmap.width() as u32, bitmap.height() as u32);
+    let rgba = bitmap.as_rgba_bytes();
+    drop(bitmap);
+    let png = encode_png(&rgba, width, height)
+        .map_err(|error| DocumentError::Failed(format!("page {number}: PNG encoding: {error}")))?;
+    Ok(PageImage { png, width, height })
+}
+
+fn encode_png(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgba)?;
+    writer.finish()?;
+    Ok(out)
 }
 
 fn open_error(error: PdfiumError) -> DocumentError {
@@ -266,6 +413,17 @@ fn open_error(error: PdfiumError) -> DocumentError {
 }
 
 fn read_page(number: u32, page: &PdfiumPage<'_>) -> Result<PdfPage, DocumentError> {
+    let glyphs = glyphs(number, page)?;
+    Ok(PdfPage {
+        number,
+        width: page.width().value,
+        height: page.height().value,
+        lines: layout::read_page(&glyphs),
+    })
+}
+
+/// The characters of a page's text layer, in stored order, with boxes.
+fn glyphs(number: u32, page: &PdfiumPage<'_>) -> Result<Vec<Glyph>, DocumentError> {
     let text = page.text().map_err(|error| {
         DocumentError::CorruptPdf(format!("page {number} has unreadable text ({error:?})"))
     })?;
@@ -291,12 +449,7 @@ fn read_page(number: u32, page: &PdfiumPage<'_>) -> Result<PdfPage, DocumentErro
             Some(Glyph { ch, rect })
         })
         .collect();
-    Ok(PdfPage {
-        number,
-        width: page.width().value,
-        height: page.height().value,
-        lines: layout::read_page(&glyphs),
-    })
+    Ok(glyphs)
 }
 
 /// pdfium-render's page type, renamed so it does not clash with ours.

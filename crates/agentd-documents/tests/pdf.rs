@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use agentd_documents::{pdf_text, DocumentError, Documents, PdfReader};
+use agentd_documents::{pdf_text, DocumentError, Documents, PageBatch, PdfReader, RenderPages};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -51,6 +51,50 @@ async fn pages_come_in_order_with_their_numbers() {
     let second = text.find("--- Page 2 ---").unwrap();
     let third = text.find("--- Page 3 ---").unwrap();
     assert!(first < second && second < third);
+}
+
+#[tokio::test]
+async fn a_page_range_comes_with_boxes_and_renders_cut_at_the_last_page() {
+    let range = PageBatch {
+        first: 2,
+        count: 5,
+        render: RenderPages::All,
+        dpi: 72,
+    };
+    let pages = reader()
+        .pages(fixture("three-pages.pdf").into(), range)
+        .await
+        .unwrap();
+    let numbers: Vec<u32> = pages.iter().map(|p| p.page.number).collect();
+    assert_eq!(numbers, [2, 3]);
+    for content in &pages {
+        let n = content.page.number;
+        assert_eq!(
+            content.page.text(),
+            format!("This is page {n}.\nSecond line of page {n}.\n")
+        );
+        // "T" of the first line: reportlab wrote it at x = 72, baseline 780.
+        let first = content.glyphs.iter().find(|g| g.ch == 'T').unwrap();
+        assert!((first.rect.left - 72.0).abs() < 1.0, "{:?}", first.rect);
+        assert!(
+            first.rect.bottom < 781.0 && first.rect.top > 786.0,
+            "{:?}",
+            first.rect
+        );
+        let image = content.image.as_ref().expect("every page rendered");
+        assert!(image.png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        // A4 at 72 DPI: one pixel a point.
+        assert_eq!((image.width, image.height), (595, 842));
+    }
+    let text_only = PageBatch {
+        render: RenderPages::WithoutText,
+        ..range
+    };
+    let pages = reader()
+        .pages(fixture("three-pages.pdf").into(), text_only)
+        .await
+        .unwrap();
+    assert!(pages.iter().all(|p| p.image.is_none() && !p.has_no_text()));
 }
 
 #[tokio::test]

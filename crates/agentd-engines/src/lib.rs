@@ -7,6 +7,7 @@ mod config_schema;
 pub mod multimodal;
 pub mod page_selection;
 pub mod pdf_extraction;
+pub mod sources;
 
 use std::sync::Arc;
 
@@ -53,12 +54,28 @@ pub trait JobReferences: Send + Sync {
     async fn save_artifact(&self, name: &str, result: &Value) -> Result<String, EngineError>;
 }
 
+/// Where an engine says how far a long run has got ("batch 3/20 done"):
+/// the job's status events.
+#[async_trait]
+pub trait Progress: Send + Sync {
+    async fn report(&self, message: String);
+}
+
+/// Progress nobody reads (tests, tools without jobs).
+pub struct NoProgress;
+
+#[async_trait]
+impl Progress for NoProgress {
+    async fn report(&self, _message: String) {}
+}
+
 /// What an engine may use while it runs.
 pub struct EngineContext<'a> {
     pub models: &'a ProviderRegistry,
     pub files: &'a dyn FileReader,
     pub documents: &'a Documents,
     pub references: &'a dyn JobReferences,
+    pub progress: &'a dyn Progress,
 }
 
 #[derive(Debug, thiserror::Error)]

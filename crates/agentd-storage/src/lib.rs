@@ -756,6 +756,10 @@ pub trait Storage: Send + Sync + 'static {
     /// expired lease, which first becomes RETRY) and leases them to `owner`.
     async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>>;
     async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState>;
+    /// Adds a STARTED event with `message` (how far a running job has got,
+    /// "batch 3/20 done") to a job `owner` still runs; false when it no
+    /// longer does (cancelled, lease lost), and nothing is written then.
+    async fn record_progress(&self, id: JobId, owner: &str, message: &str) -> Result<bool>;
     /// Records the outcome and charges its cost to the organization, in one
     /// transaction. A job that is already final is left as it is.
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()>;

@@ -140,6 +140,31 @@ async fn cancelling_stops_leases_and_is_final(db: TempDb) {
     assert_eq!(s.cancel_job(OrganizationId::new(), id).await.unwrap(), None);
 }
 
+async fn progress_is_recorded_only_while_the_worker_holds_the_job(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    assert!(!s.record_progress(id, "w1", "too early").await.unwrap());
+    s.claim_jobs(&claim("w1", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(!s.record_progress(id, "other", "not mine").await.unwrap());
+    assert!(s.record_progress(id, "w1", "batch 1/2 done").await.unwrap());
+    s.cancel_job(agent.organization_id, id).await.unwrap();
+    assert!(!s.record_progress(id, "w1", "after cancel").await.unwrap());
+    let events = s
+        .get_job(agent.organization_id, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .events;
+    let progress: Vec<_> = events
+        .iter()
+        .filter_map(|e| e.error_message.as_deref().map(|m| (e.status, m)))
+        .collect();
+    assert_eq!(progress, [(JobStatus::Started, "batch 1/2 done")]);
+}
+
 async fn idempotency_keys_return_the_first_job(db: TempDb) {
     let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
@@ -1035,6 +1060,7 @@ on_every_backend!(
     an_expired_lease_is_retried_then_abandoned,
     cancelling_stops_leases_and_is_final,
     idempotency_keys_return_the_first_job,
+    progress_is_recorded_only_while_the_worker_holds_the_job,
     a_batch_honours_the_idempotency_key_of_each_job,
     the_cache_finds_the_newest_finished_job_of_the_version,
     jobs_are_listed_with_filters,

@@ -511,6 +511,25 @@ pub(super) async fn finish_and_claim(
     Ok(jobs)
 }
 
+pub(super) async fn record_progress(
+    db: &PostgresStorage,
+    id: JobId,
+    owner: &str,
+    message: &str,
+) -> Result<bool> {
+    let written = sqlx::query(
+        "INSERT INTO job_events (job_id, status, error_message, created_at) \
+         SELECT id, status, $1, $2 FROM jobs WHERE id = $3 AND lease_owner = $4 AND status = 1",
+    )
+    .bind(message)
+    .bind(time::now())
+    .bind(*id.as_uuid())
+    .bind(owner)
+    .execute(&db.pool)
+    .await?;
+    Ok(written.rows_affected() == 1)
+}
+
 pub(super) async fn renew_lease(
     db: &PostgresStorage,
     id: JobId,

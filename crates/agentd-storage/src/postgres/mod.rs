@@ -543,6 +543,10 @@ impl Storage for PostgresStorage {
         jobs::renew_lease(self, id, owner, lease).await
     }
 
+    async fn record_progress(&self, id: JobId, owner: &str, message: &str) -> Result<bool> {
+        jobs::record_progress(self, id, owner, message).await
+    }
+
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<()> {
         jobs::finish_job(self, id, outcome).await
     }

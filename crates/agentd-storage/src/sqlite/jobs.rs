@@ -491,6 +491,27 @@ pub(super) async fn finish_and_claim(
     Ok(jobs)
 }
 
+pub(super) async fn record_progress(
+    db: &SqliteStorage,
+    id: JobId,
+    owner: &str,
+    message: &str,
+) -> Result<bool> {
+    let mut tx = db.begin_write().await?;
+    let written = sqlx::query(
+        "INSERT INTO job_events (job_id, status, error_message, created_at) \
+         SELECT id, status, ?, ? FROM jobs WHERE id = ? AND lease_owner = ? AND status = 1",
+    )
+    .bind(message)
+    .bind(now())
+    .bind(id.to_string())
+    .bind(owner)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(written.rows_affected() == 1)
+}
+
 pub(super) async fn renew_lease(
     db: &SqliteStorage,
     id: JobId,

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use agentd_documents::{DocumentError, Documents};
 use agentd_domain::template::{self, FileAsText, TemplateError};
 use agentd_domain::{
-    FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobInput, JobOutcome, OrganizationId,
-    ResolvedInputs, Usage,
+    FailureKind, FileId, FileRef, InputKind, InputValue, Job, JobId, JobInput, JobOutcome,
+    OrganizationId, ResolvedInputs, Usage,
 };
 use agentd_engines::{
-    EngineContext, EngineError, EngineRegistry, FileReader, JobReferences, SavedReference,
+    EngineContext, EngineError, EngineRegistry, FileReader, JobReferences, Progress, SavedReference,
 };
 use agentd_providers::ProviderRegistry;
 use agentd_storage::Storage;
@@ -114,12 +114,13 @@ impl JobExecutor {
         }
     }
 
-    /// Runs a claimed job once; the caller records the outcome.
-    pub async fn execute(&self, job: &Job) -> Attempted {
+    /// Runs a claimed job once as worker `owner`; the caller records the
+    /// outcome.
+    pub async fn execute(&self, job: &Job, owner: &str) -> Attempted {
         crate::panics::panic_on_job(job);
         let started = std::time::Instant::now();
         let mut labels = JobLabels::default();
-        let attempted = self.outcome(job, &mut labels).await;
+        let attempted = self.outcome(job, owner, &mut labels).await;
         if let Attempted::Finished(outcome) = &attempted {
             crate::metrics::record_job_finished(&labels, outcome, started.elapsed());
         }
@@ -127,8 +128,8 @@ impl JobExecutor {
     }
 
     /// One attempt, with the engine and model it ran named in `labels`.
-    async fn outcome(&self, job: &Job, labels: &mut JobLabels) -> Attempted {
-        match self.attempt(job, labels).await {
+    async fn outcome(&self, job: &Job, owner: &str, labels: &mut JobLabels) -> Attempted {
+        match self.attempt(job, owner, labels).await {
             Ok(output) => Attempted::Finished(JobOutcome::Success {
                 outputs: output.outputs,
                 usage: output.usage,
@@ -151,6 +152,7 @@ impl JobExecutor {
     async fn attempt(
         &self,
         job: &Job,
+        owner: &str,
         labels: &mut JobLabels,
     ) -> Result<agentd_engines::EngineOutput, AttemptError> {
         let context = retry_transient("reading a job's agent", READ_ATTEMPTS, move || {
@@ -203,11 +205,17 @@ impl JobExecutor {
             store: &self.references,
             job: job.id,
         };
+        let progress = JobProgress {
+            storage: self.storage.as_ref(),
+            job: job.id,
+            owner,
+        };
         let context = EngineContext {
             models: &self.models,
             files: &files,
             documents: &self.documents,
             references: &references,
+            progress: &progress,
         };
         engine
             .run(&context, &config, &inputs)
@@ -371,6 +379,27 @@ fn document_failure(key: &str, field: &str, error: &DocumentError) -> Failure {
         FailureKind::Internal
     };
     Failure { kind, message }
+}
+
+/// An engine's progress, written as the job's status events. Progress is
+/// news, not state: a failure to write it is logged and the run goes on.
+struct JobProgress<'a> {
+    storage: &'a dyn Storage,
+    job: JobId,
+    owner: &'a str,
+}
+
+#[async_trait]
+impl Progress for JobProgress<'_> {
+    async fn report(&self, message: String) {
+        if let Err(error) = self
+            .storage
+            .record_progress(self.job, self.owner, &message)
+            .await
+        {
+            tracing::warn!(job = %self.job, %error, "recording a job's progress failed");
+        }
+    }
 }
 
 /// The files of one job's organization, for engines.

@@ -228,7 +228,7 @@ impl WorkerPool {
     async fn run(&self, job: &Job) -> Option<JobOutcome> {
         let cancel = self.signals.running(job.id);
         let started = std::time::Instant::now();
-        let work = AssertUnwindSafe(self.executor.execute(job))
+        let work = AssertUnwindSafe(self.executor.execute(job, &self.owner))
             .catch_unwind()
             .map(|attempted| match attempted {
                 Ok(Attempted::Finished(outcome)) => Some(outcome),
