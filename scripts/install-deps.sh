@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing agentd needs on a fresh Debian machine
 # with a Rust toolchain: the Python venv module for the SDK tests, rustfmt and
-# clippy, real PDFs, Chromium for the console's browser tests, Tesseract for
+# clippy, real PDFs, Chromium and Firefox ESR for the console's browser tests, Tesseract for
 # OCR, PDFium and llama.cpp's build tools. Packages are installed only when
 # missing.
 set -euo pipefail
@@ -27,6 +27,9 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 # Chromium with Playwright; Playwright's own browser download is never used.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# Firefox ESR for the console's Firefox smoke test
+# (tests/e2e/test_console_firefox.py), driven over its built-in WebDriver BiDi.
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
 # OCR of scanned PDF pages for text-only models (Document Insights).
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 [ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata 2>/dev/null)" ] || need+=(tesseract-ocr-eng)
