@@ -15,6 +15,9 @@ export AGENTD_REQUIRE_LOCAL_MODEL=1
 # have (127.0.0.1:5432, user postgres; AGENTD_TEST_POSTGRES_URL to change):
 # a missing server fails the run instead of skipping that half.
 export AGENTD_REQUIRE_POSTGRES="${AGENTD_REQUIRE_POSTGRES:-1}"
+# The console's Firefox smoke test (tests/e2e/test_console_firefox.py) fails
+# instead of skipping when Firefox ESR is missing.
+export AGENTD_REQUIRE_FIREFOX=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
