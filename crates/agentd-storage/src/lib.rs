@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub mod postgres;
+pub mod provider_limits;
 pub mod sqlite;
 mod status_events;
 
@@ -794,6 +795,36 @@ pub trait Storage: Send + Sync + 'static {
     /// one grouped scan, so that several processes sharing a database all
     /// report the same numbers.
     async fn count_jobs(&self) -> Result<Vec<JobCount>>;
+
+    /// Final jobs last changed before `finished_before` whose data is still
+    /// kept, oldest first, at most `limit` (the retention sweep erases
+    /// their data with [`Storage::delete_job_data`]).
+    async fn jobs_past_retention(
+        &self,
+        finished_before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(OrganizationId, JobId)>>;
+
+    // Provider limits shared by every process on the database
+    /// Records the start of a call to `provider` when fewer than
+    /// `per_minute` calls started in the last minute.
+    async fn admit_provider_call(
+        &self,
+        provider: &str,
+        per_minute: u32,
+    ) -> Result<provider_limits::Admission>;
+    /// Takes slot `slot` (a fresh id) of `provider` for `lease` when fewer
+    /// than `max_in_flight` live slots are held.
+    async fn take_provider_slot(
+        &self,
+        provider: &str,
+        max_in_flight: usize,
+        slot: &str,
+        lease: Duration,
+    ) -> Result<provider_limits::Admission>;
+    /// Extends a held slot's lease; false when it had expired and is gone.
+    async fn renew_provider_slot(&self, slot: &str, lease: Duration) -> Result<bool>;
+    async fn release_provider_slot(&self, slot: &str) -> Result<()>;
 
     // Files
     /// Records a file that no job refers to yet: unless a job links it, the

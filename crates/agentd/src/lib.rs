@@ -18,6 +18,7 @@ pub mod panics;
 pub mod public_url;
 pub mod references;
 pub mod server;
+pub mod shared_limits;
 pub mod startup;
 pub mod telemetry;
 pub mod webhooks;

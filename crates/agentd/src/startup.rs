@@ -8,7 +8,7 @@ use agentd_documents::Documents;
 use agentd_engines::EngineRegistry;
 use agentd_providers::anthropic::{self, AnthropicProvider};
 use agentd_providers::gemini::{self, GeminiProvider};
-use agentd_providers::limits::{LimitedProvider, Limits};
+use agentd_providers::limits::Limits;
 use agentd_providers::openai::{self, OpenAiProvider};
 use agentd_providers::{
     HttpSettings, ModelCatalog, ModelProvider, ProviderRegistry, RetryPolicy, RetryingProvider,
@@ -23,6 +23,7 @@ use crate::local_model;
 use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
 use crate::public_url::PublicUrl;
+use crate::shared_limits::SharedLimitedProvider;
 use crate::references::JobReferenceStore;
 use crate::webhooks::Dispatcher;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
@@ -69,8 +70,12 @@ type HostedProvider<'a> = (
 );
 
 /// The model table and the providers whose credentials or endpoints are
-/// configured, each behind its limits and retries.
-pub async fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderRegistry> {
+/// configured, each behind its limits (shared through `storage` by every
+/// process on the database) and retries.
+pub async fn provider_registry(
+    config: &ServeConfig,
+    storage: &Arc<dyn Storage>,
+) -> anyhow::Result<ProviderRegistry> {
     let file = match &config.models_file {
         Some(path) => ModelsFile::load(path)?,
         None => ModelsFile::default(),
@@ -92,7 +97,7 @@ pub async fn provider_registry(config: &ServeConfig) -> anyhow::Result<ProviderR
         let limited: Arc<dyn ModelProvider> = if limits.is_unlimited() {
             provider
         } else {
-            Arc::new(LimitedProvider::new(provider, limits))
+            Arc::new(SharedLimitedProvider::new(provider, limits, Arc::clone(storage)))
         };
         registry.register(Arc::new(RetryingProvider::new(limited, retry)));
     };
@@ -191,7 +196,7 @@ impl AppState {
         .with_context(|| format!("creating {}", config.data_dir.display()))?
         .with_fetch_limits(config.fetch_limits());
         let engines = EngineRegistry::builtin();
-        let models = Arc::new(provider_registry(&config).await?);
+        let models = Arc::new(provider_registry(&config, &storage).await?);
         let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
         let public_url = PublicUrl::new(config.public_url.clone(), config.addr);
         let references =

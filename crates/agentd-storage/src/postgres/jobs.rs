@@ -773,3 +773,22 @@ pub(super) async fn count_jobs(pool: &PgPool) -> Result<Vec<crate::JobCount>> {
         })
         .collect()
 }
+
+pub(super) async fn jobs_past_retention(
+    pool: &PgPool,
+    finished_before: Timestamp,
+    limit: i64,
+) -> Result<Vec<(OrganizationId, JobId)>> {
+    let rows = sqlx::query(
+        "SELECT organization_id, id FROM jobs \
+         WHERE status IN (3, 4, 5, 6) AND NOT data_deleted AND updated_at < $1 \
+         ORDER BY updated_at LIMIT $2",
+    )
+    .bind(finished_before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((super::rows::id(row, "organization_id")?, super::rows::id(row, "id")?)))
+        .collect()
+}

@@ -6,6 +6,7 @@
 
 mod files;
 mod jobs;
+mod limits;
 mod references;
 mod rows;
 mod usage;
@@ -583,6 +584,40 @@ impl Storage for PostgresStorage {
 
     async fn count_jobs(&self) -> Result<Vec<crate::JobCount>> {
         jobs::count_jobs(&self.pool).await
+    }
+
+    async fn jobs_past_retention(
+        &self,
+        finished_before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(OrganizationId, JobId)>> {
+        jobs::jobs_past_retention(&self.pool, finished_before, limit).await
+    }
+
+    async fn admit_provider_call(
+        &self,
+        provider: &str,
+        per_minute: u32,
+    ) -> Result<crate::provider_limits::Admission> {
+        limits::admit_call(self, provider, per_minute).await
+    }
+
+    async fn take_provider_slot(
+        &self,
+        provider: &str,
+        max_in_flight: usize,
+        slot: &str,
+        lease: Duration,
+    ) -> Result<crate::provider_limits::Admission> {
+        limits::take_slot(self, provider, max_in_flight, slot, lease).await
+    }
+
+    async fn renew_provider_slot(&self, slot: &str, lease: Duration) -> Result<bool> {
+        limits::renew_slot(self, slot, lease).await
+    }
+
+    async fn release_provider_slot(&self, slot: &str) -> Result<()> {
+        limits::release_slot(self, slot).await
     }
 
     async fn create_file(&self, org: OrganizationId, file: &FileRef) -> Result<()> {

@@ -754,3 +754,22 @@ pub(super) async fn count_jobs(pool: &SqlitePool) -> Result<Vec<crate::JobCount>
         })
         .collect()
 }
+
+pub(super) async fn jobs_past_retention(
+    pool: &SqlitePool,
+    finished_before: time::Timestamp,
+    limit: i64,
+) -> Result<Vec<(OrganizationId, JobId)>> {
+    let rows = sqlx::query(
+        "SELECT organization_id, id FROM jobs \
+         WHERE status IN (3, 4, 5, 6) AND data_deleted = 0 AND updated_at < ? \
+         ORDER BY updated_at LIMIT ?",
+    )
+    .bind(time::format(&finished_before))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((super::rows::id(row, "organization_id")?, super::rows::id(row, "id")?)))
+        .collect()
+}

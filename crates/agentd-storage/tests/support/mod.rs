@@ -60,6 +60,8 @@ enum Cleanup {
 
 pub struct TempDb {
     pub storage: Arc<dyn Storage>,
+    /// The URL `storage` was opened with.
+    url: String,
     cleanup: Cleanup,
 }
 
@@ -69,6 +71,7 @@ impl TempDb {
         let url = format!("sqlite://{}/agentd.db", dir.display());
         TempDb {
             storage: agentd_storage::connect(&url).await.unwrap(),
+            url,
             cleanup: Cleanup::Directory(dir),
         }
     }
@@ -86,13 +89,21 @@ impl TempDb {
         let options = ConnectOptions {
             max_connections: 16,
         };
-        let storage = agentd_storage::connect_with(&with_database(&admin_url, &name), &options)
-            .await
-            .unwrap();
+        let url = with_database(&admin_url, &name);
+        let storage = agentd_storage::connect_with(&url, &options).await.unwrap();
         Some(TempDb {
             storage,
+            url,
             cleanup: Cleanup::Database { admin_url, name },
         })
+    }
+}
+
+impl TempDb {
+    /// The same database opened again, with a pool (and, on SQLite, a
+    /// write lock) of its own: what another process would see.
+    pub async fn open_again(&self) -> Arc<dyn Storage> {
+        agentd_storage::connect(&self.url).await.unwrap()
     }
 }
 
