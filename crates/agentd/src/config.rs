@@ -208,6 +208,12 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_FILE_SWEEP_GRACE_SECS", default_value_t = 3600)]
     pub file_sweep_grace_secs: u64,
 
+    /// Days after which a finished job's inputs, outputs and files are
+    /// erased by the sweep (the job stays, as after delete-data); unset
+    /// keeps them.
+    #[arg(long, env = "AGENTD_JOB_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub job_retention_days: Option<u32>,
+
     /// The PDFium library (default: `$AGENTD_DATA_DIR/lib/libpdfium.so`,
     /// where scripts/fetch-pdfium.sh puts it).
     #[arg(long, env = "AGENTD_PDFIUM_PATH")]
@@ -329,6 +335,9 @@ impl ServeConfig {
         crate::file_sweep::SweepConfig {
             interval: Duration::from_secs(self.file_sweep_secs),
             grace: Duration::from_secs(self.file_sweep_grace_secs),
+            job_retention: self
+                .job_retention_days
+                .map(|days| Duration::from_secs(u64::from(days) * 24 * 3600)),
         }
     }
 }

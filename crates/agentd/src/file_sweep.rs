@@ -20,6 +20,9 @@ pub struct SweepConfig {
     pub interval: Duration,
     /// Age below which nothing is removed.
     pub grace: Duration,
+    /// Finished jobs older than this lose their data
+    /// (`AGENTD_JOB_RETENTION_DAYS`); `None` keeps it.
+    pub job_retention: Option<Duration>,
 }
 
 /// What one sweep removed.
@@ -49,6 +52,9 @@ pub fn spawn(
                 _ = ticks.tick() => {},
                 _ = shutdown.cancelled() => return,
             }
+            if let Some(retention) = config.job_retention {
+                erase_old_jobs(storage.as_ref(), &files, retention).await;
+            }
             match sweep(storage.as_ref(), &files, config.grace).await {
                 Ok(report) if report != SweepReport::default() => {
                     tracing::info!(
@@ -62,6 +68,17 @@ pub fn spawn(
             }
         }
     }))
+}
+
+async fn erase_old_jobs(storage: &dyn Storage, files: &FileStore, retention: Duration) {
+    let finished_before = time::now()
+        .checked_sub_signed(time::Delta::from_std(retention).unwrap_or(time::Delta::MAX))
+        .unwrap_or(time::Timestamp::UNIX_EPOCH);
+    match crate::retention::erase_jobs_past_retention(storage, files, finished_before).await {
+        Ok(0) => {}
+        Ok(jobs) => tracing::info!(jobs, "retention erased the data of old jobs"),
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "retention sweep failed"),
+    }
 }
 
 /// One sweep.

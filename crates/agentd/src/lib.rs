@@ -17,6 +17,7 @@ pub mod models_file;
 pub mod panics;
 pub mod public_url;
 pub mod references;
+pub mod retention;
 pub mod server;
 pub mod shared_limits;
 pub mod startup;
