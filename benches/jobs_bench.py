@@ -20,7 +20,14 @@ The fake model: a ThreadingHTTPServer (a thread per connection, HTTP/1.1 keep-al
 large listen backlog) that reads the request, sleeps ``latency`` seconds, and answers a
 fixed, schema-valid chat completion. It does not parse the request body.
 
-Only the standard library is used.
+``--database postgres`` runs each measurement on a fresh PostgreSQL database (created with
+``psql`` on ``AGENTD_BENCH_POSTGRES_URL``, default the local server as user postgres, named
+``$AGENTD_BENCH_DB_PREFIX<random>``, default prefix ``agentd_bench_``, dropped after).
+``--processes N`` runs N processes on the one database: ``agentd serve`` and N-1
+``agentd worker`` processes, each with the given worker count (the ideal and the CPU figure
+cover all of them).
+
+Only the standard library (and ``psql`` for PostgreSQL) is used.
 """
 
 from __future__ import annotations
@@ -132,14 +139,39 @@ class FakeModel:
 # ---------------------------------------------------------------------------
 
 
+class Database:
+    """Where one measurement keeps its jobs: a SQLite file in its directory, or a fresh
+    PostgreSQL database dropped afterwards."""
+
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind = kind
+        if kind == "sqlite":
+            self.url = f"sqlite://{workdir / 'agentd.db'}"
+            return
+        self.admin_url = os.environ.get("AGENTD_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        self.name = os.environ.get("AGENTD_BENCH_DB_PREFIX", "agentd_bench_") + uuid.uuid4().hex[:12]
+        self._psql(f"CREATE DATABASE {self.name}")
+        self.url = self.admin_url.rsplit("/", 1)[0] + "/" + self.name
+
+    def _psql(self, statement: str) -> None:
+        subprocess.run(["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", self.admin_url, "-c", statement], check=True)
+
+    def drop(self) -> None:
+        if self.kind == "postgres":
+            self._psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
 class Agentd:
-    def __init__(self, binary: Path, workdir: Path, fake_url: str, workers: int) -> None:
+    """``agentd serve`` and ``processes - 1`` ``agentd worker`` processes on one database."""
+
+    def __init__(self, binary: Path, workdir: Path, fake_url: str, workers: int, database_url: str,
+                 processes: int = 1) -> None:
         self.api_key = "bench-" + uuid.uuid4().hex
         self.org_id = str(uuid.uuid4())
         env = {
             **os.environ,
             "AGENTD_ADDR": "127.0.0.1:0",
-            "DATABASE_URL": f"sqlite://{workdir / 'agentd.db'}",
+            "DATABASE_URL": database_url,
             "AGENTD_DATA_DIR": str(workdir),
             "AGENTD_BOOTSTRAP_ORG_ID": self.org_id,
             "AGENTD_BOOTSTRAP_API_KEY": self.api_key,
@@ -155,33 +187,44 @@ class Agentd:
         self.log = open(workdir / "agentd.log", "wb")
         self.proc = subprocess.Popen([str(binary), "serve"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.log)
-        self.base_url = self._read_address()
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.workers: list[subprocess.Popen] = []
+        self.base_url = self._read_line(self.proc, r"agentd listening on (http://\S+)").rstrip("/")
+        for _ in range(processes - 1):
+            worker = subprocess.Popen([str(binary), "worker"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=self.log)
+            self.workers.append(worker)
+            self._read_line(worker, r"(agentd worker running)")
 
-    def _read_address(self) -> str:
+    def _read_line(self, proc: subprocess.Popen, pattern: str) -> str:
+        """Waits for the line `pattern` matches, returns its group 1, then drains the rest."""
         deadline = time.monotonic() + 30
-        assert self.proc.stdout is not None
+        assert proc.stdout is not None
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode(errors="replace")
+            line = proc.stdout.readline().decode(errors="replace")
             if not line:
                 break
-            m = re.search(r"agentd listening on (http://\S+)", line)
+            m = re.search(pattern, line)
             if m:
-                return m.group(1).rstrip("/")
+                threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
+                return m.group(1)
         self.stop()
         raise SystemExit(f"agentd did not start; see {self.log.name}")
 
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for _ in iter(self.proc.stdout.readline, b""):
+    @staticmethod
+    def _drain(proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for _ in iter(proc.stdout.readline, b""):
             pass
 
     def cpu_ticks(self) -> int:
-        with open(f"/proc/{self.proc.pid}/stat") as fh:
-            stat = fh.read()
-        fields = stat[stat.rindex(")") + 2:].split()
-        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-        return int(fields[11]) + int(fields[12])
+        total = 0
+        for proc in [self.proc, *self.workers]:
+            with open(f"/proc/{proc.pid}/stat") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+            total += int(fields[11]) + int(fields[12])
+        return total
 
     def request(self, method: str, path: str, body=None, timeout: float = 120):
         data = json.dumps(body).encode() if body is not None else None
@@ -196,13 +239,14 @@ class Agentd:
             raise SystemExit(f"{method} {path} -> {e.code} {e.read()[:500]!r}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        for proc in [self.proc, *self.workers]:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
         self.log.close()
 
 
@@ -211,9 +255,15 @@ class Agentd:
 # ---------------------------------------------------------------------------
 
 
-def measure(binary: Path, fake: FakeModel, workers: int, n_jobs: int, poll: float, keep: bool) -> dict:
+def measure(binary: Path, fake: FakeModel, workers: int, n_jobs: int, poll: float, keep: bool,
+            database: str = "sqlite", processes: int = 1) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"agentd-bench-{workers}-"))
-    srv = Agentd(binary, workdir, fake.base_url, workers)
+    db = Database(database, workdir)
+    try:
+        srv = Agentd(binary, workdir, fake.base_url, workers, db.url, processes)
+    except BaseException:
+        db.drop()
+        raise
     try:
         agent = srv.request("POST", "/v1/agents/", {
             "name": "bench",
@@ -233,7 +283,7 @@ def measure(binary: Path, fake: FakeModel, workers: int, n_jobs: int, poll: floa
         ids = srv.request("POST", f"/v1/agents/run/{agent['id']}/async/many/", {"inputs": inputs})
         t_submitted = time.monotonic()
         assert isinstance(ids, list) and len(ids) == n_jobs, ids
-        ideal_wall = math.ceil(n_jobs / workers) * fake.latency
+        ideal_wall = math.ceil(n_jobs / (workers * processes)) * fake.latency
         ideal = n_jobs / ideal_wall
         # Poll often enough to time the end to ~1% of the ideal wall time, but no more than
         # 20 times a second; ask only about the jobs not yet final.
@@ -261,6 +311,8 @@ def measure(binary: Path, fake: FakeModel, workers: int, n_jobs: int, poll: floa
         ticks = os.sysconf("SC_CLK_TCK")
         cpu_ms = (cpu1 - cpu0) * 1000.0 / ticks
         return {
+            "database": database,
+            "processes": processes,
             "workers": workers,
             "wall_s": wall,
             "submit_s": t_submitted - t0,
@@ -278,6 +330,7 @@ def measure(binary: Path, fake: FakeModel, workers: int, n_jobs: int, poll: floa
         }
     finally:
         srv.stop()
+        db.drop()
         if keep:
             print(f"  (kept {workdir})", file=sys.stderr)
         else:
@@ -292,6 +345,10 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.1, help="fake model latency in seconds")
     ap.add_argument("--poll", type=float, default=0.0,
                     help="seconds between status polls (default: ideal wall time / 100, within 0.05..0.5)")
+    ap.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                    help="where the jobs are kept (postgres: a fresh database per run, dropped after)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="agentd processes on one database: serve plus N-1 `agentd worker`, each with --workers")
     ap.add_argument("--json", action="store_true", help="also print the rows as JSON lines")
     ap.add_argument("--keep", action="store_true", help="keep the data directories")
     args = ap.parse_args()
@@ -305,12 +362,13 @@ def main() -> None:
 
     fake = FakeModel(args.latency).start()
     print(f"agentd: {binary}")
-    print(f"{args.jobs} jobs per run, model latency {args.latency * 1000:.0f} ms, {os.cpu_count()} CPUs, "
+    print(f"{args.database}, {args.processes} process(es); "
+          f"{args.jobs} jobs per run, model latency {args.latency * 1000:.0f} ms, {os.cpu_count()} CPUs, "
           f"clock tick {1000 / os.sysconf('SC_CLK_TCK'):.0f} ms, load average {os.getloadavg()[0]:.2f}")
     rows = []
     try:
         for w in workers:
-            row = measure(binary, fake, w, args.jobs, args.poll, args.keep)
+            row = measure(binary, fake, w, args.jobs, args.poll, args.keep, args.database, args.processes)
             rows.append(row)
             print(f"  workers={w}: {row['wall_s']:.2f} s", file=sys.stderr, flush=True)
     finally:

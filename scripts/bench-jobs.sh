@@ -2,6 +2,7 @@
 # Job throughput benchmark: builds target/release/agentd, then runs benches/jobs_bench.py
 # (a fake model with 100 ms latency; 1000 jobs via async/many; AGENTD_WORKERS = 1, 16, 64).
 # Extra arguments go to the script, e.g. scripts/bench-jobs.sh --workers 16,64 --jobs 500
+# --database postgres (a fresh PostgreSQL database per run) --processes 2 (serve + 1 `agentd worker`).
 # Set AGENTD_BIN to benchmark another binary (the build is then skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -27,6 +27,8 @@ echo "== cargo test"
 cargo test --workspace
 echo "== end-to-end (tests/e2e)"
 cargo build -p agentd
+# The Dockerfile's build step, in the debug profile (tests/e2e/test_deploy_files.py).
+./scripts/build-release.sh --profile dev target/docker-check/agentd
 ./scripts/test-e2e.sh "$@"
 echo "== end-to-end on PostgreSQL (jobs, runs, files, webhooks, MCP, references; a fresh database per server)"
 AGENTD_E2E_DATABASE=postgres .venv/bin/python -m pytest -q \
