@@ -147,3 +147,77 @@ impl ModelProvider for SharedLimitedProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A model that counts the calls in flight across every provider using it.
+    struct Slow {
+        running: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ModelProvider for Slow {
+        fn name(&self) -> &str {
+            "slow"
+        }
+        async fn complete(&self, _: &CompletionRequest) -> Result<Completion, ProviderError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(Completion {
+                text: "{}".into(),
+                usage: Default::default(),
+            })
+        }
+    }
+
+    fn request() -> CompletionRequest {
+        CompletionRequest {
+            upstream_model: "m".into(),
+            messages: vec![],
+            schema_name: "output".into(),
+            schema: serde_json::json!({}),
+            temperature: None,
+            reasoning: None,
+            max_output_tokens: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_one_database_share_the_concurrency_limit() {
+        let dir = std::env::temp_dir().join(format!("agentd-shared-limits-{}", JobId::new()));
+        let url = format!("sqlite://{}/agentd.db", dir.display());
+        let slow = Arc::new(Slow {
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        });
+        let limits = Limits {
+            max_concurrency: Some(2),
+            requests_per_minute: None,
+        };
+        // Each "process" opens the database on its own and may hold 2 slots itself.
+        let mut processes = Vec::new();
+        for _ in 0..2 {
+            let storage = agentd_storage::connect(&url).await.unwrap();
+            processes.push(Arc::new(SharedLimitedProvider::new(slow.clone(), limits, storage)));
+        }
+        let calls: Vec<_> = (0..12)
+            .map(|i| {
+                let provider = Arc::clone(&processes[i % 2]);
+                tokio::spawn(async move { provider.complete(&request()).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        // A limit per process would let 4 run at once.
+        let peak = slow.peak.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&peak), "{peak} calls in flight between both");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
