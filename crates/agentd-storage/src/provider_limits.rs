@@ -37,13 +37,19 @@ pub enum Admission {
 
 /// Whether one more call may start now, given the starts still inside the
 /// window (`recent`) and the oldest of them.
-pub(crate) fn admit_rate(recent: i64, oldest_ms: Option<i64>, now_ms: i64, per_minute: u32) -> Admission {
+pub(crate) fn admit_rate(
+    recent: i64,
+    oldest_ms: Option<i64>,
+    now_ms: i64,
+    per_minute: u32,
+) -> Admission {
     if recent < i64::from(per_minute.max(1)) {
         return Admission::Granted;
     }
     // The window frees a place when its oldest start leaves it.
     let frees_at = oldest_ms.unwrap_or(now_ms) + RATE_WINDOW_MS;
-    Admission::RetryIn(Duration::from_millis((frees_at - now_ms).max(1) as u64))
+    let wait_ms = (frees_at - now_ms).clamp(1, RATE_WINDOW_MS);
+    Admission::RetryIn(Duration::from_millis(wait_ms as u64))
 }
 
 /// How long a caller waits before asking for a slot again when all are taken.

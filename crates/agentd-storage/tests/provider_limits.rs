@@ -43,7 +43,10 @@ async fn two_processes_share_one_per_minute_limit(db: TempDb) {
     assert_eq!(granted, 5, "5 calls a minute between both processes");
     // Another provider has a window of its own.
     assert_eq!(
-        processes[1].admit_provider_call("anthropic", 5).await.unwrap(),
+        processes[1]
+            .admit_provider_call("anthropic", 5)
+            .await
+            .unwrap(),
         Admission::Granted
     );
 }
@@ -98,17 +101,26 @@ async fn an_expired_slot_frees_its_place(db: TempDb) {
     );
     let live = Duration::from_secs(60);
     assert_eq!(
-        storage.take_provider_slot("openai", 1, "next", live).await.unwrap(),
+        storage
+            .take_provider_slot("openai", 1, "next", live)
+            .await
+            .unwrap(),
         Admission::Granted
     );
     assert!(!storage.renew_provider_slot("killed", live).await.unwrap());
     assert!(matches!(
-        storage.take_provider_slot("openai", 1, "third", live).await.unwrap(),
+        storage
+            .take_provider_slot("openai", 1, "third", live)
+            .await
+            .unwrap(),
         Admission::RetryIn(_)
     ));
     storage.release_provider_slot("next").await.unwrap();
     assert_eq!(
-        storage.take_provider_slot("openai", 1, "third", live).await.unwrap(),
+        storage
+            .take_provider_slot("openai", 1, "third", live)
+            .await
+            .unwrap(),
         Admission::Granted
     );
 }

@@ -31,7 +31,11 @@ pub async fn erase_jobs_past_retention(
             {
                 // Bytes that cannot be removed now have no record any more:
                 // the file sweep removes them later.
-                let released: Vec<_> = inputs.into_iter().chain(references).chain(artifacts).collect();
+                let released: Vec<_> = inputs
+                    .into_iter()
+                    .chain(references)
+                    .chain(artifacts)
+                    .collect();
                 files.delete_all(&released).await;
                 erased += 1;
             }

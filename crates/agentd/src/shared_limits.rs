@@ -204,7 +204,11 @@ mod tests {
         let mut processes = Vec::new();
         for _ in 0..2 {
             let storage = agentd_storage::connect(&url).await.unwrap();
-            processes.push(Arc::new(SharedLimitedProvider::new(slow.clone(), limits, storage)));
+            processes.push(Arc::new(SharedLimitedProvider::new(
+                slow.clone(),
+                limits,
+                storage,
+            )));
         }
         let calls: Vec<_> = (0..12)
             .map(|i| {
@@ -217,7 +221,10 @@ mod tests {
         }
         // A limit per process would let 4 run at once.
         let peak = slow.peak.load(Ordering::SeqCst);
-        assert!((1..=2).contains(&peak), "{peak} calls in flight between both");
+        assert!(
+            (1..=2).contains(&peak),
+            "{peak} calls in flight between both"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -23,8 +23,8 @@ use crate::local_model;
 use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
 use crate::public_url::PublicUrl;
-use crate::shared_limits::SharedLimitedProvider;
 use crate::references::JobReferenceStore;
+use crate::shared_limits::SharedLimitedProvider;
 use crate::webhooks::Dispatcher;
 use crate::worker::{JobExecutor, JobSignals, WorkerPool};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -97,7 +97,11 @@ pub async fn provider_registry(
         let limited: Arc<dyn ModelProvider> = if limits.is_unlimited() {
             provider
         } else {
-            Arc::new(SharedLimitedProvider::new(provider, limits, Arc::clone(storage)))
+            Arc::new(SharedLimitedProvider::new(
+                provider,
+                limits,
+                Arc::clone(storage),
+            ))
         };
         registry.register(Arc::new(RetryingProvider::new(limited, retry)));
     };

@@ -23,7 +23,11 @@ async fn lock_provider(conn: &mut PgConnection, provider: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(NOW_MS).fetch_one(&mut *conn).await?)
 }
 
-pub(super) async fn admit_call(db: &PostgresStorage, provider: &str, per_minute: u32) -> Result<Admission> {
+pub(super) async fn admit_call(
+    db: &PostgresStorage,
+    provider: &str,
+    per_minute: u32,
+) -> Result<Admission> {
     let mut tx = db.pool.begin().await?;
     let now = lock_provider(&mut tx, provider).await?;
     sqlx::query(sql::FORGET_OLD_STARTS)

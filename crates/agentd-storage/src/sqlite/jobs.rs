@@ -770,6 +770,11 @@ pub(super) async fn jobs_past_retention(
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|row| Ok((super::rows::id(row, "organization_id")?, super::rows::id(row, "id")?)))
+        .map(|row| {
+            Ok((
+                super::rows::id(row, "organization_id")?,
+                super::rows::id(row, "id")?,
+            ))
+        })
         .collect()
 }

@@ -14,9 +14,14 @@ fn now_ms() -> i64 {
     time::now().timestamp_millis()
 }
 
-pub(super) async fn admit_call(db: &SqliteStorage, provider: &str, per_minute: u32) -> Result<Admission> {
-    let now = now_ms();
+pub(super) async fn admit_call(
+    db: &SqliteStorage,
+    provider: &str,
+    per_minute: u32,
+) -> Result<Admission> {
     let mut tx = db.begin_write().await?;
+    // Read after the lock: the instants recorded before are not later.
+    let now = now_ms();
     sqlx::query(sql::FORGET_OLD_STARTS)
         .bind(provider)
         .bind(now - RATE_WINDOW_MS)
@@ -45,8 +50,9 @@ pub(super) async fn take_slot(
     slot: &str,
     lease: Duration,
 ) -> Result<Admission> {
-    let now = now_ms();
     let mut tx = db.begin_write().await?;
+    // Read after the lock: the instants recorded before are not later.
+    let now = now_ms();
     sqlx::query(sql::FORGET_EXPIRED_SLOTS)
         .bind(provider)
         .bind(now)
