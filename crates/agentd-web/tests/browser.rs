@@ -104,7 +104,9 @@ socket.onerror = () => {{ outcomes.push('ws-failed'); done(); }};
             Redirect::temporary(&format!("{}/redirected", query["victim"]))
         }))
         .with_state(Arc::clone(&counters));
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))
+        .await
+        .unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (Url::parse(&format!("http://{address}/")).unwrap(), counters)
@@ -125,7 +127,9 @@ const FORM: &str = r#"<html><body>
 
 /// A TCP listener on 127.0.0.1 that counts every connection it gets.
 async fn start_victim() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
     let address = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&hits);
@@ -153,23 +157,49 @@ async fn renders_static_scripted_and_redirected_pages_with_full_page_screenshots
     let browser = Browser::new(settings(AddressPolicy::AllowAll));
     let plain = RenderOptions::default();
 
-    let page = browser.render(&site.join("static").unwrap(), &plain).await.unwrap();
-    assert!(page.html.contains("<h1>Static article</h1>"), "{}", page.html);
+    let page = browser
+        .render(&site.join("static").unwrap(), &plain)
+        .await
+        .unwrap();
+    assert!(
+        page.html.contains("<h1>Static article</h1>"),
+        "{}",
+        page.html
+    );
     assert!(page.html.starts_with("<!DOCTYPE html>") || page.html.starts_with("<html>"));
     assert!(page.screenshot_png.is_none());
 
-    let page = browser.render(&site.join("js").unwrap(), &plain).await.unwrap();
-    assert!(page.html.contains("<p>Built by script</p>"), "{}", page.html);
+    let page = browser
+        .render(&site.join("js").unwrap(), &plain)
+        .await
+        .unwrap();
+    assert!(
+        page.html.contains("<p>Built by script</p>"),
+        "{}",
+        page.html
+    );
 
-    let page = browser.render(&site.join("r1").unwrap(), &plain).await.unwrap();
+    let page = browser
+        .render(&site.join("r1").unwrap(), &plain)
+        .await
+        .unwrap();
     assert_eq!(page.final_url, site.join("static").unwrap());
     assert!(page.html.contains("Static article"));
 
-    let page = browser.render(&site.join("ua").unwrap(), &plain).await.unwrap();
+    let page = browser
+        .render(&site.join("ua").unwrap(), &plain)
+        .await
+        .unwrap();
     assert!(page.html.contains("agentd-test/1.0"), "{}", page.html);
 
-    let with_screenshot = RenderOptions { screenshot: true, min_wait: Duration::from_millis(100) };
-    let page = browser.render(&site.join("tall").unwrap(), &with_screenshot).await.unwrap();
+    let with_screenshot = RenderOptions {
+        screenshot: true,
+        min_wait: Duration::from_millis(100),
+    };
+    let page = browser
+        .render(&site.join("tall").unwrap(), &with_screenshot)
+        .await
+        .unwrap();
     let (width, height) = png_size(page.screenshot_png.as_deref().unwrap());
     assert_eq!(height, 3000, "the screenshot covers the whole page");
     assert!(width >= 800, "width {width}");
@@ -189,14 +219,23 @@ async fn a_slow_page_times_out_and_a_huge_page_is_too_large() {
     let plain = RenderOptions::default();
     match browser.render(&site.join("slow").unwrap(), &plain).await {
         Err(WebError::Timeout(3)) => {}
-        other => panic!("expected a timeout, got {:?}", other.map(|page| page.final_url)),
+        other => panic!(
+            "expected a timeout, got {:?}",
+            other.map(|page| page.final_url)
+        ),
     }
     match browser.render(&site.join("huge").unwrap(), &plain).await {
         Err(WebError::TooLarge(limit)) => assert_eq!(limit, 1024 * 1024),
-        other => panic!("expected TooLarge, got {:?}", other.map(|page| page.final_url)),
+        other => panic!(
+            "expected TooLarge, got {:?}",
+            other.map(|page| page.final_url)
+        ),
     }
     // The browser is still fine afterwards.
-    browser.render(&site.join("static").unwrap(), &plain).await.unwrap();
+    browser
+        .render(&site.join("static").unwrap(), &plain)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,28 +248,68 @@ async fn a_page_session_types_submits_selects_and_clicks() {
     let session = browser.open(&site.join("form").unwrap()).await.unwrap();
 
     let elements = session.elements().await.unwrap();
-    let kinds: Vec<(&str, &str)> = elements.iter().map(|e| (e.kind.as_str(), e.label.as_str())).collect();
+    let kinds: Vec<(&str, &str)> = elements
+        .iter()
+        .map(|e| (e.kind.as_str(), e.label.as_str()))
+        .collect();
     assert_eq!(
         kinds,
-        [("a", "About us"), ("input[type=text]", "Query"), ("select", "Colour Red Green Blue"), ("button", "Search")],
+        [
+            ("a", "About us"),
+            ("input[type=text]", "Query"),
+            ("select", "Colour"),
+            ("button", "Search")
+        ],
         "{elements:?}"
     );
     assert!(elements.iter().enumerate().all(|(at, e)| e.index == at));
     let select = &elements[2];
     assert_eq!(select.options, ["Red", "Green", "Blue"]);
 
-    session.act(&PageAction::Select { index: 2, option: "Blue".into() }).await.unwrap();
+    session
+        .act(&PageAction::Select {
+            index: 2,
+            option: "Blue".into(),
+        })
+        .await
+        .unwrap();
     let now = session.snapshot(&RenderOptions::default()).await.unwrap();
     assert!(now.html.contains("chosen: blue"), "{}", now.html);
-    match session.act(&PageAction::Select { index: 2, option: "Purple".into() }).await {
+    match session
+        .act(&PageAction::Select {
+            index: 2,
+            option: "Purple".into(),
+        })
+        .await
+    {
         Err(WebError::Unreachable(message)) => assert!(message.contains("Purple"), "{message}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
 
-    session.act(&PageAction::Scroll { down: true }).await.unwrap();
-    session.act(&PageAction::Type { index: 1, text: "rust".into(), submit: true }).await.unwrap();
-    let result = session.snapshot(&RenderOptions { screenshot: true, ..RenderOptions::default() }).await.unwrap();
-    assert!(result.html.contains("You searched for rust"), "{}", result.html);
+    session
+        .act(&PageAction::Scroll { down: true })
+        .await
+        .unwrap();
+    session
+        .act(&PageAction::Type {
+            index: 1,
+            text: "rust".into(),
+            submit: true,
+        })
+        .await
+        .unwrap();
+    let result = session
+        .snapshot(&RenderOptions {
+            screenshot: true,
+            ..RenderOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        result.html.contains("You searched for rust"),
+        "{}",
+        result.html
+    );
     assert_eq!(result.final_url.path(), "/search");
     assert!(result.final_url.query().unwrap().contains("q=rust"));
     png_size(result.screenshot_png.as_deref().unwrap());
@@ -263,8 +342,14 @@ async fn public_only_refuses_the_loopback_site_by_address_and_by_name() {
             other => panic!("{url} was not refused: {:?}", other.map(|page| page.html)),
         }
     }
-    for url in ["file:///etc/passwd", "chrome://version", "data:text/html,<p>hi</p>"] {
-        let refused = browser.render(&Url::parse(url).unwrap(), &RenderOptions::default()).await;
+    for url in [
+        "file:///etc/passwd",
+        "chrome://version",
+        "data:text/html,<p>hi</p>",
+    ] {
+        let refused = browser
+            .render(&Url::parse(url).unwrap(), &RenderOptions::default())
+            .await;
         assert!(matches!(refused, Err(WebError::Unreachable(_))), "{url}");
     }
 }
@@ -289,19 +374,35 @@ async fn an_allowed_page_cannot_make_the_browser_reach_a_refused_address() {
         if let Some(at) = now.html.find("settled:") {
             break now.html[at..].split('<').next().unwrap().to_owned();
         }
-        assert!(tokio::time::Instant::now() < deadline, "the page's requests never settled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page's requests never settled"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(settled.contains("fetch-failed") && settled.contains("ws-failed"), "{settled}");
+    assert!(
+        settled.contains("fetch-failed") && settled.contains("ws-failed"),
+        "{settled}"
+    );
     drop(session);
 
     let redirect = site.join(&format!("to-victim?victim={victim}")).unwrap();
     let refused = browser.render(&redirect, &RenderOptions::default()).await;
-    assert!(matches!(refused, Err(WebError::Unreachable(_))), "the redirect was followed");
+    assert!(
+        matches!(refused, Err(WebError::Unreachable(_))),
+        "the redirect was followed"
+    );
 
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the refused address received connections");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the refused address received connections"
+    );
     // The allowed site itself renders.
-    browser.render(&site.join("static").unwrap(), &RenderOptions::default()).await.unwrap();
+    browser
+        .render(&site.join("static").unwrap(), &RenderOptions::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +423,10 @@ async fn the_pool_never_has_more_than_max_pages_open() {
         assert!(render.await.unwrap().unwrap().html.contains("held"));
     }
     let most = counters.most_holding.load(Ordering::SeqCst);
-    assert!((1..=2).contains(&most), "{most} pages at once with max_pages = 2");
+    assert!(
+        (1..=2).contains(&most),
+        "{most} pages at once with max_pages = 2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,17 +438,29 @@ async fn the_browser_is_started_again_after_it_crashed() {
     let browser = Browser::new(settings(AddressPolicy::AllowAll));
     assert_eq!(browser.process_id().await, None, "started lazily");
     let url = site.join("static").unwrap();
-    browser.render(&url, &RenderOptions::default()).await.unwrap();
+    browser
+        .render(&url, &RenderOptions::default())
+        .await
+        .unwrap();
     let first = browser.process_id().await.expect("running");
-    let killed = std::process::Command::new("kill").args(["-9", &first.to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     // The crash is noticed when the DevTools connection closes.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while browser.process_id().await.is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "the crash went unnoticed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the crash went unnoticed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let page = browser.render(&url, &RenderOptions::default()).await.unwrap();
+    let page = browser
+        .render(&url, &RenderOptions::default())
+        .await
+        .unwrap();
     assert!(page.html.contains("Static article"));
     assert_ne!(browser.process_id().await, Some(first));
 }
@@ -359,8 +475,14 @@ async fn without_chromium_the_error_names_the_package_and_the_variable() {
     let url = Url::parse("http://example.com/").unwrap();
     match browser.render(&url, &RenderOptions::default()).await {
         Err(WebError::BrowserMissing(message)) => {
-            assert!(message.contains("`chromium`") && message.contains("AGENTD_CHROMIUM_PATH"), "{message}");
+            assert!(
+                message.contains("`chromium`") && message.contains("AGENTD_CHROMIUM_PATH"),
+                "{message}"
+            );
         }
-        other => panic!("expected BrowserMissing, got {:?}", other.map(|page| page.html)),
+        other => panic!(
+            "expected BrowserMissing, got {:?}",
+            other.map(|page| page.html)
+        ),
     }
 }

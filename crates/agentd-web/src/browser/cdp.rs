@@ -73,7 +73,10 @@ impl Connection {
             }
             reader_closed.store(true, Ordering::SeqCst);
             // Every command still waiting learns that no answer will come.
-            reader_pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            reader_pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
         });
         Ok(Self {
             outgoing,
@@ -146,7 +149,10 @@ fn dispatch(text: &str, pending: &Pending, events: &broadcast::Sender<Event>) {
                     .and_then(Value::as_str)
                     .unwrap_or("unknown error")
                     .to_owned()),
-                None => Ok(message.get_mut("result").map(Value::take).unwrap_or(Value::Null)),
+                None => Ok(message
+                    .get_mut("result")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null)),
             };
             let _ = waiter.send(answer);
         }
@@ -159,7 +165,10 @@ fn dispatch(text: &str, pending: &Pending, events: &broadcast::Sender<Event>) {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             method: method.to_owned(),
-            params: message.get_mut("params").map(Value::take).unwrap_or(Value::Null),
+            params: message
+                .get_mut("params")
+                .map(Value::take)
+                .unwrap_or(Value::Null),
         };
         // Nobody listening is fine.
         let _ = events.send(event);

@@ -24,6 +24,14 @@ const LIST_ELEMENTS: &str = r#"(() => {
     const style = getComputedStyle(el);
     return box.width > 0 && box.height > 0 && style.visibility !== 'hidden' && style.display !== 'none';
   };
+  // A wrapping label's own words, without the texts of the controls in it.
+  const wrapperText = el => {
+    const label = el.closest('label');
+    if (!label) return '';
+    const copy = label.cloneNode(true);
+    copy.querySelectorAll('select, input, textarea, button').forEach(control => control.remove());
+    return copy.textContent;
+  };
   const labelOf = el => {
     const tag = el.tagName.toLowerCase();
     const forLabel = el.id ? document.querySelector(`label[for="${CSS.escape(el.id)}"]`) : null;
@@ -32,7 +40,7 @@ const LIST_ELEMENTS: &str = r#"(() => {
     return clean(el.getAttribute('aria-label')) || clean(forLabel && forLabel.innerText)
       || clean(ownText) || clean(buttonValue) || clean(el.getAttribute('placeholder'))
       || clean(el.getAttribute('title')) || clean(el.getAttribute('alt'))
-      || clean(el.closest('label') && el.closest('label').innerText) || clean(el.getAttribute('name'));
+      || clean(wrapperText(el)) || clean(el.getAttribute('name'));
   };
   document.querySelectorAll('[data-agentd-index]').forEach(el => el.removeAttribute('data-agentd-index'));
   const found = [];
@@ -85,8 +93,10 @@ pub(crate) async fn act(page: &Page, action: &PageAction) -> Result<(), WebError
         PageAction::Select { index, option } => select(page, *index, option).await?,
         PageAction::Scroll { down } => {
             let direction = if *down { 1 } else { -1 };
-            page.evaluate(&format!("window.scrollBy(0, {direction} * 0.8 * innerHeight)"))
-                .await?;
+            page.evaluate(&format!(
+                "window.scrollBy(0, {direction} * 0.8 * innerHeight)"
+            ))
+            .await?;
         }
         PageAction::Wait { duration } => tokio::time::sleep(*duration).await,
     }
@@ -180,7 +190,8 @@ async fn type_text(page: &Page, index: usize, text: &str, submit: bool) -> Resul
     if focused != Value::Bool(true) {
         return Err(no_such_element(index));
     }
-    page.call("Input.insertText", json!({ "text": text })).await?;
+    page.call("Input.insertText", json!({ "text": text }))
+        .await?;
     if submit {
         let enter = json!({ "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13 });
         let mut down = enter.clone();

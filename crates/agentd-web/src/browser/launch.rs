@@ -128,7 +128,8 @@ fn flags(profile: &Path, user_agent: &str, proxy_url: &str) -> Vec<String> {
         "--disable-default-apps".to_owned(),
         "--disable-breakpad".to_owned(),
         "--disable-client-side-phishing-detection".to_owned(),
-        "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider".to_owned(),
+        "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider"
+            .to_owned(),
         "--metrics-recording-only".to_owned(),
         "about:blank".to_owned(),
     ];

@@ -128,7 +128,10 @@ impl Browser {
     /// The process id of the running Chromium, if one is started.
     pub async fn process_id(&self) -> Option<u32> {
         let instance = self.instance.lock().await;
-        instance.as_ref().filter(|i| i.is_alive()).and_then(|i| i.process_id())
+        instance
+            .as_ref()
+            .filter(|i| i.is_alive())
+            .and_then(|i| i.process_id())
     }
 
     /// Renders `url` in a fresh context of the pool.
@@ -166,12 +169,16 @@ impl Browser {
         }
         let executable =
             find_chromium(self.settings.executable.as_deref()).ok_or_else(|| self.missing())?;
-        let instance = Instance::launch(&executable, &self.settings.user_agent, Arc::clone(&self.policy))
-            .await
-            .map_err(|reason| {
-                tracing::error!(%reason, executable = %executable.display(), "Chromium did not start");
-                WebError::Internal("the browser could not be started".into())
-            })?;
+        let instance = Instance::launch(
+            &executable,
+            &self.settings.user_agent,
+            Arc::clone(&self.policy),
+        )
+        .await
+        .map_err(|reason| {
+            tracing::error!(%reason, executable = %executable.display(), "Chromium did not start");
+            WebError::Internal("the browser could not be started".into())
+        })?;
         let instance = Arc::new(instance);
         *slot = Some(Arc::clone(&instance));
         Ok(instance)
@@ -208,6 +215,8 @@ impl PageSession {
     /// The page now (after the last action).
     pub async fn snapshot(&self, options: &RenderOptions) -> Result<RenderedPage, WebError> {
         tokio::time::sleep(options.min_wait).await;
-        self.page.bounded(self.page.capture(options.screenshot)).await
+        self.page
+            .bounded(self.page.capture(options.screenshot))
+            .await
     }
 }

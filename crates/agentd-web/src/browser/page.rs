@@ -123,7 +123,9 @@ impl Page {
             .await?;
         if let Some(exception) = result.get("exceptionDetails") {
             tracing::warn!(%exception, "script in the page failed");
-            return Err(WebError::Internal("the browser failed while reading the page".into()));
+            return Err(WebError::Internal(
+                "the browser failed while reading the page".into(),
+            ));
         }
         Ok(result["result"]["value"].clone())
     }
@@ -153,7 +155,9 @@ impl Page {
     pub async fn navigate(&self, url: &Url) -> Result<(), WebError> {
         self.bounded(async {
             let mut events = self.events();
-            let navigated = self.call("Page.navigate", json!({ "url": url.as_str() })).await?;
+            let navigated = self
+                .call("Page.navigate", json!({ "url": url.as_str() }))
+                .await?;
             if let Some(error) = navigated.get("errorText").and_then(Value::as_str) {
                 return Err(unreachable(&error));
             }
@@ -270,11 +274,10 @@ async fn dispose(instance: &Instance, context_id: &str) {
 }
 
 fn string_field(value: &Value, name: &str) -> Result<String, WebError> {
-    value[name]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| internal(CdpError::Command {
+    value[name].as_str().map(str::to_owned).ok_or_else(|| {
+        internal(CdpError::Command {
             method: name.to_owned(),
             message: "missing in the answer".into(),
-        }))
+        })
+    })
 }

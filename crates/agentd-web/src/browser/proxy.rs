@@ -14,11 +14,11 @@
 //! the page receives and cuts it off past the page's budget.
 
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use agentd_net::AddressPolicy;
@@ -155,7 +155,11 @@ async fn handle(
 }
 
 /// Resolves `host` once and connects to the first allowed address that answers.
-async fn connect_checked(policy: &AddressPolicy, host: &str, port: u16) -> Result<TcpStream, Refused> {
+async fn connect_checked(
+    policy: &AddressPolicy,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, Refused> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let resolved = tokio::net::lookup_host((host, port))
         .await
@@ -165,7 +169,9 @@ async fn connect_checked(policy: &AddressPolicy, host: &str, port: u16) -> Resul
         return Err(Refused(format!("no allowed address for {host}")));
     }
     for address in allowed {
-        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await
+        {
             return Ok(stream);
         }
     }
@@ -179,7 +185,10 @@ fn refuse(reason: String) -> Refused {
 
 /// CONNECT host:port (HTTPS, websockets): checked, then bytes copied both
 /// ways, those towards the browser counted against the budget.
-async fn tunnel(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<ProxyBody>, Refused> {
+async fn tunnel(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<ProxyBody>, Refused> {
     let authority = request
         .uri()
         .authority()
@@ -228,12 +237,17 @@ async fn relay(browser: TokioIo<hyper::upgrade::Upgraded>, upstream: TcpStream, 
 
 /// A plain-HTTP request in absolute form: checked, sent to the checked
 /// address in origin form, the answer streamed back and counted.
-async fn forward(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<ProxyBody>, Refused> {
+async fn forward(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<ProxyBody>, Refused> {
     let uri = request.uri().clone();
     if uri.scheme_str() != Some("http") {
         return Err(refuse(format!("scheme of {uri} not allowed")));
     }
-    let host = uri.host().ok_or_else(|| refuse("request without host".into()))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| refuse("request without host".into()))?;
     let upstream = connect_checked(&shared.policy, host, uri.port_u16().unwrap_or(80))
         .await
         .map_err(|Refused(reason)| refuse(reason))?;
@@ -246,7 +260,15 @@ async fn forward(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp
 
     let (mut parts, body) = request.into_parts();
     parts.uri = origin_form(&uri);
-    for hop_by_hop in ["proxy-connection", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "upgrade"] {
+    for hop_by_hop in [
+        "proxy-connection",
+        "proxy-authorization",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
         parts.headers.remove(hop_by_hop);
     }
     let response = sender
@@ -254,7 +276,10 @@ async fn forward(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp
         .await
         .map_err(|error| refuse(format!("HTTP request failed: {error}")))?;
     let (parts, body) = response.into_parts();
-    let counted = CountedBody { inner: body, shared };
+    let counted = CountedBody {
+        inner: body,
+        shared,
+    };
     Ok(Response::from_parts(parts, counted.boxed()))
 }
 
@@ -295,6 +320,7 @@ fn origin_form(uri: &Uri) -> Uri {
 }
 
 fn empty() -> ProxyBody {
-    Empty::<Bytes>::new().map_err(|never: Infallible| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
-
