@@ -77,6 +77,10 @@ async fn start_site(ip: Ipv4Addr) -> (Url, Arc<Counters>) {
         .route("/search", get(|Query(query): Query<std::collections::HashMap<String, String>>| async move {
             Html(format!("<p>You searched for {}</p>", query.get("q").cloned().unwrap_or_default()))
         }))
+        .route("/alert", get(|| async { Html("<script>alert('blocking?'); confirm('sure?');</script><p>after the dialogs</p>") }))
+        .route("/download", get(|| async {
+            ([("content-type", "application/octet-stream"), ("content-disposition", "attachment; filename=\"x.bin\"")], "binary")
+        }))
         .route("/about", get(|| async { Html("<h1>About page</h1>") }))
         .route("/hold", get(|State(counters): State<Arc<Counters>>| async move {
             let now = counters.holding.fetch_add(1, Ordering::SeqCst) + 1;

@@ -15,8 +15,9 @@ use crate::WebError;
 const NAVIGATION_GRACE: Duration = Duration::from_millis(500);
 
 /// Numbers the visible interactive elements (`data-agentd-index`) and
-/// describes them.
+/// describes them; at most `MAX_ELEMENTS`, the first in page order.
 const LIST_ELEMENTS: &str = r#"(() => {
+  const MAX_ELEMENTS = 500;
   const selector = 'a[href], button, input:not([type=hidden]), select, textarea, [role=button], [role=link], [contenteditable=""], [contenteditable=true]';
   const clean = text => (text || '').replace(/\s+/g, ' ').trim().slice(0, 200);
   const visible = el => {
@@ -45,6 +46,7 @@ const LIST_ELEMENTS: &str = r#"(() => {
   document.querySelectorAll('[data-agentd-index]').forEach(el => el.removeAttribute('data-agentd-index'));
   const found = [];
   for (const el of document.querySelectorAll(selector)) {
+    if (found.length >= MAX_ELEMENTS) break;
     if (el.disabled || !visible(el)) continue;
     const index = found.length;
     el.setAttribute('data-agentd-index', String(index));

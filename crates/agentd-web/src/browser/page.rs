@@ -28,6 +28,7 @@ pub(crate) struct Page {
     proxy: GuardProxy,
     page_timeout: Duration,
     closed: bool,
+    dialogs: Option<tokio::task::JoinHandle<()>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -87,6 +88,7 @@ impl Page {
             proxy,
             page_timeout: settings.page_timeout,
             closed: false,
+            dialogs: None,
             _permit: permit,
         };
         let attached = page
@@ -100,8 +102,48 @@ impl Page {
             .await
             .map_err(internal)?;
         page.session_id = string_field(&attached, "sessionId")?;
+        page.dialogs = Some(page.dismiss_dialogs());
         page.call("Page.enable", json!({})).await?;
+        // Downloads are not what a page is read for, and never touch the disk.
+        page.instance
+            .connection
+            .call(
+                None,
+                "Browser.setDownloadBehavior",
+                json!({ "behavior": "deny", "browserContextId": page.context_id }),
+            )
+            .await
+            .map_err(internal)?;
         Ok(page)
+    }
+
+    /// Dismisses `alert`, `confirm`, `prompt` and `beforeunload` dialogs,
+    /// which would otherwise block the page's scripts and our evaluations.
+    fn dismiss_dialogs(&self) -> tokio::task::JoinHandle<()> {
+        let mut events = self.events();
+        let instance = Arc::clone(&self.instance);
+        let session_id = self.session_id.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event)
+                        if event.method == "Page.javascriptDialogOpening"
+                            && event.session_id.as_deref() == Some(&session_id) =>
+                    {
+                        let _ = instance
+                            .connection
+                            .call(
+                                Some(&session_id),
+                                "Page.handleJavaScriptDialog",
+                                json!({ "accept": false }),
+                            )
+                            .await;
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
     }
 
     /// A command to this page.
@@ -248,6 +290,9 @@ impl Page {
 
 impl Drop for Page {
     fn drop(&mut self) {
+        if let Some(dialogs) = self.dialogs.take() {
+            dialogs.abort();
+        }
         if self.closed {
             return;
         }
