@@ -19,7 +19,7 @@ use agentd_storage::Storage;
 use async_trait::async_trait;
 
 use super::{retry_transient, INTERNAL_FAILURE, READ_ATTEMPTS};
-use crate::files::{FileError, FileStore};
+use crate::files::{FileError, FileStore, STORE_UNREACHABLE};
 use crate::metrics::JobLabels;
 use crate::references::JobReferenceStore;
 
@@ -255,9 +255,16 @@ impl JobExecutor {
             let Some(InputValue::File(file)) = inputs.get(key) else {
                 continue;
             };
-            let bytes = self.files.read(file.id).await.map_err(|e| Failure {
-                kind: FailureKind::Internal,
-                message: format!("reading stored file {}: {e}", file.id),
+            let bytes = self.files.read(file.id).await.map_err(|error| {
+                tracing::error!(file = %file.id, %error, "reading a job's file failed");
+                let why = match error {
+                    FileError::Unavailable(_) => STORE_UNREACHABLE,
+                    _ => "the error was logged",
+                };
+                Failure {
+                    kind: FailureKind::Internal,
+                    message: format!("Input '{key}' could not be read: {why}."),
+                }
             })?;
             let text = self
                 .documents
@@ -350,6 +357,14 @@ fn file_failure(job: &Job, key: &str, error: FileError) -> AttemptError {
     match error {
         FileError::Rejected(message) => invalid(format!("Input '{key}': {message}")).into(),
         FileError::Storage(error) if error.is_transient() => storage_failure(job, &error),
+        FileError::Unavailable(error) => {
+            tracing::warn!(job = %job.id, input = key, %error, "the object store is unavailable");
+            Failure {
+                kind: FailureKind::Internal,
+                message: format!("Input '{key}' could not be stored: {STORE_UNREACHABLE}."),
+            }
+            .into()
+        }
         FileError::Io(error) if agentd_storage::is_disk_full(&error) => {
             tracing::warn!(job = %job.id, input = key, %error, "the file store is full; the job runs again after its lease");
             AttemptError::Postponed
@@ -414,6 +429,10 @@ impl FileReader for JobFiles<'_> {
     async fn read(&self, id: FileId) -> Result<(FileRef, Vec<u8>), String> {
         let unreadable = |error: FileError| match error {
             FileError::Rejected(message) => message,
+            FileError::Unavailable(error) => {
+                tracing::warn!(file = %id, %error, "reading a job's file failed");
+                format!("File {id} could not be read: {STORE_UNREACHABLE}.")
+            }
             other => {
                 tracing::error!(file = %id, error = %other, "reading a job's file failed");
                 format!("File {id} could not be read.")
