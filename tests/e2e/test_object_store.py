@@ -22,6 +22,7 @@ from helpers import (
     expect,
     extraction_config,
     image_parts,
+    list_jobs,
     png_bytes,
     unique,
     wait_for_job,
@@ -62,7 +63,8 @@ def test_a_file_uploaded_to_one_host_is_read_by_a_worker_on_another(start_server
             png = png_bytes(7, 3)
             job_id = expect(http.post(f"/v1/agents/run/{agent['id']}/async/", data={"text": "t " + unique()},
                                       files={"photo": ("p.png", png, "image/png")}), 200)
-            job = expect(http.get(f"/v1/agents/jobs/{job_id}/"), 200)
+            (job,) = list_jobs(http, agent["id"])["results"]
+            assert job["id"] == job_id
             file_id = next(i for i in job["job_inputs"] if i["key"] == "photo")["value"]
             assert f"files/{file_id}" in moto.keys()
             assert wait_for_job(http, job_id, timeout=60)["status"] == SUCCESS
@@ -120,3 +122,4 @@ def test_an_unreachable_store_is_a_503_for_uploads_and_a_readable_job_error(star
         assert "file store could not be reached" in message, message
         for internal in ("127.0.0.1", "S3", "Generic", "error sending request"):
             assert internal not in message, message
+        assert fake.completions == []
