@@ -147,6 +147,8 @@ def test_two_servers_and_a_killed_worker_finish_every_job_once(start_server, ses
             asked_twice = [t for t, n in asked.items() if n > 1]
             assert 0 < len(asked_twice) <= KILLED_WORKERS, asked_twice
             assert max(asked.values()) == 2
+            print(f"\n{N_JOBS} jobs: {done_at_kill} done when the worker was killed, "
+                  f"{len(asked_twice)} asked again after their lease")
 
             # Each job was charged once.
             credits = parse_credits(host_a.admin("credits", "show", "--org", host_a.org_id))

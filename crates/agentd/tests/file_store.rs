@@ -29,15 +29,16 @@ impl Moto {
     /// and not required.
     fn start() -> Option<Self> {
         let program = std::env::var("AGENTD_TEST_MOTO_SERVER").map_or_else(
-            |_| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../.venv/bin/moto_server")
-            },
+            |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server"),
             PathBuf::from,
         );
         if !program.exists() {
             let required = std::env::var("AGENTD_REQUIRE_MOTO").is_ok_and(|v| v == "1");
-            assert!(!required, "AGENTD_REQUIRE_MOTO=1 but {} is missing", program.display());
+            assert!(
+                !required,
+                "AGENTD_REQUIRE_MOTO=1 but {} is missing",
+                program.display()
+            );
             eprintln!(
                 "SKIPPING the S3 half of this test: {} is missing (install \
                  tests/e2e/requirements.txt, or set AGENTD_TEST_MOTO_SERVER)",
@@ -243,7 +244,10 @@ async fn a_folder_is_a_file_store() {
     // The same folder named by URL.
     let url = format!("file://{}", dir.display());
     let by_url = file_store(Objects::open(Some(&url), &temp_dir()).unwrap());
-    let kept = by_url.stage_upload(png_upload(), "image/png").await.unwrap();
+    let kept = by_url
+        .stage_upload(png_upload(), "image/png")
+        .await
+        .unwrap();
     assert!(dir.join(kept.file().id.to_string()).exists());
     drop(kept);
     let _ = std::fs::remove_dir_all(dir);
@@ -275,7 +279,11 @@ async fn an_s3_bucket_is_a_file_store() {
     sweeps_unrecorded_bytes(&store).await;
     // Objects outside the prefix are not agentd's: the sweep leaves them.
     reqwest::Client::new()
-        .put(format!("{}/{BUCKET}/other/{}", moto.endpoint, FileId::new()))
+        .put(format!(
+            "{}/{BUCKET}/other/{}",
+            moto.endpoint,
+            FileId::new()
+        ))
         .body("theirs")
         .send()
         .await

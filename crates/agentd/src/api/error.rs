@@ -114,8 +114,7 @@ pub const STORAGE_FULL: &str = "The server's storage is full; try again later.";
 pub const STORAGE_UNAVAILABLE: &str =
     "The server's database is busy or unavailable; try again later.";
 /// A bucket (`AGENTD_OBJECT_STORE_URL`) that did not answer or refused.
-pub const FILE_STORE_UNAVAILABLE: &str =
-    "The server's file store is unavailable; try again later.";
+pub const FILE_STORE_UNAVAILABLE: &str = "The server's file store is unavailable; try again later.";
 
 /// The one place storage failures become statuses: never the caller's fault
 /// (no 4xx) except a conflict; the database's own text is only logged.

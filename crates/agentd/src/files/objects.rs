@@ -65,8 +65,9 @@ impl Objects {
     /// `default_folder`. A bucket is not contacted yet: an unreachable one
     /// fails the requests that need it, not the start.
     pub fn open(url: Option<&str>, default_folder: &std::path::Path) -> anyhow::Result<Self> {
-        let env = std::env::vars_os()
-            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+        let env = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
         Self::open_with_env(url, default_folder, env)
     }
 
@@ -117,9 +118,7 @@ impl Objects {
         // Client options first: `with_client_options` replaces them all,
         // `AWS_ALLOW_HTTP` among them.
         let mut builder = AmazonS3Builder::new()
-            .with_client_options(
-                ClientOptions::new().with_connect_timeout(BUCKET_CONNECT_TIMEOUT),
-            )
+            .with_client_options(ClientOptions::new().with_connect_timeout(BUCKET_CONNECT_TIMEOUT))
             .with_retry(retry);
         // What `AmazonS3Builder::from_env` reads, from `env`.
         for (name, value) in env {

@@ -103,7 +103,9 @@ async fn the_folder_lists_stored_staging_and_legacy_partial_files_only() {
 fn a_folder_that_cannot_be_created_is_named() {
     let file = std::env::temp_dir().join(format!("agentd-not-a-folder-{}", FileId::new()));
     std::fs::write(&file, b"x").unwrap();
-    let error = Objects::open(None, &file.join("files")).unwrap_err().to_string();
+    let error = Objects::open(None, &file.join("files"))
+        .unwrap_err()
+        .to_string();
     std::fs::remove_file(&file).unwrap();
     assert!(error.contains(&file.display().to_string()), "{error}");
 }
@@ -111,7 +113,12 @@ fn a_folder_that_cannot_be_created_is_named() {
 #[test]
 fn only_file_and_s3_urls_are_taken() {
     let folder = std::env::temp_dir();
-    for url in ["http://example.com/x", "gs://bucket/x", "not a url", "s3:///x"] {
+    for url in [
+        "http://example.com/x",
+        "gs://bucket/x",
+        "not a url",
+        "s3:///x",
+    ] {
         let error = Objects::open(Some(url), &folder).unwrap_err().to_string();
         assert!(
             error.contains("file:///path or s3://bucket/prefix"),
