@@ -1,6 +1,7 @@
 //! One attempt at a job: everything is read back from storage (agent,
 //! version, input files), so any worker can run any job, also after a crash.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use std::collections::HashMap;
@@ -204,6 +205,7 @@ impl JobExecutor {
         let references = JobSaves {
             store: &self.references,
             job: job.id,
+            store_unreachable: AtomicBool::new(false),
         };
         let progress = JobProgress {
             storage: self.storage.as_ref(),
@@ -229,6 +231,13 @@ impl JobExecutor {
                     EngineError::Internal(_) => FailureKind::Internal,
                 };
                 let failure_of_job = match kind {
+                    FailureKind::Internal if references.store_unreachable.load(Relaxed) => {
+                        tracing::warn!(job = %job.id, error = %failure.error, "the object store is unavailable");
+                        Failure {
+                            kind,
+                            message: format!("A result could not be saved: {STORE_UNREACHABLE}."),
+                        }
+                    }
                     FailureKind::Internal => internal(job, &failure.error),
                     _ => Failure {
                         kind,
@@ -457,12 +466,21 @@ impl FileReader for JobFiles<'_> {
 struct JobSaves<'a> {
     store: &'a JobReferenceStore,
     job: agentd_domain::JobId,
+    /// A save failed because the object store could not be reached: the
+    /// job's error says so instead of naming an internal error.
+    store_unreachable: AtomicBool,
 }
 
 impl JobSaves<'_> {
     /// Saving failed on the server's side: logged in full; the engine gets
     /// an internal error (never shown to the user).
     fn failed(&self, error: crate::references::SaveError) -> EngineError {
+        if matches!(
+            error,
+            crate::references::SaveError::Store(FileError::Unavailable(_))
+        ) {
+            self.store_unreachable.store(true, Relaxed);
+        }
         tracing::error!(job = %self.job, %error, "saving a job reference failed");
         EngineError::Internal(format!("saving a result of job {} failed", self.job))
     }
