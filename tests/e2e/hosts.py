@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, agentd_bin
+from conftest import agentd_bin
 
 MOTO_RE = re.compile(r"Running on (http://\S+)")
 WORKER_RE = re.compile(r"agentd worker running")
@@ -92,8 +93,6 @@ class MotoS3:
 
 def unreachable_store_env() -> dict[str, str]:
     """A bucket on a loopback port where nothing listens."""
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -108,8 +107,8 @@ def unreachable_store_env() -> dict[str, str]:
 
 
 class AgentdWorker:
-    """An ``agentd worker`` process (no HTTP API) with the environment of
-    ``like`` (a started server: its database) changed by ``extra_env``."""
+    """An ``agentd worker`` process (no HTTP API) with the environment
+    ``env`` (a started server's, for its database) and its own data folder."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -152,5 +151,3 @@ class AgentdWorker:
                 self.kill()
         self._log.close()
 
-
-__all__ = ["MotoS3", "AgentdWorker", "unreachable_store_env", "REPO_ROOT"]
