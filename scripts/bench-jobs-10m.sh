@@ -50,7 +50,8 @@ DO $$ DECLARE i record; BEGIN
 END $$;
 -- Job n: agent n % 100, created n seconds after a year ago; the newest
 -- 2,000 are PENDING and the 500 before them STARTED with a lease; of the
--- rest 90 % SUCCESS, 8 % FAILURE, 2 % CANCELLED.
+-- rest 90 % SUCCESS, 8 % FAILURE, 2 % CANCELLED (by n / 100, so that every
+-- agent has each status; likewise the metadata batch).
 INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, metadata,
                   outputs, cost, attempts, lease_owner, lease_expires_at, created_at, updated_at)
 SELECT md5(n::text)::uuid,
@@ -58,9 +59,9 @@ SELECT md5(n::text)::uuid,
        ('00000000-0000-0000-0001-' || lpad(to_hex(n % 100 + 1), 12, '0'))::uuid,
        ('00000000-0000-0000-0002-' || lpad(to_hex(n % 100 + 1), 12, '0'))::uuid,
        CASE WHEN n > :rows - 2000 THEN 0 WHEN n > :rows - 2500 THEN 1
-            WHEN n % 50 = 0 THEN 5 WHEN n % 50 < 5 THEN 4 ELSE 3 END,
+            WHEN (n / 100) % 50 = 0 THEN 5 WHEN (n / 100) % 50 < 5 THEN 4 ELSE 3 END,
        '[{"key":"text","value":"hello"}]',
-       jsonb_build_object('batch', (n % 1000)::text),
+       jsonb_build_object('batch', ((n / 100) % 1000)::text),
        CASE WHEN n <= :rows - 2500 THEN '[{"key":"output","value":"{}"}]'::jsonb END,
        (n % 97) / 1000.0, 1,
        CASE WHEN n > :rows - 2500 AND n <= :rows - 2000 THEN 'bench' END,
