@@ -99,7 +99,10 @@ fn main() {
         .map(|p| Url::parse(&p.url).unwrap_or_else(|_| Url::parse("https://example.com/").unwrap()))
         .collect();
     println!("{} pages from {}", pages.len(), dir.display());
-    println!("{:<40} {:>8} {:>10} {:>9}", "extractor", "F1", "median F1", "pages/s");
+    println!(
+        "{:<40} {:>8} {:>10} {:>9}",
+        "extractor", "F1", "median F1", "pages/s"
+    );
     for (name, extractor) in EXTRACTORS {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
@@ -128,10 +131,18 @@ fn score(name: &str, extractor: Extractor, pages: &[BenchmarkPage], urls: &[Url]
     );
     if std::env::var_os("BENCH_WORST").is_some() {
         let mut worst: Vec<_> = pages.iter().zip(&counts).collect();
-        worst.sort_by(|a, b| article_benchmark::page_f1(*a.1).total_cmp(&article_benchmark::page_f1(*b.1)));
+        worst.sort_by(|a, b| {
+            article_benchmark::page_f1(*a.1).total_cmp(&article_benchmark::page_f1(*b.1))
+        });
         for (page, c) in worst.iter().take(12) {
-            println!("    {:.3} p={:.2} r={:.2} {} {}", article_benchmark::page_f1(**c), c.tp / (c.tp + c.fp).max(1e-9), c.tp / (c.tp + c.fn_).max(1e-9), page.id, page.url);
+            println!(
+                "    {:.3} p={:.2} r={:.2} {} {}",
+                article_benchmark::page_f1(**c),
+                c.tp / (c.tp + c.fp).max(1e-9),
+                c.tp / (c.tp + c.fn_).max(1e-9),
+                page.id,
+                page.url
+            );
         }
     }
 }
-

@@ -9,6 +9,7 @@
 mod links;
 mod markdown;
 mod metadata;
+mod nesting;
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,12 @@ pub struct ExtractedPage {
 /// Extracts the main content of `html`, fetched from `page_url` (which
 /// resolves relative links).
 pub fn extract(html: &str, page_url: &Url) -> ExtractedPage {
+    if nesting::too_deep(html) {
+        return ExtractedPage {
+            markdown: nesting::text_without_tags(html),
+            ..ExtractedPage::default()
+        };
+    }
     let document = Document::parse(html);
     let links = links::page_links(&document, page_url);
     let language = metadata::document_language(&document);

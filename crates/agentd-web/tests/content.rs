@@ -65,7 +65,11 @@ fn extract_news(article_extra: &str) -> ExtractedPage {
 fn article_text_is_kept_and_boilerplate_left_out() {
     let page = extract_news("");
     for paragraph in ARTICLE_PARAGRAPHS {
-        assert!(page.markdown.contains(paragraph), "missing {paragraph:?} in:\n{}", page.markdown);
+        assert!(
+            page.markdown.contains(paragraph),
+            "missing {paragraph:?} in:\n{}",
+            page.markdown
+        );
     }
     for boilerplate in [
         "We use cookies",
@@ -100,13 +104,18 @@ fn headings_lists_tables_and_code_survive_as_markdown() {
     assert!(md.contains("## Entries by class"), "heading lost:\n{md}");
     assert!(md.contains("## What to bring"), "heading lost:\n{md}");
     assert!(
-        md.lines().any(|l| l.trim_start().starts_with("- ") || l.trim_start().starts_with("* ")),
+        md.lines()
+            .any(|l| l.trim_start().starts_with("- ") || l.trim_start().starts_with("* ")),
         "no list item:\n{md}"
     );
     assert!(md.contains("a folding chair"), "list item lost:\n{md}");
-    assert!(md.contains("| Eights") || md.contains("|Eights"), "table lost:\n{md}");
     assert!(
-        md.contains("```\ncurl https://news.example.org/regatta/results.json") || md.contains("    curl https://"),
+        md.contains("| Eights") || md.contains("|Eights"),
+        "table lost:\n{md}"
+    );
+    assert!(
+        md.contains("```\ncurl https://news.example.org/regatta/results.json")
+            || md.contains("    curl https://"),
         "code block lost:\n{md}"
     );
 }
@@ -121,7 +130,10 @@ fn links_are_absolute_in_markdown_and_in_the_page_links() {
         md.contains("](https://news.example.org/sport/timetable.html)"),
         "relative link not resolved:\n{md}"
     );
-    assert!(md.contains("](https://rowing.example.com/entries)"), "scheme-relative link:\n{md}");
+    assert!(
+        md.contains("](https://rowing.example.com/entries)"),
+        "scheme-relative link:\n{md}"
+    );
     assert!(!md.contains("](../"), "relative link left:\n{md}");
 
     let urls: Vec<&str> = page.links.iter().map(|l| l.url.as_str()).collect();
@@ -134,37 +146,62 @@ fn links_are_absolute_in_markdown_and_in_the_page_links() {
         assert!(urls.contains(&expected), "{expected} not in {urls:?}");
     }
     assert!(urls.iter().all(|u| u.starts_with("https://")), "{urls:?}");
-    let home = urls.iter().position(|u| *u == "https://news.example.org/").unwrap();
-    let privacy = urls.iter().position(|u| *u == "https://news.example.org/privacy").unwrap();
+    let home = urls
+        .iter()
+        .position(|u| *u == "https://news.example.org/")
+        .unwrap();
+    let privacy = urls
+        .iter()
+        .position(|u| *u == "https://news.example.org/privacy")
+        .unwrap();
     assert!(home < privacy, "links not in page order: {urls:?}");
-    let nav = page.links.iter().find(|l| l.url.ends_with("/politics/")).unwrap();
+    let nav = page
+        .links
+        .iter()
+        .find(|l| l.url.ends_with("/politics/"))
+        .unwrap();
     assert_eq!(nav.text, "Politics section");
 }
 
 #[test]
 fn title_and_metadata_are_kept() {
     let page = extract_news("");
-    assert_eq!(page.title.as_deref(), Some("Record field for Marlow regatta"));
+    assert_eq!(
+        page.title.as_deref(),
+        Some("Record field for Marlow regatta")
+    );
     let meta = &page.metadata;
-    assert_eq!(meta.get("description").map(String::as_str), Some("Four hundred boats enter the Marlow regatta."));
+    assert_eq!(
+        meta.get("description").map(String::as_str),
+        Some("Four hundred boats enter the Marlow regatta.")
+    );
     assert_eq!(meta.get("author").map(String::as_str), Some("Jane Rower"));
-    assert_eq!(meta.get("site_name").map(String::as_str), Some("Example News"));
+    assert_eq!(
+        meta.get("site_name").map(String::as_str),
+        Some("Example News")
+    );
     assert_eq!(meta.get("language").map(String::as_str), Some("en-GB"));
     assert!(
-        meta.get("published").is_some_and(|d| d.starts_with("2024-06-18")),
+        meta.get("published")
+            .is_some_and(|d| d.starts_with("2024-06-18")),
         "published: {meta:?}"
     );
 }
 
 #[test]
 fn the_markdown_is_deterministic() {
-    let html = news_page("<p>Extra <em>emphasis</em> and <strong>strong</strong> words close the article.</p>");
+    let html = news_page(
+        "<p>Extra <em>emphasis</em> and <strong>strong</strong> words close the article.</p>",
+    );
     let first = extract(&html, &page_url());
     for _ in 0..3 {
         assert_eq!(extract(&html, &page_url()), first);
     }
     assert!(!first.markdown.contains("\n\n\n"), "{:?}", first.markdown);
-    assert_eq!(first.markdown.trim(), first.markdown.trim_end_matches('\n').trim_start());
+    assert_eq!(
+        first.markdown.trim(),
+        first.markdown.trim_end_matches('\n').trim_start()
+    );
 }
 
 #[test]
@@ -187,12 +224,25 @@ fn empty_and_garbage_html_do_not_panic() {
 }
 
 #[test]
+fn a_pathologically_nested_page_still_gives_its_text() {
+    // Parsing 50 000 nested elements would take minutes: the text is read
+    // off the markup instead.
+    let html = "<div>".repeat(50_000) + "<p>buried words</p><script>hidden()</script>";
+    let page = extract(&html, &page_url());
+    assert_eq!(page.markdown, "buried words");
+}
+
+#[test]
 fn a_short_page_still_gives_its_text() {
     // Too short for a main-content decision: the model still gets the text.
     let page = extract(
         "<html><head><title>Status</title></head><body><p>All systems operational.</p></body></html>",
         &page_url(),
     );
-    assert!(page.markdown.contains("All systems operational."), "{:?}", page.markdown);
+    assert!(
+        page.markdown.contains("All systems operational."),
+        "{:?}",
+        page.markdown
+    );
     assert_eq!(page.title.as_deref(), Some("Status"));
 }

@@ -28,12 +28,18 @@ fn main_content_f1_on_saved_article_pages_stays_above_the_floor() {
         .map(|page| {
             let url = Url::parse(&page.url).expect("ground truth has page URLs");
             let extracted = agentd_web::content::extract(&page.html, &url);
-            shingle_counts(&page.expected_body, &markdown_visible_text(&extracted.markdown))
+            shingle_counts(
+                &page.expected_body,
+                &markdown_visible_text(&extracted.markdown),
+            )
         })
         .collect();
     let mean = benchmark_f1(&counts);
     let median = median_page_f1(&counts);
     println!("{} pages: F1 {mean:.3}, median {median:.3}", pages.len());
     assert!(mean >= MIN_MEAN_F1, "mean F1 {mean:.3} < {MIN_MEAN_F1}");
-    assert!(median >= MIN_MEDIAN_F1, "median F1 {median:.3} < {MIN_MEDIAN_F1}");
+    assert!(
+        median >= MIN_MEDIAN_F1,
+        "median F1 {median:.3} < {MIN_MEDIAN_F1}"
+    );
 }

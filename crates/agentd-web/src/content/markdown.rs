@@ -15,8 +15,28 @@ pub(super) fn from_html(html: &str, page_url: &Url) -> String {
 
 /// Elements that hold inline `<code>` (which stays inline code).
 const INLINE_CODE_PARENTS: &[&str] = &[
-    "p", "li", "a", "span", "em", "strong", "b", "i", "td", "th", "h1", "h2", "h3", "h4", "h5",
-    "h6", "pre", "code", "dd", "dt", "q", "blockquote",
+    "p",
+    "li",
+    "a",
+    "span",
+    "em",
+    "strong",
+    "b",
+    "i",
+    "td",
+    "th",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "code",
+    "dd",
+    "dt",
+    "q",
+    "blockquote",
 ];
 
 /// The extractor writes a `<pre><code>` block as `<code><code>` (trafilatura's

@@ -88,7 +88,10 @@ pub fn shingle_counts(expected: &str, predicted: &str) -> ShingleCounts {
     let expected = shingles(expected);
     let predicted = shingles(predicted);
     let mut counts = ShingleCounts::default();
-    for key in expected.keys().chain(predicted.keys().filter(|k| !expected.contains_key(*k))) {
+    for key in expected
+        .keys()
+        .chain(predicted.keys().filter(|k| !expected.contains_key(*k)))
+    {
         let want = *expected.get(key).unwrap_or(&0) as f64;
         let got = *predicted.get(key).unwrap_or(&0) as f64;
         counts.tp += want.min(got);
@@ -119,14 +122,22 @@ fn precision(c: ShingleCounts) -> Option<f64> {
     if c.tp + c.fp == 0.0 {
         return None;
     }
-    Some(if c.fp == 0.0 && c.fn_ == 0.0 { 1.0 } else { c.tp / (c.tp + c.fp) })
+    Some(if c.fp == 0.0 && c.fn_ == 0.0 {
+        1.0
+    } else {
+        c.tp / (c.tp + c.fp)
+    })
 }
 
 fn recall(c: ShingleCounts) -> Option<f64> {
     if c.tp + c.fn_ == 0.0 {
         return None;
     }
-    Some(if c.fp == 0.0 && c.fn_ == 0.0 { 1.0 } else { c.tp / (c.tp + c.fn_) })
+    Some(if c.fp == 0.0 && c.fn_ == 0.0 {
+        1.0
+    } else {
+        c.tp / (c.tp + c.fn_)
+    })
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
