@@ -193,6 +193,9 @@ impl AppState {
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
         let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
+        let web = Arc::new(
+            agentd_web::Web::from_settings(config.web()).context("setting up the web engines")?,
+        );
         let public_url = PublicUrl::new(config.public_url.clone(), config.addr);
         let references =
             JobReferenceStore::new(Arc::clone(&storage), files.clone(), public_url.clone());
@@ -203,6 +206,7 @@ impl AppState {
             files.clone(),
             documents.clone(),
             references.clone(),
+            web,
         ));
         Ok(Arc::new(Self {
             storage: Arc::clone(&storage),

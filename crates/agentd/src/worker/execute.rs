@@ -36,6 +36,7 @@ pub struct JobExecutor {
     files: FileStore,
     documents: Documents,
     references: JobReferenceStore,
+    web: Arc<agentd_web::Web>,
 }
 
 /// What one attempt at a job came to.
@@ -103,6 +104,7 @@ impl JobExecutor {
         files: FileStore,
         documents: Documents,
         references: JobReferenceStore,
+        web: Arc<agentd_web::Web>,
     ) -> Self {
         Self {
             storage,
@@ -111,6 +113,7 @@ impl JobExecutor {
             files,
             documents,
             references,
+            web,
         }
     }
 
@@ -216,6 +219,7 @@ impl JobExecutor {
             documents: &self.documents,
             references: &references,
             progress: &progress,
+            web: &self.web,
         };
         engine
             .run(&context, &config, &inputs)
