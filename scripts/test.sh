@@ -18,6 +18,9 @@ export AGENTD_REQUIRE_POSTGRES="${AGENTD_REQUIRE_POSTGRES:-1}"
 # The console's Firefox smoke test (tests/e2e/test_console_firefox.py) fails
 # instead of skipping when Firefox ESR is missing.
 export AGENTD_REQUIRE_FIREFOX=1
+# The browser tests (crates/agentd-web/tests/browser.rs) fail instead of
+# skipping when Chromium is missing.
+export AGENTD_REQUIRE_CHROMIUM=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
