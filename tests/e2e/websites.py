@@ -46,7 +46,7 @@ SCRIPTED = """<!doctype html>
 <script>
 document.getElementById('app').innerHTML =
   '<article><h1>Scripted story</h1>' +
-  '<p>SCRIPTMARKER This paragraph exists only after the script ran in a browser, ' +
+  '<p>' + 'SCRIPT' + 'MARKER' + ' This paragraph exists only after the script ran in a browser, ' +
   'so a static fetch never sees it; it is long enough to count as the main content ' +
   'of the page for any extractor that looks for paragraphs of running text.</p>' +
   '<p>A second paragraph adds a few more words about the scripted story so that ' +

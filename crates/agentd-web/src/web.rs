@@ -218,6 +218,49 @@ impl Web {
 
 /// Little text but scripts: the content is probably built in the browser.
 fn built_by_scripts(page: &LoadedPage) -> bool {
-    let words = page.content.markdown.split_whitespace().count();
-    words < THIN_CONTENT_WORDS && page.html.to_ascii_lowercase().contains("<script")
+    let lower = page.html.to_ascii_lowercase();
+    lower.contains("<script") && visible_words(&lower) < THIN_CONTENT_WORDS
+}
+
+/// Words of `html` outside tags, scripts, styles and templates: what a
+/// reader of the static page sees.
+fn visible_words(html: &str) -> usize {
+    let mut text = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        text.push(' ');
+        rest = &rest[open..];
+        let hidden = ["script", "style", "template", "noscript"]
+            .into_iter()
+            .find(|tag| rest[1..].starts_with(tag));
+        let end = match hidden {
+            Some(tag) => rest
+                .find(&format!("</{tag}"))
+                .and_then(|close| rest[close..].find('>').map(|gt| close + gt + 1)),
+            None => rest.find('>').map(|gt| gt + 1),
+        };
+        rest = &rest[end.unwrap_or(rest.len())..];
+    }
+    text.push_str(rest);
+    text.split_whitespace().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible_words;
+
+    #[test]
+    fn scripts_and_styles_are_not_visible_words() {
+        let html = "<html><head><style>p { color: red }</style></head><body>\
+                    <p>two words</p><script>var many = 'words in a script';</script>\
+                    <div>three more words</div></body></html>";
+        assert_eq!(visible_words(html), 5);
+    }
+
+    #[test]
+    fn an_unclosed_tag_ends_the_text() {
+        assert_eq!(visible_words("one two <p"), 2);
+        assert_eq!(visible_words("one <script>never closed"), 1);
+    }
 }
