@@ -12,6 +12,7 @@ by JavaScript, vision mode, screenshots, and a two-step task on a form."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from typing import Any, Iterator
@@ -38,8 +39,10 @@ SCHEMA = {
 }
 URL_INPUT = [{"key": "url", "data_type": "text/plain", "description": "The page"}]
 
+# scripts/test.sh sets AGENTD_REQUIRE_CHROMIUM=1: there a missing browser fails.
 browser = pytest.mark.skipif(
-    shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+    os.environ.get("AGENTD_REQUIRE_CHROMIUM") != "1"
+    and shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
     reason="Chromium is not installed (scripts/install-deps.sh installs it)",
 )
 
@@ -227,6 +230,17 @@ def test_without_the_private_address_allowance_loopback_pages_are_refused(start_
             assert message == f"the page {site.url(path)} is not reachable from this server", message
         assert len(site.requests) == before, site.requests[before:]
     assert fake.completions == []
+
+
+def test_without_a_browser_static_pages_work_and_browser_options_name_the_package(start_server, fake, site):
+    server = start_server({"AGENTD_CHROMIUM_PATH": "/nonexistent/chromium"})
+    with make_http(server, server.api_key) as http:
+        succeeded(http, web_agent(http), site.url("/article"))
+        assert "ARTICLEMARKER" in model_read(fake)
+        calls = len(fake.completions)
+        message = failed(http, web_agent(http, crawl_config={"save_screenshot": True}), site.url("/article"))
+        assert "`chromium` package" in message and "AGENTD_CHROMIUM_PATH" in message, message
+        assert len(fake.completions) == calls
 
 
 def test_configs_are_checked_at_creation(web):
