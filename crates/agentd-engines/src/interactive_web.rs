@@ -7,9 +7,7 @@
 use std::time::Duration;
 
 use agentd_domain::{AgentDatum, FieldErrors, OutputSchema, ResolvedInputs, Usage};
-use agentd_providers::{
-    Capability, ContentPart, Message, ProviderRegistry, ResolvedModel, Role,
-};
+use agentd_providers::{Capability, ContentPart, Message, ProviderRegistry, ResolvedModel, Role};
 use agentd_web::browser::{InteractiveElement, PageAction, PageSession, RenderOptions};
 use agentd_web::content;
 use async_trait::async_trait;
@@ -129,7 +127,11 @@ fn describe(step: &Step, elements: &[InteractiveElement]) -> String {
     match step {
         Step::Done => "done".into(),
         Step::Act(PageAction::Click { index }) => format!("click {}", element(index)),
-        Step::Act(PageAction::Type { index, text, submit }) => format!(
+        Step::Act(PageAction::Type {
+            index,
+            text,
+            submit,
+        }) => format!(
             "type \"{text}\" into {}{}",
             element(index),
             if *submit { " and submit" } else { "" }
@@ -198,7 +200,11 @@ struct Run<'c, 'a> {
 impl Run<'_, '_> {
     /// Asks the model for the next step on the page as it is now; saves
     /// the page's screenshot and reports the step.
-    async fn next_step(&mut self, session: &PageSession, number: usize) -> Result<Step, EngineError> {
+    async fn next_step(
+        &mut self,
+        session: &PageSession,
+        number: usize,
+    ) -> Result<Step, EngineError> {
         let elements = session.elements().await.map_err(web_failure)?;
         let page = session
             .snapshot(&RenderOptions {
@@ -214,7 +220,13 @@ impl Run<'_, '_> {
         } else {
             self.steps
                 .iter()
-                .map(|s| format!("{}. {}", s["step"], s["action"].as_str().unwrap_or_default()))
+                .map(|s| {
+                    format!(
+                        "{}. {}",
+                        s["step"],
+                        s["action"].as_str().unwrap_or_default()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -458,7 +470,10 @@ mod tests {
             &step,
             Step::Act(PageAction::Type { index: 0, text, submit: true }) if text == "rust"
         ));
-        assert_eq!(describe(&step, &elements()), "type \"rust\" into input[type=text] \"Query\" and submit");
+        assert_eq!(
+            describe(&step, &elements()),
+            "type \"rust\" into input[type=text] \"Query\" and submit"
+        );
         assert!(matches!(
             read_step(&json!({"action": "done"}), &elements()),
             Ok(Step::Done)

@@ -345,7 +345,9 @@ pub(crate) fn check_web_config(
     }
     if !config["crawl_config"].is_null() && !crawl_config_templated(&config["crawl_config"]) {
         if let Err(message) = CrawlConfig::read(&config["crawl_config"]) {
-            let (field, message) = message.split_once(": ").unwrap_or(("crawl_config", &message));
+            let (field, message) = message
+                .split_once(": ")
+                .unwrap_or(("crawl_config", &message));
             errors.add(format!("engine_config.{field}"), message.to_owned());
         }
     }
@@ -443,7 +445,11 @@ impl Engine for WebInsightsEngine {
         // The model is checked before the page is loaded: a wrong model
         // fails at once.
         let model = match &run.schema {
-            Some(_) => Some(resolve_model(context, run.model.as_deref(), run.vision_mode)?),
+            Some(_) => Some(resolve_model(
+                context,
+                run.model.as_deref(),
+                run.vision_mode,
+            )?),
             None => None,
         };
         context
@@ -465,10 +471,7 @@ impl Engine for WebInsightsEngine {
                 cost: 0.0,
             });
         };
-        let screenshot = page
-            .screenshot_png
-            .as_deref()
-            .filter(|_| run.vision_mode);
+        let screenshot = page.screenshot_png.as_deref().filter(|_| run.vision_mode);
         let mut usage = Usage::default();
         let answer = extract_answer(
             &model,
@@ -516,13 +519,19 @@ mod tests {
         .unwrap();
         assert!(crawl.save_html && crawl.save_markdown && !crawl.crawling_only);
         assert_eq!(crawl.min_wait, std::time::Duration::from_millis(2500));
-        assert_eq!(CrawlConfig::read(&Value::Null).unwrap(), CrawlConfig::default());
+        assert_eq!(
+            CrawlConfig::read(&Value::Null).unwrap(),
+            CrawlConfig::default()
+        );
     }
 
     #[test]
     fn crawl_config_errors_name_the_field() {
         let error = CrawlConfig::read(&json!({"min_wait_time_sec": 600})).unwrap_err();
-        assert!(error.starts_with("crawl_config.min_wait_time_sec:"), "{error}");
+        assert!(
+            error.starts_with("crawl_config.min_wait_time_sec:"),
+            "{error}"
+        );
         let error = CrawlConfig::read(&json!({"save_html": "maybe"})).unwrap_err();
         assert!(error.starts_with("crawl_config.save_html:"), "{error}");
     }

@@ -200,7 +200,8 @@ mod tests {
     fn a_meta_charset_decodes_html_without_one_in_the_header() {
         let body = b"<html><head><meta charset=\"windows-1252\"></head><body>\x93hi\x94</body>";
         assert!(decode(body, None, true).contains("\u{201c}hi\u{201d}"));
-        let body = b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\">\xe9";
+        let body =
+            b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\">\xe9";
         assert!(decode(body, None, true).ends_with('é'));
     }
 

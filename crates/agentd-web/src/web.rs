@@ -208,11 +208,7 @@ impl Web {
     /// `agentd` of `agentd/0.1 (…)`.
     fn user_agent_product(&self) -> String {
         let agent = &self.fetcher.settings().user_agent;
-        agent
-            .split(['/', ' '])
-            .next()
-            .unwrap_or(agent)
-            .to_owned()
+        agent.split(['/', ' ']).next().unwrap_or(agent).to_owned()
     }
 }
 
