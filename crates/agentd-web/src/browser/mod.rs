@@ -142,7 +142,8 @@ impl Browser {
     ) -> Result<RenderedPage, WebError> {
         let session = self.open(url).await?;
         let rendered = session.snapshot(options).await;
-        session.page.close().await;
+        // Closing is best effort: a context left over is disposed of with the browser.
+        let _ = tokio::time::timeout(self.settings.page_timeout, session.page.close()).await;
         rendered
     }
 
@@ -156,7 +157,12 @@ impl Browser {
             .await
             .map_err(|_| WebError::Internal("the browser is shutting down".into()))?;
         let instance = self.instance().await?;
-        let page = Page::create(instance, &self.settings, Arc::clone(&self.policy), permit).await?;
+        // A hung browser must not hold a page of the pool forever.
+        let timeout = self.settings.page_timeout;
+        let create = Page::create(instance, &self.settings, Arc::clone(&self.policy), permit);
+        let page = tokio::time::timeout(timeout, create)
+            .await
+            .map_err(|_| WebError::Timeout(timeout.as_secs()))??;
         page.navigate(url).await?;
         Ok(PageSession { page })
     }

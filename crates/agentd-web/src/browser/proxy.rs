@@ -324,3 +324,120 @@ fn empty() -> ProxyBody {
         .map_err(|never: Infallible| match never {})
         .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The proxy alone (no browser needed): what it refuses, what it lets
+    //! through, and the byte budget.
+
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A TCP server on 127.0.0.1 that counts connections and answers each
+    /// with a fixed HTTP response of `body_size` bytes.
+    async fn start_target(body_size: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body_size}\r\nconnection: close\r\n\r\n");
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(&vec![b'x'; body_size]).await;
+                });
+            }
+        });
+        (address, hits)
+    }
+
+    /// Sends `request` to the proxy and reads everything it answers.
+    async fn exchange(proxy: &GuardProxy, request: &str) -> String {
+        let mut stream = TcpStream::connect(proxy.address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn refused_addresses_get_no_answer_and_no_connection() {
+        let (target, hits) = start_target(10).await;
+        let proxy = GuardProxy::start(Arc::new(AddressPolicy::PublicOnly), u64::MAX)
+            .await
+            .unwrap();
+        let port = target.port();
+        for request in [
+            format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n"),
+            format!("GET http://localhost:{port}/ HTTP/1.1\r\nhost: localhost:{port}\r\n\r\n"),
+            format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n"),
+            format!("CONNECT [::ffff:127.0.0.1]:{port} HTTP/1.1\r\nhost: x\r\n\r\n"),
+            "GET /relative HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+        ] {
+            assert_eq!(exchange(&proxy, &request).await, "", "{request}");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn allowed_requests_are_forwarded_and_tunnelled() {
+        let (target, hits) = start_target(10).await;
+        let proxy = GuardProxy::start(Arc::new(AddressPolicy::AllowAll), u64::MAX)
+            .await
+            .unwrap();
+        let port = target.port();
+        let answer = exchange(
+            &proxy,
+            &format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("xxxxxxxxxx"),
+            "{answer}"
+        );
+
+        let mut tunnel = TcpStream::connect(proxy.address).await.unwrap();
+        tunnel
+            .write_all(
+                format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut established = vec![0u8; 19];
+        tunnel.read_exact(&mut established).await.unwrap();
+        assert!(
+            established.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&established)
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_response_past_the_budget_is_cut_and_flagged() {
+        let (target, _) = start_target(100_000).await;
+        let proxy = GuardProxy::start(Arc::new(AddressPolicy::AllowAll), 10_000)
+            .await
+            .unwrap();
+        let port = target.port();
+        let answer = exchange(
+            &proxy,
+            &format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            answer.len() < 100_000,
+            "{} bytes came through",
+            answer.len()
+        );
+        assert!(proxy.exceeded());
+    }
+}
