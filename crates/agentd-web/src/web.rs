@@ -111,6 +111,12 @@ impl Web {
             return self.render(&request.url, &request.render).await;
         }
         let page = self.fetcher.fetch_page(&request.url).await?;
+        if !is_page_type(&page.media_type) {
+            return Err(WebError::Unreachable(format!(
+                "{} is {}, not a web page",
+                page.final_url, page.media_type
+            )));
+        }
         let content = content::extract(&page.text, &page.final_url);
         let loaded = LoadedPage {
             final_url: page.final_url,
@@ -212,6 +218,14 @@ impl Web {
     }
 }
 
+/// Media types read as pages (text of any kind, XHTML, XML); a PDF or an
+/// image is not one (file inputs read those).
+fn is_page_type(media_type: &str) -> bool {
+    media_type.is_empty()
+        || media_type.starts_with("text/")
+        || matches!(media_type, "application/xhtml+xml" | "application/xml")
+}
+
 /// Little text but scripts: the content is probably built in the browser.
 fn built_by_scripts(page: &LoadedPage) -> bool {
     let lower = page.html.to_ascii_lowercase();
@@ -244,7 +258,17 @@ fn visible_words(html: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::visible_words;
+    use super::{is_page_type, visible_words};
+
+    #[test]
+    fn only_text_media_types_are_pages() {
+        for page in ["text/html", "text/plain", "application/xhtml+xml", ""] {
+            assert!(is_page_type(page), "{page}");
+        }
+        for other in ["application/pdf", "image/png", "application/octet-stream"] {
+            assert!(!is_page_type(other), "{other}");
+        }
+    }
 
     #[test]
     fn scripts_and_styles_are_not_visible_words() {
