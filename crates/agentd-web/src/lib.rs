@@ -14,6 +14,8 @@
 
 #![forbid(unsafe_code)]
 
+#![forbid(unsafe_code)]
+
 pub mod browser;
 pub mod content;
 pub mod fetch;
