@@ -5,14 +5,11 @@
 //! - [`browser`]: headless Chromium over CDP: a small pool of browser
 //!   contexts that render pages (full-page screenshots) and drive them
 //!   step by step, every request of the page checked by the URL guard.
-//!
 //! - [`fetch`]: static fetching through `agentd_net::GuardedClient`.
 //! - [`robots`]: robots.txt rules.
 //!
 //! [`Web`] ties them together: it decides whether a page is fetched or
 //! rendered, and checks robots.txt first.
-
-#![forbid(unsafe_code)]
 
 #![forbid(unsafe_code)]
 
