@@ -77,9 +77,9 @@ fn changed_from_rows(rows: &[PgRow]) -> Result<Vec<StatusChange>> {
     rows.iter().map(changed_from_row).collect()
 }
 
-/// Writes the status events of jobs whose status changed, and the webhook
-/// deliveries they raise, in the caller's transaction: the one place the
-/// events of this backend are made.
+/// Writes the status events of jobs whose status changed, the notifications
+/// other processes wait for and the webhook deliveries they raise, in the
+/// caller's transaction: the one place the events of this backend are made.
 async fn record_events(
     conn: &mut PgConnection,
     changed: &[StatusChange],
@@ -105,6 +105,7 @@ async fn record_events(
     .bind(at)
     .execute(&mut *conn)
     .await?;
+    super::notices::notify_changes(conn, changed).await?;
     super::webhooks::queue_for_changes(conn, changed, at).await
 }
 

@@ -4,6 +4,7 @@
 //! lease expires (RETRY), so nothing accepted is lost to a crash.
 
 mod execute;
+pub mod notices;
 mod signals;
 
 use std::future::Future;
@@ -121,7 +122,10 @@ impl WorkerPool {
     async fn work(self: Arc<Self>, shutdown: CancellationToken) {
         let mut enqueued = self.signals.watch_enqueued();
         let mut next: Option<Job> = None;
-        while !shutdown.is_cancelled() {
+        // A job claimed with the last outcome as shutdown began is run too:
+        // left to its lease, it would wait for it to expire before another
+        // process could take it.
+        while !shutdown.is_cancelled() || next.is_some() {
             let job = match next.take() {
                 Some(job) => job,
                 None => {
@@ -147,8 +151,6 @@ impl WorkerPool {
                 .await;
             self.signals.done(job.id);
         }
-        // A job claimed while shutting down runs after the restart.
-        drop(next);
     }
 
     /// Runs a claimed job and records its outcome; returns the next job
@@ -292,7 +294,7 @@ pub async fn wait_until_final(
         tokio::select! {
             _ = finished => {},
             // Another process may run the job: look again now and then.
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+            _ = tokio::time::sleep(signals.recheck_interval()) => {},
             _ = tokio::time::sleep_until(deadline) => return Ok(None),
         }
     }
