@@ -65,7 +65,11 @@ async fn new_finished_and_cancelled_jobs_are_announced() {
     let (db, agent) = setup(db).await;
     let s = db.storage.as_ref();
     let mut notices = s.job_notices().expect("PostgreSQL sends notices");
-    assert_eq!(next(&mut notices).await, JobNotice::Resumed, "the first notice says it listens");
+    assert_eq!(
+        next(&mut notices).await,
+        JobNotice::Resumed,
+        "the first notice says it listens"
+    );
 
     let finished = s.create_job(new_job(&agent)).await.unwrap().job_id();
     assert_eq!(next(&mut notices).await, JobNotice::Runnable);
@@ -75,7 +79,9 @@ async fn new_finished_and_cancelled_jobs_are_announced() {
     assert_eq!(next(&mut notices).await, JobNotice::Final(finished));
 
     let cancelled = s.create_job(new_job(&agent)).await.unwrap().job_id();
-    s.cancel_job(agent.organization_id, cancelled).await.unwrap();
+    s.cancel_job(agent.organization_id, cancelled)
+        .await
+        .unwrap();
     assert_eq!(next_final(&mut notices).await, JobNotice::Final(cancelled));
 
     // A batch is one transaction: its jobs are announced once.
@@ -93,7 +99,10 @@ async fn new_finished_and_cancelled_jobs_are_announced() {
             }
         }
     }
-    assert_eq!(runnable, 2, "one notice for the batch, one for the last job");
+    assert_eq!(
+        runnable, 2,
+        "one notice for the batch, one for the last job"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +129,10 @@ async fn a_listener_whose_connection_is_cut_listens_again() {
 
     // An error (the server's "terminating connection") may come first.
     let resumed = loop {
-        match tokio::time::timeout(DEADLINE, notices.next()).await.unwrap() {
+        match tokio::time::timeout(DEADLINE, notices.next())
+            .await
+            .unwrap()
+        {
             Ok(notice) => break notice,
             Err(error) => assert!(error.is_transient(), "{error}"),
         }

@@ -238,7 +238,10 @@ impl AppState {
 
     /// Relays other processes' job notifications (PostgreSQL) to this
     /// one's workers and waiters until `shutdown`.
-    pub fn start_notices(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn start_notices(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         crate::worker::notices::spawn(self.storage.as_ref(), Arc::clone(&self.signals), shutdown)
     }
 

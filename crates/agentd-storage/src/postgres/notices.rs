@@ -19,7 +19,10 @@ const RUNNABLE: &str = "agentd_jobs_runnable";
 const FINAL: &str = "agentd_job_final";
 
 /// Announces the status changes of a transaction: one statement for all.
-pub(super) async fn notify_changes(conn: &mut PgConnection, changed: &[StatusChange]) -> Result<()> {
+pub(super) async fn notify_changes(
+    conn: &mut PgConnection,
+    changed: &[StatusChange],
+) -> Result<()> {
     let mut channels = Vec::new();
     let mut payloads = Vec::new();
     for change in changed {
@@ -74,7 +77,10 @@ fn notice_from(notification: &PgNotification) -> Option<JobNotice> {
         FINAL => match notification.payload().parse::<Uuid>() {
             Ok(id) => Some(JobNotice::Final(JobId::from(id))),
             Err(_) => {
-                tracing::warn!(payload = notification.payload(), "ignoring a malformed job notification");
+                tracing::warn!(
+                    payload = notification.payload(),
+                    "ignoring a malformed job notification"
+                );
                 None
             }
         },
