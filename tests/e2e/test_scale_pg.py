@@ -170,6 +170,38 @@ def test_sigterm_hands_a_workers_jobs_back_to_the_other_hosts(hosts, fake):
     assert sorted(answered_texts(fake)) == sorted(texts), "a job was answered twice or not at all"
 
 
+@postgres_only
+def test_sigterm_hands_back_jobs_still_running_after_the_grace_period(hosts, fake):
+    """Worker B's jobs outlast its grace period (0 s): it cuts their model calls, puts them
+    back in the queue (RETRY, the attempt not counted) and exits 0; worker C runs them
+    without waiting for B's hour-long leases to expire."""
+    fake.always(Reply.default(delay=3600))
+    env = {**NEVER_POLL, "AGENTD_JOB_LEASE_SECS": "3600", "AGENTD_WORKERS": "2",
+           "AGENTD_SHUTDOWN_GRACE_SECS": "0"}
+    api, worker_b = hosts(None, env)
+    with client_for(api) as c:
+        agent = expect(c.post("/v1/agents/", json=agent_body()), 201)
+        texts = [f"interrupted-{i}-{unique()}" for i in range(4)]
+        ids = expect(c.post(f"/v1/agents/run/{agent['id']}/async/many/",
+                            json={"inputs": [{"text": t} for t in texts]}), 200)
+        held = fake.wait_for_requests(2, timeout=DEADLINE)
+        assert worker_b.stop(timeout=DEADLINE) == 0, worker_b.log_text()[-3000:]
+        for request in held:
+            assert request.disconnected.wait(DEADLINE), "B kept calling the provider"
+        fake.always(Reply.default())
+        hosts.worker(env)
+        final = wait_for_jobs(c, ids, timeout=DEADLINE)
+        assert [s["status"] for s in final] == [SUCCESS] * len(ids)
+        jobs = list_jobs(c, agent["id"])["results"]
+    handed_back = [j for j in jobs if RETRY in event_codes(j)]
+    assert len(handed_back) == 2, [event_codes(j) for j in jobs]
+    for job in handed_back:
+        retry = next(e for e in job["status_events"] if e["status_code"] == RETRY)
+        assert "shut down" in retry["error_message"], retry
+        assert job["attempts"] == 1, job["attempts"]
+    assert sorted(answered_texts(fake)) == sorted(texts)
+
+
 def test_an_unsupported_database_url_names_both_schemes(tmp_path):
     env = {**os.environ, "DATABASE_URL": "mysql://root@127.0.0.1/agentd", "AGENTD_ADDR": "127.0.0.1:0",
            "AGENTD_DATA_DIR": str(tmp_path)}

@@ -784,6 +784,10 @@ pub trait Storage: Send + Sync + 'static {
     /// expired lease, which first becomes RETRY) and leases them to `owner`.
     async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>>;
     async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState>;
+    /// Puts a job `owner` runs back in the queue at once (RETRY), the
+    /// attempt not counted: its process is stopping. `false` when `owner`
+    /// no longer holds it (finished, cancelled or its lease taken over).
+    async fn hand_back_job(&self, id: JobId, owner: &str) -> Result<bool>;
     /// Adds a STARTED event with `message` (how far a running job has got,
     /// "batch 3/20 done") to a job `owner` still runs; false when it no
     /// longer does (cancelled, lease lost), and nothing is written then.

@@ -560,6 +560,23 @@ pub(super) async fn renew_lease(
     })
 }
 
+pub(super) async fn hand_back_job(db: &PostgresStorage, id: JobId, owner: &str) -> Result<bool> {
+    let at = time::now();
+    let mut tx = db.pool.begin().await?;
+    let handed = sqlx::query(status_events::HAND_BACK_SQL)
+        .bind(at)
+        .bind(*id.as_uuid())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    if handed.rows_affected() == 0 {
+        return Ok(false);
+    }
+    record_events(&mut tx, &[StatusChange::handed_back(id)], at).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 pub(super) async fn finish_job(
     db: &PostgresStorage,
     id: JobId,
