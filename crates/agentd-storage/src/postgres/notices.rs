@@ -3,6 +3,8 @@
 //! them at commit, and drops them on rollback), so a listener never hears of
 //! a change it cannot read yet.
 
+use std::collections::HashSet;
+
 use agentd_domain::{JobId, JobStatus};
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgNotification};
@@ -18,34 +20,39 @@ const RUNNABLE: &str = "agentd_jobs_runnable";
 /// A job became final; the payload is its id.
 const FINAL: &str = "agentd_job_final";
 
-/// Announces the status changes of a transaction: one statement for all.
+/// Announces the status changes of a transaction in one statement: each
+/// job that became final by its id, and once that work became runnable
+/// (a job created final, a cache hit, is not).
 pub(super) async fn notify_changes(
     conn: &mut PgConnection,
     changed: &[StatusChange],
 ) -> Result<()> {
-    let mut channels = Vec::new();
-    let mut payloads = Vec::new();
-    for change in changed {
-        match change.status {
-            JobStatus::Pending | JobStatus::Retry => {
-                channels.push(RUNNABLE);
-                payloads.push(String::new());
-            }
-            status if status.is_final() => {
-                channels.push(FINAL);
-                payloads.push(change.job.to_string());
-            }
-            _ => {}
-        }
+    let finals: HashSet<JobId> = changed
+        .iter()
+        .filter(|change| change.status.is_final())
+        .map(|change| change.job)
+        .collect();
+    let runnable = changed.iter().any(|change| {
+        matches!(change.status, JobStatus::Pending | JobStatus::Retry)
+            && !finals.contains(&change.job)
+    });
+    let mut channels = vec![FINAL; finals.len()];
+    let mut payloads: Vec<String> = finals.iter().map(JobId::to_string).collect();
+    if runnable {
+        channels.push(RUNNABLE);
+        payloads.push(String::new());
     }
     if channels.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT pg_notify(n.channel, n.payload) FROM UNNEST($1::text[], $2::text[]) AS n(channel, payload)")
-        .bind(channels)
-        .bind(payloads)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "SELECT pg_notify(n.channel, n.payload) \
+         FROM UNNEST($1::text[], $2::text[]) AS n(channel, payload)",
+    )
+    .bind(channels)
+    .bind(payloads)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
