@@ -155,6 +155,11 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub job_max_attempts: i32,
 
+    /// After SIGTERM, how long jobs already running may take to finish
+    /// before they are handed back to the queue for other processes.
+    #[arg(long, env = "AGENTD_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
     /// How often idle workers look for jobs they were not told about.
     #[arg(long, env = "AGENTD_JOB_POLL_MS", default_value_t = 1000)]
     pub job_poll_ms: u64,
@@ -305,6 +310,7 @@ impl ServeConfig {
             lease: Duration::from_secs(self.job_lease_secs.max(3)),
             max_attempts: self.job_max_attempts.max(1),
             poll_interval: Duration::from_millis(self.job_poll_ms.max(10)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         }
     }
 
