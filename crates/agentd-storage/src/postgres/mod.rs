@@ -7,6 +7,7 @@
 mod files;
 mod jobs;
 mod limits;
+mod notices;
 mod references;
 mod rows;
 mod usage;
@@ -187,6 +188,10 @@ impl Storage for PostgresStorage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    fn job_notices(&self) -> Option<Box<dyn crate::JobNotices>> {
+        Some(Box::new(notices::PgJobNotices::new(self.pool.clone())))
     }
 
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization> {
@@ -538,6 +543,10 @@ impl Storage for PostgresStorage {
 
     async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>> {
         jobs::claim_jobs(self, request).await
+    }
+
+    async fn hand_back_job(&self, id: JobId, owner: &str) -> Result<bool> {
+        jobs::hand_back_job(self, id, owner).await
     }
 
     async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState> {

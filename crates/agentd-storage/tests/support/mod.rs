@@ -105,6 +105,14 @@ impl TempDb {
     pub async fn open_again(&self) -> Arc<dyn Storage> {
         agentd_storage::connect(&self.url).await.unwrap()
     }
+
+    /// The URL of a PostgreSQL test database (`None` for SQLite).
+    pub fn postgres_url(&self) -> Option<String> {
+        match &self.cleanup {
+            Cleanup::Database { admin_url, name } => Some(with_database(admin_url, name)),
+            Cleanup::Directory(_) => None,
+        }
+    }
 }
 
 impl Drop for TempDb {
