@@ -8,6 +8,8 @@
 //!
 //! Static fetching goes through `agentd_net::GuardedClient`.
 
+#![forbid(unsafe_code)]
+
 pub mod browser;
 pub mod content;
 

@@ -31,6 +31,12 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Where files' bytes are stored: `file:///path` or `s3://bucket/prefix`
+    /// (credentials, region and endpoint from the standard `AWS_*`
+    /// variables); by default the folder `$AGENTD_DATA_DIR/files`.
+    #[arg(long, env = "AGENTD_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+
     /// Organization to create at start-up when missing (with the key below).
     #[arg(long, env = "AGENTD_BOOTSTRAP_ORG_ID")]
     pub bootstrap_org_id: Option<String>,

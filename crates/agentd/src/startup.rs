@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
-use crate::files::FileStore;
+use crate::files::{FileStore, Objects};
 use crate::local_model;
 use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
@@ -183,12 +183,16 @@ impl AppState {
             config.bootstrap_api_key.as_deref(),
         )
         .await?;
+        let objects = Objects::open(
+            config.object_store_url.as_deref(),
+            &config.data_dir.join("files"),
+        )?;
         let files = FileStore::new(
-            &config.data_dir,
+            objects,
             config.max_request_bytes,
             config.allow_private_urls.clone(),
         )
-        .with_context(|| format!("creating {}", config.data_dir.display()))?
+        .context("building the URL fetch client")?
         .with_fetch_limits(config.fetch_limits());
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
