@@ -421,7 +421,10 @@ mod tests {
 
     #[test]
     fn user_text_is_fenced() {
-        let turns = vec![turn("system", "Extract.", false), turn("user", "Alice", true)];
+        let turns = vec![
+            turn("system", "Extract.", false),
+            turn("user", "Alice", true),
+        ];
         let rendered = render(&Words, &turns).unwrap();
         assert_eq!(
             rendered,
