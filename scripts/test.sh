@@ -36,11 +36,13 @@ cargo test --workspace
 echo "== end-to-end (tests/e2e)"
 cargo build -p agentd
 ./scripts/test-e2e.sh "$@"
-echo "== end-to-end on PostgreSQL (jobs, runs, files, webhooks, MCP, references, S3 files, several hosts; a fresh database per server)"
+echo "== end-to-end on PostgreSQL (jobs, runs, files, webhooks, MCP, references, S3 files, several hosts, web pages; a fresh database per server)"
 AGENTD_E2E_DATABASE=postgres .venv/bin/python -m pytest -q \
     tests/e2e/test_http_jobs.py tests/e2e/test_sdk_runs.py tests/e2e/test_file_lifecycle.py \
     tests/e2e/test_webhooks.py tests/e2e/test_mcp.py \
-    tests/e2e/test_references.py tests/e2e/test_object_store.py tests/e2e/test_multi_process.py
+    tests/e2e/test_references.py tests/e2e/test_object_store.py tests/e2e/test_multi_process.py \
+    tests/e2e/test_web.py \
+    tests/e2e/test_scale_pg.py
 echo "== schemathesis (Roe's OpenAPI and the server's own /openapi.json)"
 ./scripts/schemathesis.sh
 echo "== fuzz targets (bounded time each)"

@@ -37,6 +37,7 @@ pub struct JobExecutor {
     files: FileStore,
     documents: Documents,
     references: JobReferenceStore,
+    web: Arc<agentd_web::Web>,
 }
 
 /// What one attempt at a job came to.
@@ -104,6 +105,7 @@ impl JobExecutor {
         files: FileStore,
         documents: Documents,
         references: JobReferenceStore,
+        web: Arc<agentd_web::Web>,
     ) -> Self {
         Self {
             storage,
@@ -112,6 +114,7 @@ impl JobExecutor {
             files,
             documents,
             references,
+            web,
         }
     }
 
@@ -218,6 +221,7 @@ impl JobExecutor {
             documents: &self.documents,
             references: &references,
             progress: &progress,
+            web: &self.web,
         };
         engine
             .run(&context, &config, &inputs)
