@@ -124,7 +124,10 @@ def score(documents: list[dict], answers: dict) -> dict:
             fields[f"{doc['kind']}.{key}"][0] += hit
             fields[f"{doc['kind']}.{key}"][1] += 1
     n = len(documents)
-    return {"valid": valid_count / n, "all_fields": all_right / n, "fields": fields}
+    hits = sum(hit for hit, _ in fields.values())
+    total = sum(count for _, count in fields.values())
+    return {"valid": valid_count / n, "all_fields": all_right / n, "each_field": hits / total,
+            "fields": fields}
 
 
 # ---------------------------------------------------------------- agentd
@@ -299,6 +302,7 @@ def print_report(results: dict, args) -> None:
         ("one request alone, median", lambda r: f"{r['lone_median_s']:.2f} s"),
         ("schema-valid", lambda r: f"{100 * r['valid']:.1f} %"),
         ("all fields exactly right", lambda r: f"{100 * r['all_fields']:.1f} %"),
+        ("fields exactly right (of all fields)", lambda r: f"{100 * r['each_field']:.1f} %"),
         ("prompt tokens evaluated, median",
          lambda r: "?" if r["evaluated_median"] is None else f"{r['evaluated_median']:.0f}"),
         ("peak RSS", lambda r: f"{r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else "?"),

@@ -10,5 +10,5 @@
 # BENCH_ONLY=agentd limits the rows; BENCH_WORST=1 lists each extractor's worst pages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p agentd-web-bench
+cargo build --release --manifest-path crates/agentd-web-bench/Cargo.toml --target-dir target
 exec target/release/agentd-web-bench "$@"

@@ -1,9 +1,14 @@
 //! Request messages → chat turns → prompt tokens that fit the context window.
 
 use agentd_providers::{CompletionRequest, ContentPart, ProviderError, Role};
+use serde_json::Value;
 
 /// Put where user text was cut so the model sees that something is missing.
 const CUT_MARKER: &str = "\n\n[... truncated ...]\n\n";
+
+/// Around user text (see [`fenced`]).
+const INPUT_OPEN: &str = "Document:\n\"\"\"\n";
+const INPUT_CLOSE: &str = "\n\"\"\"";
 
 /// Share of a cut text kept from its start; the rest comes from its end
 /// (documents tend to end with totals, signatures and dates).
@@ -48,10 +53,10 @@ pub(crate) struct FittedPrompt {
     pub cut_tokens: usize,
 }
 
-/// Chat turns for a request: its messages in order, with the answer's JSON
-/// Schema appended to the (first) system message. The schema is in the prompt
-/// as well as in the grammar because the grammar only says what the model
-/// may write, not what the fields mean.
+/// Chat turns for a request: its messages in order, with the answer's fields
+/// (names, types, descriptions) appended to the (first) system message. They
+/// are in the prompt as well as in the grammar because the grammar only says
+/// what the model may write, not what the fields mean.
 pub(crate) fn turns_for(request: &CompletionRequest) -> Result<Vec<Turn>, ProviderError> {
     let mut turns = Vec::with_capacity(request.messages.len() + 1);
     for message in &request.messages {
@@ -66,7 +71,7 @@ pub(crate) fn turns_for(request: &CompletionRequest) -> Result<Vec<Turn>, Provid
             truncatable,
         });
     }
-    let hint = schema_hint(request);
+    let hint = schema_hint(&request.schema);
     match turns.iter_mut().find(|t| t.role == "system") {
         Some(system) => {
             system.text.push_str("\n\n");
@@ -84,11 +89,47 @@ pub(crate) fn turns_for(request: &CompletionRequest) -> Result<Vec<Turn>, Provid
     Ok(turns)
 }
 
-fn schema_hint(request: &CompletionRequest) -> String {
+/// What the answer holds. Small models follow a list of field names and
+/// meanings better than a raw JSON Schema (measured with
+/// `scripts/bench-local-accuracy.sh`; the grammar enforces the schema
+/// itself). A schema without properties to list is shown as it is.
+fn schema_hint(schema: &Value) -> String {
+    let mut lines = Vec::new();
+    field_lines(schema, 0, &mut lines);
+    if lines.is_empty() {
+        return format!("Answer with one JSON value that matches this JSON Schema:\n{schema}");
+    }
     format!(
-        "Answer with one JSON value that matches this JSON Schema:\n{}",
-        request.schema
+        "Answer with one JSON object with these fields:\n{}",
+        lines.join("\n")
     )
+}
+
+/// `- name (type): description` for each property, nested objects' (and
+/// arrays of objects') properties indented below their field.
+fn field_lines(schema: &Value, depth: usize, lines: &mut Vec<String>) {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, field) in properties {
+        let kind = field.get("type").and_then(Value::as_str).unwrap_or("any");
+        let mut line = format!("{}- {name} ({kind})", "  ".repeat(depth));
+        if let Some(description) = field.get("description").and_then(Value::as_str) {
+            line.push_str(": ");
+            line.push_str(description);
+        }
+        lines.push(line);
+        field_lines(field, depth + 1, lines);
+        if let Some(items) = field.get("items") {
+            field_lines(items, depth + 1, lines);
+        }
+    }
+}
+
+/// The user's text between fences, so that the model tells the material to
+/// extract from the instructions around it.
+fn fenced(text: &str) -> String {
+    format!("{INPUT_OPEN}{text}{INPUT_CLOSE}")
 }
 
 /// The text parts of a message; images are refused because the model reads
@@ -172,7 +213,18 @@ pub(crate) fn fit(
 }
 
 fn render(model: &impl PromptModel, turns: &[Turn]) -> Result<String, ProviderError> {
-    model.render(turns).map_err(|e| ProviderError::Rejected {
+    let turns: Vec<Turn> = turns
+        .iter()
+        .map(|t| Turn {
+            text: if t.truncatable {
+                fenced(&t.text)
+            } else {
+                t.text.clone()
+            },
+            ..t.clone()
+        })
+        .collect();
+    model.render(&turns).map_err(|e| ProviderError::Rejected {
         status: 400,
         message: format!("the local model's chat template failed on this request: {e}"),
     })
@@ -345,6 +397,42 @@ mod tests {
     }
 
     #[test]
+    fn fields_are_listed_with_their_descriptions() {
+        let mut with_fields = request(vec![Message::text(Role::User, "Alice")]);
+        with_fields.schema = json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "full name"},
+                "lines": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"total": {"type": "number"}},
+                }},
+            },
+        });
+        let turns = turns_for(&with_fields).unwrap();
+        assert_eq!(
+            turns[0].text,
+            "Answer with one JSON object with these fields:\n\
+             - name (string): full name\n\
+             - lines (array)\n  \
+             - total (number)"
+        );
+    }
+
+    #[test]
+    fn user_text_is_fenced() {
+        let turns = vec![
+            turn("system", "Extract.", false),
+            turn("user", "Alice", true),
+        ];
+        let rendered = render(&Words, &turns).unwrap();
+        assert_eq!(
+            rendered,
+            "<system> Extract. </> <user> Document:\n\"\"\"\nAlice\n\"\"\" </>"
+        );
+    }
+
+    #[test]
     fn images_are_refused() {
         let message = Message {
             role: Role::User,
@@ -364,7 +452,8 @@ mod tests {
     fn short_prompts_are_untouched() {
         let turns = vec![turn("system", "a b", false), turn("user", "c d e", true)];
         let fitted = fit(&Words, turns, 100).unwrap();
-        assert_eq!(fitted.tokens.len(), 9);
+        // 5 words, 4 template tokens and 3 of the fences.
+        assert_eq!(fitted.tokens.len(), 12);
         assert_eq!(fitted.cut_tokens, 0);
     }
 
@@ -392,7 +481,7 @@ mod tests {
         assert_eq!(status, 400);
         assert!(
             message.starts_with(
-                "input too long for the local model's context window (84 tokens > 60)"
+                "input too long for the local model's context window (87 tokens > 60)"
             ),
             "{message}"
         );
