@@ -131,7 +131,7 @@ def test_each_page_goes_with_its_image_in_order_by_default(http, fake, create_ag
     assert [i["name"] for i in items] == [f"Item {n:04d}" for n in range(1, 16)]
 
 
-def test_the_page_images_sent_are_saved_as_references_in_page_order(http, fake, create_agent):
+def test_the_page_images_sent_are_saved_as_references_in_page_order(http, client, fake, create_agent):
     agent = insights_agent(create_agent, batch_size=2)
     fake.always(Reply(build=items_on_pages))
     status = run_pdf(http, agent, pdf_factory.catalogue_pdf(5))
@@ -148,8 +148,9 @@ def test_the_page_images_sent_are_saved_as_references_in_page_order(http, fake, 
         assert entry["url"].endswith(f"/v1/agents/jobs/{status['id']}/references/{entry['resource_id']}/")
         response = http.get(f"/v1/agents/jobs/{status['id']}/references/{entry['resource_id']}/")
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
-        # The very image the model got.
+        # The very image the model got, over HTTP and through the SDK.
         assert response.content == sent[entry["page"]], entry
+        assert client.agents.jobs.download_reference(status["id"], entry["resource_id"]) == sent[entry["page"]]
 
 
 def test_without_convert_to_images_pages_go_as_text_only(http, fake, create_agent):
