@@ -103,6 +103,10 @@ def drop_databases() -> None:
 class AgentdServer:
     """An ``agentd serve`` child process with its own data directory."""
 
+    # The subcommand, and the line that says it is ready (its group: the base URL).
+    COMMAND = "serve"
+    READY_RE = LISTEN_RE
+
     def __init__(self, workdir: Path, fake_base_url: str, extra_env: dict[str, str | None] | None = None,
                  org_id: str | None = None, api_key: str | None = None) -> None:
         self.workdir = workdir
@@ -171,7 +175,7 @@ class AgentdServer:
             line = raw.decode("utf-8", errors="replace")
             self._write_log(f"[{label}] {line}")
             if watch and not self._ready.is_set():
-                m = LISTEN_RE.search(line)
+                m = self.READY_RE.search(line)
                 if m:
                     self.base_url = m.group(1).rstrip("/")
                     self._ready.set()
@@ -187,7 +191,7 @@ class AgentdServer:
         self._ready.clear()
         self.base_url = None
         self.proc = subprocess.Popen(
-            [str(binary), "serve"],
+            [str(binary), self.COMMAND],
             cwd=self.workdir,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -206,7 +210,7 @@ class AgentdServer:
                 rc = self.proc.poll()
                 self.stop()
                 reason = f"exited with {rc}" if rc is not None else f"did not print its address in {STARTUP_TIMEOUT:.0f} s"
-                pytest.fail(f"agentd serve {reason}; log:\n{self.log_text()[-5000:]}", pytrace=False)
+                pytest.fail(f"agentd {self.COMMAND} {reason}; log:\n{self.log_text()[-5000:]}", pytrace=False)
         _SERVERS.append(self)
         return self
 

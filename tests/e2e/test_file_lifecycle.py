@@ -262,17 +262,18 @@ def test_the_sweep_removes_orphan_files_and_keeps_used_ones(server):
     agent = server.photo_agent()
     _, used = server.upload_run(agent, png_bytes(2, 3))
     orphan = str(uuid.uuid4())
-    partial = f"{uuid.uuid4()}.part"
+    partial = f"{uuid.uuid4()}.part"  # left by versions before the object store
+    staging = f"{uuid.uuid4()}#1"  # the object store's unfinished write
     foreign = "operator-notes.txt"
     long_ago = time.time() - 2 * GRACE_SECS
-    for name in (orphan, partial, foreign):
+    for name in (orphan, partial, staging, foreign):
         (server.files_dir / name).write_bytes(b"left over")
-    for name in (orphan, partial, foreign, used):
+    for name in (orphan, partial, staging, foreign, used):
         os.utime(server.files_dir / name, (long_ago, long_ago))
     young = str(uuid.uuid4())
     (server.files_dir / young).write_bytes(b"being stored right now")
 
-    wait_until(lambda: not ({orphan, partial} & server.disk_files()), "the sweep of orphan files")
+    wait_until(lambda: not ({orphan, partial, staging} & server.disk_files()), "the sweep of orphan files")
     left = server.disk_files()
     assert used in left, "a file a job refers to was swept"
     assert foreign in left, "a file agentd did not write was swept"

@@ -4,10 +4,12 @@
 
 pub mod answer;
 mod config_schema;
+pub mod interactive_web;
 pub mod multimodal;
 pub mod page_selection;
 pub mod pdf_extraction;
 pub mod sources;
+pub mod web_insights;
 
 use std::sync::Arc;
 
@@ -76,6 +78,8 @@ pub struct EngineContext<'a> {
     pub documents: &'a Documents,
     pub references: &'a dyn JobReferences,
     pub progress: &'a dyn Progress,
+    /// Web pages: static fetching and the browser (the web engines).
+    pub web: &'a agentd_web::Web,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +173,8 @@ impl EngineRegistry {
                 Arc::new(multimodal::MultimodalExtractionEngine),
                 Arc::new(pdf_extraction::PdfExtractionEngine),
                 Arc::new(page_selection::PdfPageSelectionEngine),
+                Arc::new(web_insights::WebInsightsEngine),
+                Arc::new(interactive_web::InteractiveWebEngine),
             ],
         }
     }

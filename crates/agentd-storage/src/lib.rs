@@ -663,10 +663,38 @@ pub enum ReferenceLookup<'a> {
     ArtifactKey(&'a str),
 }
 
+/// What the processes sharing a database announce to each other about jobs,
+/// so that none has to poll for it (PostgreSQL's `LISTEN/NOTIFY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobNotice {
+    /// Jobs became runnable: created, retried or handed back.
+    Runnable,
+    /// A job became final (finished, failed, cancelled): its waiters can
+    /// read it, and an attempt still running somewhere is moot.
+    Final(JobId),
+    /// The connection that listens was lost and is back: notices sent
+    /// meanwhile are gone, so whoever waits should look again.
+    Resumed,
+}
+
+/// A subscription to [`JobNotice`]s from every process on the database.
+#[async_trait]
+pub trait JobNotices: Send {
+    /// The next notice. An error means the database is unreachable; the
+    /// next call connects again (and then answers [`JobNotice::Resumed`]).
+    async fn next(&mut self) -> Result<JobNotice>;
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Succeeds when the database answers a trivial query (readiness).
     async fn ping(&self) -> Result<()>;
+
+    /// Notices from the other processes on this database; `None` where the
+    /// database cannot send them (SQLite: its processes poll).
+    fn job_notices(&self) -> Option<Box<dyn JobNotices>> {
+        None
+    }
 
     // Organizations
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization>;
@@ -756,6 +784,10 @@ pub trait Storage: Send + Sync + 'static {
     /// expired lease, which first becomes RETRY) and leases them to `owner`.
     async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>>;
     async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState>;
+    /// Puts a job `owner` runs back in the queue at once (RETRY), the
+    /// attempt not counted: its process is stopping. `false` when `owner`
+    /// no longer holds it (finished, cancelled or its lease taken over).
+    async fn hand_back_job(&self, id: JobId, owner: &str) -> Result<bool>;
     /// Adds a STARTED event with `message` (how far a running job has got,
     /// "batch 3/20 done") to a job `owner` still runs; false when it no
     /// longer does (cancelled, lease lost), and nothing is written then.

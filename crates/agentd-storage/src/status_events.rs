@@ -10,15 +10,26 @@ use crate::DeliveryNext;
 pub(crate) const RETRY_MESSAGE: &str =
     "The worker running this job stopped responding; the job is retried.";
 
+/// The message of the RETRY event of a job its stopping worker handed back.
+pub(crate) const HANDED_BACK: &str =
+    "The worker running this job was shut down; the job is retried.";
+
+/// Hands a job back (`$1` the time, `$2` its id, `$3` its lease owner);
+/// the same text on every backend.
+pub(crate) const HAND_BACK_SQL: &str =
+    "UPDATE jobs SET status = 2, attempts = attempts - 1, lease_owner = NULL, \
+     lease_expires_at = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 1";
+
 /// The error of a job whose worker vanished `max_attempts` times.
 pub(crate) const ABANDONED: &str =
     "The job was abandoned: its worker stopped responding too many times.";
 
-/// The message a status event carries: why a job is retried, or its error
-/// when it failed; nothing for other statuses.
+/// The message a status event carries: why a job is retried (its worker
+/// vanished unless the change says otherwise), or its error when it
+/// failed; nothing for other statuses.
 fn event_message(status: JobStatus, error_message: Option<&str>) -> Option<String> {
     match status {
-        JobStatus::Retry => Some(RETRY_MESSAGE.to_owned()),
+        JobStatus::Retry => Some(error_message.unwrap_or(RETRY_MESSAGE).to_owned()),
         JobStatus::Failure => error_message.map(str::to_owned),
         _ => None,
     }
@@ -50,6 +61,15 @@ impl StatusChange {
             job,
             status,
             error_message: None,
+        }
+    }
+
+    /// A running job its stopping worker gave back.
+    pub fn handed_back(job: JobId) -> Self {
+        Self {
+            job,
+            status: JobStatus::Retry,
+            error_message: Some(HANDED_BACK.to_owned()),
         }
     }
 

@@ -572,6 +572,49 @@ async fn the_sweep_deletes_only_old_unreferenced_file_records(db: TempDb) {
     assert!(s.get_file(org, used.id).await.unwrap().is_some());
 }
 
+/// A stopping worker hands its job back: RETRY at once, the attempt not
+/// counted, and only while it still holds the job.
+async fn a_job_handed_back_is_retried_without_counting_the_attempt(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let org = agent.organization_id;
+    let id = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    s.claim_jobs(&claim("w1", Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert!(!s.hand_back_job(id, "w2").await.unwrap(), "not w2's job");
+    assert!(s.hand_back_job(id, "w1").await.unwrap());
+    assert!(
+        !s.hand_back_job(id, "w1").await.unwrap(),
+        "handed back twice"
+    );
+
+    let job = s.get_job(org, id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Retry);
+    assert_eq!(job.attempts, 0);
+    let retry = job.events.last().unwrap();
+    assert_eq!(retry.status, JobStatus::Retry);
+    assert!(retry
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("shut down"));
+
+    let again = s
+        .claim_jobs(&claim("w2", Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    s.cancel_job(org, id).await.unwrap();
+    assert!(
+        !s.hand_back_job(id, "w2").await.unwrap(),
+        "a cancelled job stays cancelled"
+    );
+    let job = s.get_job(org, id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+}
+
 /// Many workers claim from one queue at once, each on its own connection:
 /// every job runs exactly once, has one STARTED event and is charged once.
 async fn concurrent_claims_never_take_a_job_twice(db: TempDb) {
@@ -1071,6 +1114,7 @@ on_every_backend!(
     a_fetched_file_is_attached_to_its_unfinished_job,
     the_sweep_deletes_only_old_unreferenced_file_records,
     concurrent_claims_never_take_a_job_twice,
+    a_job_handed_back_is_retried_without_counting_the_attempt,
     racing_idempotent_submissions_create_one_job,
     agent_filters_ignore_case_and_wildcards,
     jobs_are_searched_and_an_agents_jobs_cancelled,

@@ -31,6 +31,12 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Where files' bytes are stored: `file:///path` or `s3://bucket/prefix`
+    /// (credentials, region and endpoint from the standard `AWS_*`
+    /// variables); by default the folder `$AGENTD_DATA_DIR/files`.
+    #[arg(long, env = "AGENTD_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+
     /// Organization to create at start-up when missing (with the key below).
     #[arg(long, env = "AGENTD_BOOTSTRAP_ORG_ID")]
     pub bootstrap_org_id: Option<String>,
@@ -149,6 +155,11 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub job_max_attempts: i32,
 
+    /// After SIGTERM, how long jobs already running may take to finish
+    /// before they are handed back to the queue for other processes.
+    #[arg(long, env = "AGENTD_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
     /// How often idle workers look for jobs they were not told about.
     #[arg(long, env = "AGENTD_JOB_POLL_MS", default_value_t = 1000)]
     pub job_poll_ms: u64,
@@ -235,6 +246,28 @@ pub struct ServeConfig {
     /// How often an idle dispatcher looks for due webhook deliveries.
     #[arg(long, env = "AGENTD_WEBHOOK_POLL_MS", default_value_t = 1000)]
     pub webhook_poll_ms: u64,
+
+    /// Chromium for the web engines (default: `chromium`, then
+    /// `chromium-browser`, on PATH). Without one, static pages still work.
+    #[arg(long, env = "AGENTD_CHROMIUM_PATH")]
+    pub chromium_path: Option<PathBuf>,
+
+    /// Browser pages (contexts) open at once in this process.
+    #[arg(long, env = "AGENTD_WEB_MAX_PAGES", default_value_t = 4)]
+    pub web_max_pages: usize,
+
+    /// Time limit of loading one web page (fetched or rendered).
+    #[arg(long, env = "AGENTD_WEB_PAGE_TIMEOUT_SECS", default_value_t = 30)]
+    pub web_page_timeout_secs: u64,
+
+    /// Largest web page read, in bytes; a larger one fails the job.
+    #[arg(long, env = "AGENTD_WEB_MAX_PAGE_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub web_max_page_bytes: u64,
+
+    /// User agent of page fetches and the browser; its first token is what
+    /// robots.txt groups are matched against.
+    #[arg(long, env = "AGENTD_WEB_USER_AGENT", default_value = agentd_web::DEFAULT_USER_AGENT)]
+    pub web_user_agent: String,
 }
 
 fn parse_retry_scale(text: &str) -> Result<f64, String> {
@@ -277,6 +310,7 @@ impl ServeConfig {
             lease: Duration::from_secs(self.job_lease_secs.max(3)),
             max_attempts: self.job_max_attempts.max(1),
             poll_interval: Duration::from_millis(self.job_poll_ms.max(10)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         }
     }
 
@@ -322,6 +356,17 @@ impl ServeConfig {
             },
             poll_interval: Duration::from_millis(self.webhook_poll_ms.max(10)),
             policy: self.allow_private_urls.clone(),
+        }
+    }
+
+    pub fn web(&self) -> agentd_web::WebSettings {
+        agentd_web::WebSettings {
+            policy: self.allow_private_urls.clone(),
+            chromium_path: self.chromium_path.clone(),
+            max_pages: self.web_max_pages.max(1),
+            page_timeout: Duration::from_secs(self.web_page_timeout_secs.max(1)),
+            max_page_bytes: self.web_max_page_bytes.max(1),
+            user_agent: self.web_user_agent.clone(),
         }
     }
 

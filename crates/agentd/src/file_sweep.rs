@@ -12,7 +12,7 @@ use agentd_storage::Storage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::files::{DiskEntry, FileStore};
+use crate::files::{Entry, FileStore};
 
 #[derive(Clone, Copy, Debug)]
 pub struct SweepConfig {
@@ -84,9 +84,9 @@ pub async fn sweep(
     let mut orphan_bytes = 0;
     for entry in files.entries_older_than(written_before).await? {
         match entry {
-            DiskEntry::Stored(id) => stored.push(id),
-            DiskEntry::Partial(path) => {
-                files.remove_partial(&path).await?;
+            Entry::Stored(id) => stored.push(id),
+            Entry::Partial(name) => {
+                files.remove_partial(&name).await?;
                 orphan_bytes += 1;
             }
         }

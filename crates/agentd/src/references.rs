@@ -3,8 +3,8 @@
 //! images, web pages) and artifacts (keyed JSON results served at
 //! `/v1/agents/jobs/{job}/artifacts/result/?artifact_key=…`).
 //!
-//! Their bytes are stored like uploaded files ([`FileStore`]: written to a
-//! partial file and renamed, removed again unless the row that refers to
+//! Their bytes are stored like uploaded files ([`FileStore`]: published
+//! whole in the object store, removed again unless the row that refers to
 //! them commits) and recorded as files of the job, so delete-data, agent
 //! deletion and the file sweep remove them by the rules files have.
 
@@ -165,7 +165,7 @@ impl JobReferenceStore {
         match self.files.read(reference.file.id).await {
             Ok(bytes) => Ok(Some(Opened { reference, bytes })),
             // Deleted (delete-data) between the lookup and the read.
-            Err(FileError::Io(io)) if io.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(FileError::Missing(_)) => Ok(None),
             Err(error) => Err(error),
         }
     }

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
-use crate::files::FileStore;
+use crate::files::{FileStore, Objects};
 use crate::local_model;
 use crate::metrics::JobCounts;
 use crate::models_file::ModelsFile;
@@ -183,16 +183,23 @@ impl AppState {
             config.bootstrap_api_key.as_deref(),
         )
         .await?;
+        let objects = Objects::open(
+            config.object_store_url.as_deref(),
+            &config.data_dir.join("files"),
+        )?;
         let files = FileStore::new(
-            &config.data_dir,
+            objects,
             config.max_request_bytes,
             config.allow_private_urls.clone(),
         )
-        .with_context(|| format!("creating {}", config.data_dir.display()))?
+        .context("building the URL fetch client")?
         .with_fetch_limits(config.fetch_limits());
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config).await?);
         let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
+        let web = Arc::new(
+            agentd_web::Web::from_settings(config.web()).context("setting up the web engines")?,
+        );
         let public_url = PublicUrl::new(config.public_url.clone(), config.addr);
         let references =
             JobReferenceStore::new(Arc::clone(&storage), files.clone(), public_url.clone());
@@ -203,6 +210,7 @@ impl AppState {
             files.clone(),
             documents.clone(),
             references.clone(),
+            web,
         ));
         Ok(Arc::new(Self {
             storage: Arc::clone(&storage),
@@ -236,6 +244,15 @@ impl AppState {
         .spawn(shutdown)
     }
 
+    /// Relays other processes' job notifications (PostgreSQL) to this
+    /// one's workers and waiters until `shutdown`.
+    pub fn start_notices(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        crate::worker::notices::spawn(self.storage.as_ref(), Arc::clone(&self.signals), shutdown)
+    }
+
     /// Starts sending webhook deliveries (unless `AGENTD_WEBHOOK_CONCURRENCY`
     /// is 0); it stops when `shutdown` fires.
     pub fn start_webhooks(
@@ -255,17 +272,24 @@ impl AppState {
     pub async fn run_workers_until_stopped(self: &Arc<Self>) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let monitoring = self.serve_monitoring(shutdown.clone()).await?;
+        // Stopped after the workers: jobs still running hear of cancels.
+        let notices_stop = CancellationToken::new();
+        let notices = self.start_notices(notices_stop.clone());
         let workers = self.start_workers(shutdown.clone());
         let webhooks = self.start_webhooks(shutdown.clone())?;
         println!("agentd worker running ({} workers)", self.config.workers);
         shutdown_signal().await;
         shutdown.cancel();
         let _ = workers.await;
+        notices_stop.cancel();
         if let Some(webhooks) = webhooks {
             let _ = webhooks.await;
         }
         if let Some(monitoring) = monitoring {
             let _ = monitoring.await;
+        }
+        if let Some(notices) = notices {
+            let _ = notices.await;
         }
         Ok(())
     }
@@ -321,11 +345,15 @@ impl Application {
     }
 
     /// Serves the API and runs workers until SIGTERM or Ctrl-C, then lets
-    /// requests in flight finish. Jobs still running are left to their
-    /// leases: after a restart they are retried.
+    /// requests in flight and jobs already claimed finish; queued jobs stay
+    /// queued for the other processes (or the next start). Jobs of a process
+    /// killed before that are retried once their leases expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let shutdown = CancellationToken::new();
+        // Stopped after the workers: jobs still running hear of cancels.
+        let notices_stop = CancellationToken::new();
+        let notices = self.state.start_notices(notices_stop.clone());
         let workers = self.state.start_workers(shutdown.clone());
         let webhooks = self.state.start_webhooks(shutdown.clone())?;
         let sweeper = crate::file_sweep::spawn(
@@ -355,6 +383,7 @@ impl Application {
         .await;
         shutdown.cancel();
         let _ = workers.await;
+        notices_stop.cancel();
         if let Some(monitoring) = monitoring {
             let _ = monitoring.await;
         }
@@ -363,6 +392,9 @@ impl Application {
         }
         if let Some(webhooks) = webhooks {
             let _ = webhooks.await;
+        }
+        if let Some(notices) = notices {
+            let _ = notices.await;
         }
         tracing::info!("stopped");
         Ok(())

@@ -77,9 +77,9 @@ fn changed_from_rows(rows: &[PgRow]) -> Result<Vec<StatusChange>> {
     rows.iter().map(changed_from_row).collect()
 }
 
-/// Writes the status events of jobs whose status changed, and the webhook
-/// deliveries they raise, in the caller's transaction: the one place the
-/// events of this backend are made.
+/// Writes the status events of jobs whose status changed, the notifications
+/// other processes wait for and the webhook deliveries they raise, in the
+/// caller's transaction: the one place the events of this backend are made.
 async fn record_events(
     conn: &mut PgConnection,
     changed: &[StatusChange],
@@ -105,6 +105,7 @@ async fn record_events(
     .bind(at)
     .execute(&mut *conn)
     .await?;
+    super::notices::notify_changes(conn, changed).await?;
     super::webhooks::queue_for_changes(conn, changed, at).await
 }
 
@@ -557,6 +558,23 @@ pub(super) async fn renew_lease(
     } else {
         LeaseState::Lost
     })
+}
+
+pub(super) async fn hand_back_job(db: &PostgresStorage, id: JobId, owner: &str) -> Result<bool> {
+    let at = time::now();
+    let mut tx = db.pool.begin().await?;
+    let handed = sqlx::query(status_events::HAND_BACK_SQL)
+        .bind(at)
+        .bind(*id.as_uuid())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    if handed.rows_affected() == 0 {
+        return Ok(false);
+    }
+    record_events(&mut tx, &[StatusChange::handed_back(id)], at).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn finish_job(

@@ -6,6 +6,7 @@
 
 mod files;
 mod jobs;
+mod notices;
 mod references;
 mod rows;
 mod usage;
@@ -186,6 +187,10 @@ impl Storage for PostgresStorage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    fn job_notices(&self) -> Option<Box<dyn crate::JobNotices>> {
+        Some(Box::new(notices::PgJobNotices::new(self.pool.clone())))
     }
 
     async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<Organization> {
@@ -537,6 +542,10 @@ impl Storage for PostgresStorage {
 
     async fn claim_jobs(&self, request: &ClaimRequest) -> Result<Vec<Job>> {
         jobs::claim_jobs(self, request).await
+    }
+
+    async fn hand_back_job(&self, id: JobId, owner: &str) -> Result<bool> {
+        jobs::hand_back_job(self, id, owner).await
     }
 
     async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState> {

@@ -542,6 +542,23 @@ pub(super) async fn renew_lease(
     })
 }
 
+pub(super) async fn hand_back_job(db: &SqliteStorage, id: JobId, owner: &str) -> Result<bool> {
+    let at = now();
+    let mut tx = db.begin_write().await?;
+    let handed = sqlx::query(status_events::HAND_BACK_SQL)
+        .bind(&at)
+        .bind(id.to_string())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    if handed.rows_affected() == 0 {
+        return Ok(false);
+    }
+    record_events(&mut tx, &[StatusChange::handed_back(id)], &at).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 pub(super) async fn finish_job(db: &SqliteStorage, id: JobId, outcome: &JobOutcome) -> Result<()> {
     let at = now();
     let mut tx = db.begin_write().await?;

@@ -661,6 +661,10 @@ impl Storage for SqliteStorage {
         jobs::claim_jobs(self, request).await
     }
 
+    async fn hand_back_job(&self, id: JobId, owner: &str) -> Result<bool> {
+        jobs::hand_back_job(self, id, owner).await
+    }
+
     async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<LeaseState> {
         jobs::renew_lease(self, id, owner, lease).await
     }

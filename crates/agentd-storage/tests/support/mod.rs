@@ -96,6 +96,16 @@ impl TempDb {
     }
 }
 
+impl TempDb {
+    /// The URL of a PostgreSQL test database (`None` for SQLite).
+    pub fn postgres_url(&self) -> Option<String> {
+        match &self.cleanup {
+            Cleanup::Database { admin_url, name } => Some(with_database(admin_url, name)),
+            Cleanup::Directory(_) => None,
+        }
+    }
+}
+
 impl Drop for TempDb {
     fn drop(&mut self) {
         match &self.cleanup {

@@ -113,6 +113,8 @@ impl From<FieldErrors> for ApiError {
 pub const STORAGE_FULL: &str = "The server's storage is full; try again later.";
 pub const STORAGE_UNAVAILABLE: &str =
     "The server's database is busy or unavailable; try again later.";
+/// A bucket (`AGENTD_OBJECT_STORE_URL`) that did not answer or refused.
+pub const FILE_STORE_UNAVAILABLE: &str = "The server's file store is unavailable; try again later.";
 
 /// The one place storage failures become statuses: never the caller's fault
 /// (no 4xx) except a conflict; the database's own text is only logged.
@@ -144,7 +146,14 @@ impl From<FileError> for ApiError {
                 tracing::warn!(error = %io, "the file store is full");
                 Self::ServiceUnavailable(STORAGE_FULL.into())
             }
+            FileError::Unavailable(error) => {
+                tracing::warn!(%error, "the object store is unavailable");
+                Self::ServiceUnavailable(FILE_STORE_UNAVAILABLE.into())
+            }
             FileError::Io(io) => Self::Internal(anyhow::Error::new(io).context("file store")),
+            FileError::Missing(id) => {
+                Self::Internal(anyhow::anyhow!("the bytes of file {id} are missing"))
+            }
         }
     }
 }
@@ -250,6 +259,13 @@ mod tests {
         let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
         let (status, _) = answer(FileError::Io(missing)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let unreachable = object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused to 127.0.0.1:9".into(),
+        };
+        let (status, body) = answer(FileError::Unavailable(unreachable)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["detail"], FILE_STORE_UNAVAILABLE);
         let (status, _) = answer(FileError::Rejected("not a PNG".into())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }

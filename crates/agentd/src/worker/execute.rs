@@ -1,6 +1,7 @@
 //! One attempt at a job: everything is read back from storage (agent,
 //! version, input files), so any worker can run any job, also after a crash.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use agentd_storage::Storage;
 use async_trait::async_trait;
 
 use super::{retry_transient, INTERNAL_FAILURE, READ_ATTEMPTS};
-use crate::files::{FileError, FileStore};
+use crate::files::{FileError, FileStore, STORE_UNREACHABLE};
 use crate::metrics::JobLabels;
 use crate::references::JobReferenceStore;
 
@@ -36,6 +37,7 @@ pub struct JobExecutor {
     files: FileStore,
     documents: Documents,
     references: JobReferenceStore,
+    web: Arc<agentd_web::Web>,
 }
 
 /// What one attempt at a job came to.
@@ -103,6 +105,7 @@ impl JobExecutor {
         files: FileStore,
         documents: Documents,
         references: JobReferenceStore,
+        web: Arc<agentd_web::Web>,
     ) -> Self {
         Self {
             storage,
@@ -111,6 +114,7 @@ impl JobExecutor {
             files,
             documents,
             references,
+            web,
         }
     }
 
@@ -204,6 +208,7 @@ impl JobExecutor {
         let references = JobSaves {
             store: &self.references,
             job: job.id,
+            store_unreachable: AtomicBool::new(false),
         };
         let progress = JobProgress {
             storage: self.storage.as_ref(),
@@ -216,6 +221,7 @@ impl JobExecutor {
             documents: &self.documents,
             references: &references,
             progress: &progress,
+            web: &self.web,
         };
         engine
             .run(&context, &config, &inputs)
@@ -229,6 +235,13 @@ impl JobExecutor {
                     EngineError::Internal(_) => FailureKind::Internal,
                 };
                 let failure_of_job = match kind {
+                    FailureKind::Internal if references.store_unreachable.load(Relaxed) => {
+                        tracing::warn!(job = %job.id, error = %failure.error, "the object store is unavailable");
+                        Failure {
+                            kind,
+                            message: format!("A result could not be saved: {STORE_UNREACHABLE}."),
+                        }
+                    }
                     FailureKind::Internal => internal(job, &failure.error),
                     _ => Failure {
                         kind,
@@ -255,9 +268,16 @@ impl JobExecutor {
             let Some(InputValue::File(file)) = inputs.get(key) else {
                 continue;
             };
-            let bytes = self.files.read(file.id).await.map_err(|e| Failure {
-                kind: FailureKind::Internal,
-                message: format!("reading stored file {}: {e}", file.id),
+            let bytes = self.files.read(file.id).await.map_err(|error| {
+                tracing::error!(file = %file.id, %error, "reading a job's file failed");
+                let why = match error {
+                    FileError::Unavailable(_) => STORE_UNREACHABLE,
+                    _ => "the error was logged",
+                };
+                Failure {
+                    kind: FailureKind::Internal,
+                    message: format!("Input '{key}' could not be read: {why}."),
+                }
             })?;
             let text = self
                 .documents
@@ -350,6 +370,14 @@ fn file_failure(job: &Job, key: &str, error: FileError) -> AttemptError {
     match error {
         FileError::Rejected(message) => invalid(format!("Input '{key}': {message}")).into(),
         FileError::Storage(error) if error.is_transient() => storage_failure(job, &error),
+        FileError::Unavailable(error) => {
+            tracing::warn!(job = %job.id, input = key, %error, "the object store is unavailable");
+            Failure {
+                kind: FailureKind::Internal,
+                message: format!("Input '{key}' could not be stored: {STORE_UNREACHABLE}."),
+            }
+            .into()
+        }
         FileError::Io(error) if agentd_storage::is_disk_full(&error) => {
             tracing::warn!(job = %job.id, input = key, %error, "the file store is full; the job runs again after its lease");
             AttemptError::Postponed
@@ -414,6 +442,10 @@ impl FileReader for JobFiles<'_> {
     async fn read(&self, id: FileId) -> Result<(FileRef, Vec<u8>), String> {
         let unreadable = |error: FileError| match error {
             FileError::Rejected(message) => message,
+            FileError::Unavailable(error) => {
+                tracing::warn!(file = %id, %error, "reading a job's file failed");
+                format!("File {id} could not be read: {STORE_UNREACHABLE}.")
+            }
             other => {
                 tracing::error!(file = %id, error = %other, "reading a job's file failed");
                 format!("File {id} could not be read.")
@@ -438,12 +470,21 @@ impl FileReader for JobFiles<'_> {
 struct JobSaves<'a> {
     store: &'a JobReferenceStore,
     job: agentd_domain::JobId,
+    /// A save failed because the object store could not be reached: the
+    /// job's error says so instead of naming an internal error.
+    store_unreachable: AtomicBool,
 }
 
 impl JobSaves<'_> {
     /// Saving failed on the server's side: logged in full; the engine gets
     /// an internal error (never shown to the user).
     fn failed(&self, error: crate::references::SaveError) -> EngineError {
+        if matches!(
+            error,
+            crate::references::SaveError::Store(FileError::Unavailable(_))
+        ) {
+            self.store_unreachable.store(true, Relaxed);
+        }
         tracing::error!(job = %self.job, %error, "saving a job reference failed");
         EngineError::Internal(format!("saving a result of job {} failed", self.job))
     }

@@ -4,6 +4,7 @@
 //! lease expires (RETRY), so nothing accepted is lost to a crash.
 
 mod execute;
+pub mod notices;
 mod signals;
 
 use std::future::Future;
@@ -70,6 +71,18 @@ pub struct WorkerConfig {
     /// How often an idle dispatcher looks for work it was not told about
     /// (other processes' jobs, expired leases).
     pub poll_interval: Duration,
+    /// How long running jobs may take to finish once shutdown begins;
+    /// then they are handed back to the queue.
+    pub shutdown_grace: Duration,
+}
+
+/// How an attempt at a job ended.
+enum Ran {
+    /// With an outcome to record, or with none (cancelled, lease lost,
+    /// postponed): `None`.
+    Ended(Option<JobOutcome>),
+    /// Stopped because the process is stopping: the job goes back to the queue.
+    Interrupted,
 }
 
 pub struct WorkerPool {
@@ -121,7 +134,10 @@ impl WorkerPool {
     async fn work(self: Arc<Self>, shutdown: CancellationToken) {
         let mut enqueued = self.signals.watch_enqueued();
         let mut next: Option<Job> = None;
-        while !shutdown.is_cancelled() {
+        // A job claimed with the last outcome as shutdown began is run too:
+        // left to its lease, it would wait for it to expire before another
+        // process could take it.
+        while !shutdown.is_cancelled() || next.is_some() {
             let job = match next.take() {
                 Some(job) => job,
                 None => {
@@ -147,8 +163,6 @@ impl WorkerPool {
                 .await;
             self.signals.done(job.id);
         }
-        // A job claimed while shutting down runs after the restart.
-        drop(next);
     }
 
     /// Runs a claimed job and records its outcome; returns the next job
@@ -159,7 +173,7 @@ impl WorkerPool {
             crate::metrics::record_queue_wait(waited.unwrap_or_default());
         }
         tracing::debug!(attempt = job.attempts, "job started");
-        let Some(outcome) = self.run(job).await else {
+        let Some(outcome) = self.run(job, shutdown).await else {
             tracing::debug!("job stopped without an outcome (cancelled, lease lost or postponed)");
             return None;
         };
@@ -222,10 +236,38 @@ impl WorkerPool {
         }
     }
 
-    /// Runs one claimed job, renewing its lease until it ends; `None` when
-    /// it was cancelled, its lease was lost or it was postponed. A panic
-    /// fails the job, not the worker.
-    async fn run(&self, job: &Job) -> Option<JobOutcome> {
+    /// Runs one claimed job; `None` when it was cancelled, its lease was
+    /// lost, it was postponed, or it was handed back because this process
+    /// is stopping.
+    async fn run(&self, job: &Job, shutdown: &CancellationToken) -> Option<JobOutcome> {
+        match self.attempt(job, shutdown).await {
+            Ran::Ended(outcome) => outcome,
+            Ran::Interrupted => {
+                self.hand_back(job).await;
+                None
+            }
+        }
+    }
+
+    /// Gives an interrupted job back to the queue, so that another process
+    /// runs it now rather than when its lease expires.
+    async fn hand_back(&self, job: &Job) {
+        let handed = retry_transient("handing a job back", READ_ATTEMPTS, || {
+            self.storage.hand_back_job(job.id, &self.owner)
+        })
+        .await;
+        match handed {
+            Ok(true) => tracing::info!("job handed back at shutdown"),
+            Ok(false) => {}
+            // Its lease expires and another process retries it.
+            Err(error) => tracing::warn!(%error, "handing a job back failed"),
+        }
+    }
+
+    /// Runs one claimed job, renewing its lease until it ends or, once
+    /// shutdown began, until the grace period is over. A panic fails the
+    /// job, not the worker.
+    async fn attempt(&self, job: &Job, shutdown: &CancellationToken) -> Ran {
         let cancel = self.signals.running(job.id);
         let started = std::time::Instant::now();
         let work = AssertUnwindSafe(self.executor.execute(job, &self.owner))
@@ -248,16 +290,23 @@ impl WorkerPool {
                 }
             });
         tokio::pin!(work);
+        let grace = self.config.shutdown_grace;
+        let grace_over = async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::pin!(grace_over);
         let mut heartbeat = tokio::time::interval(self.config.lease / 3);
         heartbeat.tick().await;
         loop {
             tokio::select! {
-                outcome = &mut work => return outcome,
-                _ = cancel.cancelled() => return None,
+                outcome = &mut work => return Ran::Ended(outcome),
+                _ = cancel.cancelled() => return Ran::Ended(None),
+                () = &mut grace_over => return Ran::Interrupted,
                 _ = heartbeat.tick() => {
                     match self.storage.renew_lease(job.id, &self.owner, self.config.lease).await {
                         Ok(LeaseState::Held) => {}
-                        Ok(LeaseState::Cancelled | LeaseState::Lost) => return None,
+                        Ok(LeaseState::Cancelled | LeaseState::Lost) => return Ran::Ended(None),
                         Err(error) => tracing::warn!(job = %job.id, %error, "renewing a lease failed"),
                     }
                 }
@@ -292,7 +341,7 @@ pub async fn wait_until_final(
         tokio::select! {
             _ = finished => {},
             // Another process may run the job: look again now and then.
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+            _ = tokio::time::sleep(signals.recheck_interval()) => {},
             _ = tokio::time::sleep_until(deadline) => return Ok(None),
         }
     }

@@ -3,7 +3,9 @@
 //! the signals only save waiting for the next poll.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use agentd_domain::JobId;
 use tokio::sync::{oneshot, watch};
@@ -14,7 +16,15 @@ pub struct JobSignals {
     work: watch::Sender<u64>,
     waiters: Mutex<HashMap<JobId, Vec<oneshot::Sender<()>>>>,
     running: Mutex<HashMap<JobId, CancellationToken>>,
+    /// Other processes' job changes reach this one (PostgreSQL notifications).
+    hears_other_processes: AtomicBool,
 }
+
+/// How often a waiter looks at a job that may end in another process,
+/// when nothing would tell it…
+const RECHECK_UNINFORMED: Duration = Duration::from_secs(1);
+/// …and when notifications would (a safety net for a lost one).
+const RECHECK_INFORMED: Duration = Duration::from_secs(15);
 
 impl Default for JobSignals {
     fn default() -> Self {
@@ -22,6 +32,7 @@ impl Default for JobSignals {
             work: watch::channel(0).0,
             waiters: Mutex::default(),
             running: Mutex::default(),
+            hears_other_processes: AtomicBool::new(false),
         }
     }
 }
@@ -66,7 +77,8 @@ impl JobSignals {
         }
     }
 
-    /// Stops a job if it runs in this process (it was marked CANCELLED).
+    /// Stops a job if it runs in this process (it was marked CANCELLED, or
+    /// became final elsewhere) and wakes its waiters.
     pub fn cancel(&self, job: JobId) {
         if let Some(token) = self.running.lock().expect("signals lock").get(&job) {
             token.cancel();
@@ -75,6 +87,29 @@ impl JobSignals {
             for waiter in waiters {
                 let _ = waiter.send(());
             }
+        }
+    }
+
+    /// Wakes every waiter to read its job again (notifications were lost).
+    pub(super) fn wake_all_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock().expect("signals lock"));
+        for waiter in waiters.into_values().flatten() {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// From now on other processes' job changes are relayed here.
+    pub(super) fn hear_other_processes(&self) {
+        self.hears_other_processes.store(true, Ordering::Relaxed);
+    }
+
+    /// How long a waiter may sleep before it reads a job again, in case the
+    /// job ended in another process without this one hearing of it.
+    pub fn recheck_interval(&self) -> Duration {
+        if self.hears_other_processes.load(Ordering::Relaxed) {
+            RECHECK_INFORMED
+        } else {
+            RECHECK_UNINFORMED
         }
     }
 }
