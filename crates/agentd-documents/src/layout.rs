@@ -385,7 +385,12 @@ fn read_block(block: Block, extent: Extent, out: &mut Vec<Line>) {
         })
     };
     if gutters.is_empty() || !is_prose() {
-        out.extend(block.lines.into_iter().filter_map(|line| join(line.segments)));
+        out.extend(
+            block
+                .lines
+                .into_iter()
+                .filter_map(|line| join(line.segments)),
+        );
         return;
     }
     // Each row's segments go to their columns' lists; the columns are then

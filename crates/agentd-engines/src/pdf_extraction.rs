@@ -413,10 +413,7 @@ impl BatchRunner<'_> {
 
     /// The chunk's pages (text layer, renders, OCR for scans when the model
     /// reads text only), and the renders sent to the model, saved.
-    async fn read(
-        &self,
-        chunk: Chunk<'_>,
-    ) -> Result<(Vec<PreparedPage>, Vec<Value>), EngineError> {
+    async fn read(&self, chunk: Chunk<'_>) -> Result<(Vec<PreparedPage>, Vec<Value>), EngineError> {
         let range = PageBatch {
             first: chunk.first,
             count: chunk.count,
