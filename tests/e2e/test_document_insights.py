@@ -197,11 +197,13 @@ def text_only(start_module_server, session_dir):
 
 
 def text_only_agent(http, **config) -> dict:
+    """A Document Insights agent on a text-only model (TEXT_ONLY_MODEL unless
+    `model` says another)."""
     return expect(http.post("/v1/agents/", json={
-        "name": unique("ocr-"),
+        "name": unique("text-only-"),
         "engine_class_id": "PDFExtractionEngine",
-        "input_definitions": [{"key": "pdf", "data_type": PDF, "description": "A scan"}],
-        "engine_config": insights_config(model=TEXT_ONLY_MODEL, **config),
+        "input_definitions": [{"key": "pdf", "data_type": PDF, "description": "A PDF"}],
+        "engine_config": insights_config(**({"model": TEXT_ONLY_MODEL} | config)),
     }), 201)
 
 
@@ -409,12 +411,7 @@ def long_catalogue_pages(pages: int, items_per_page: int) -> list[str]:
 
 def test_a_batch_over_a_2048_token_context_is_split_never_cut(small_context, fake):
     with make_http(small_context, small_context.api_key) as http:
-        agent = expect(http.post("/v1/agents/", json={
-            "name": unique("small-"),
-            "engine_class_id": "PDFExtractionEngine",
-            "input_definitions": [{"key": "pdf", "data_type": PDF, "description": "A catalogue"}],
-            "engine_config": insights_config(model=SMALL_MODEL, batch_size=10),
-        }), 201)
+        agent = text_only_agent(http, model=SMALL_MODEL, batch_size=10)
         fake.always(Reply(build=items_on_pages))
         # 10 pages of 10 lines of about 70 characters (some 230 tokens a
         # page): one batch of 10 pages, more than a 2,048-token window holds,
@@ -433,12 +430,7 @@ def test_a_batch_over_a_2048_token_context_is_split_never_cut(small_context, fak
 
 def test_a_page_larger_than_the_context_fails_the_job_saying_so(small_context, fake):
     with make_http(small_context, small_context.api_key) as http:
-        agent = expect(http.post("/v1/agents/", json={
-            "name": unique("small-"),
-            "engine_class_id": "PDFExtractionEngine",
-            "input_definitions": [{"key": "pdf", "data_type": PDF, "description": "A catalogue"}],
-            "engine_config": insights_config(model=SMALL_MODEL),
-        }), 201)
+        agent = text_only_agent(http, model=SMALL_MODEL)
         fake.always(Reply(build=items_on_pages))
         # 54 lines of about 90 characters: some 1,600 tokens, more than the
         # window leaves for pages once the instructions and the answer have room.
