@@ -668,7 +668,7 @@ impl Engine for PdfExtractionEngine {
                 "batch_size": {"type": ["integer", "string"], "description": "Pages per model call, 1 to 50 (default 10)."},
                 "temperature": {"type": ["number", "string"], "description": "Default 0."},
                 "use_source": {"type": ["boolean", "string"], "description": "Default false. When true, a second output 'sources' gives, for each extracted value (by JSON Pointer), its page, matching text and box on the page."},
-                "convert_to_images": {"type": ["boolean", "string"], "description": "Default true: each page's rendering goes with its text to models that take images (text only otherwise)."},
+                "convert_to_images": {"type": ["boolean", "string"], "description": "Default true: each page's rendering goes with its text to models that take images (text only otherwise), and is saved as a job reference listed in the output 'page_images'."},
                 "output_schema": output_schema_property()
             },
             "required": ["output_schema"]
