@@ -131,6 +131,28 @@ def test_each_page_goes_with_its_image_in_order_by_default(http, fake, create_ag
     assert [i["name"] for i in items] == [f"Item {n:04d}" for n in range(1, 16)]
 
 
+def test_the_page_images_sent_are_saved_as_references_in_page_order(http, client, fake, create_agent):
+    agent = insights_agent(create_agent, batch_size=2)
+    fake.always(Reply(build=items_on_pages))
+    status = run_pdf(http, agent, pdf_factory.catalogue_pdf(5))
+    assert status["status"] == SUCCESS, status
+    sent = {}
+    for req in fake.completions:
+        parts = user_parts(req)
+        for text_part, image_part in zip(parts[::2], parts[1::2]):
+            number = int(re.match(r"--- Page (\d+) ---\n", text_part["text"]).group(1))
+            sent[number] = decode_data_url(image_part["image_url"]["url"])[1]
+    saved = outputs_of(http, status["id"])["page_images"]
+    assert [(s["document"], s["page"]) for s in saved] == [("catalogue.pdf", n) for n in range(1, 6)]
+    for entry in saved:
+        assert entry["url"].endswith(f"/v1/agents/jobs/{status['id']}/references/{entry['resource_id']}/")
+        response = http.get(f"/v1/agents/jobs/{status['id']}/references/{entry['resource_id']}/")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        # The very image the model got, over HTTP and through the SDK.
+        assert response.content == sent[entry["page"]], entry
+        assert client.agents.jobs.download_reference(status["id"], entry["resource_id"]) == sent[entry["page"]]
+
+
 def test_without_convert_to_images_pages_go_as_text_only(http, fake, create_agent):
     agent = insights_agent(create_agent, convert_to_images=False)
     fake.always(Reply(build=items_on_pages))
@@ -175,11 +197,13 @@ def text_only(start_module_server, session_dir):
 
 
 def text_only_agent(http, **config) -> dict:
+    """A Document Insights agent on a text-only model (TEXT_ONLY_MODEL unless
+    `model` says another)."""
     return expect(http.post("/v1/agents/", json={
-        "name": unique("ocr-"),
+        "name": unique("text-only-"),
         "engine_class_id": "PDFExtractionEngine",
-        "input_definitions": [{"key": "pdf", "data_type": PDF, "description": "A scan"}],
-        "engine_config": insights_config(model=TEXT_ONLY_MODEL, **config),
+        "input_definitions": [{"key": "pdf", "data_type": PDF, "description": "A PDF"}],
+        "engine_config": insights_config(**({"model": TEXT_ONLY_MODEL} | config)),
     }), 201)
 
 
@@ -200,6 +224,32 @@ def test_a_scanned_page_is_read_by_ocr_for_a_text_only_model(text_only, fake):
         assert "Item 0002 costs 2.50" in scan and "Item 0003 costs 3.50" in scan, scan
         items = outputs_of(http, status["id"])["output"]["items"]
         assert [i["name"] for i in items] == ["Item 0001", "Item 0002", "Item 0003"]
+
+
+def test_values_read_by_ocr_have_sources_on_the_scan(text_only, fake):
+    with make_http(text_only, text_only.api_key) as http:
+        agent = text_only_agent(http, use_source=True)
+        fake.always(Reply(build=items_on_pages))
+        lines = ["Item 0002 costs 2.50", "Item 0003 costs 3.50"]
+        data = pdf_factory.with_scanned_page(["Item 0001 costs 1.50"], lines, 1)
+        status = run_pdf(http, agent, data, timeout=300)
+        assert status["status"] == SUCCESS, status
+        outputs = outputs_of(http, status["id"])
+        assert [i["name"] for i in outputs["output"]["items"]] == ["Item 0001", "Item 0002", "Item 0003"]
+        sources = outputs["sources"]
+        assert sources["/items/0/name"]["page"] == 1
+        # The scan (page 2) is an A4 image of 1240 x 1754 pixels whose lines
+        # start at x = 120 px, y = 150 + 70 * line px (top of the text box).
+        points_per_pixel = pdf_factory.PAGE_HEIGHT / 1754
+        for index, line in ((1, 0), (2, 1)):
+            name, price = sources[f"/items/{index}/name"], sources[f"/items/{index}/price"]
+            assert name["page"] == 2 and price["page"] == 2, (name, price)
+            assert name["text"] == f"Item {index + 1:04d}" and price["text"] == f"{index + 1}.50"
+            box = name["bbox"]
+            assert abs(box["left"] - 120 * points_per_pixel) < 6, box
+            top = (150 + 70 * line) * points_per_pixel
+            assert abs(box["top"] - top) < 12 and box["top"] < box["bottom"] < top + 30, (box, top)
+            assert price["bbox"]["left"] > box["right"] and abs(price["bbox"]["top"] - box["top"]) < 6
 
 
 def test_without_tesseract_a_scan_for_a_text_only_model_fails_naming_the_package(
@@ -339,6 +389,59 @@ def test_a_batch_that_keeps_failing_fails_the_job(http, fake, create_agent):
     assert len(fake.completions) == 3, "three attempts of the one batch"
 
 
+SMALL_MODEL = "small-context-reader"
+
+
+@pytest.fixture(scope="module")
+def small_context(start_module_server, session_dir):
+    """A text-only model with the local model's 2,048-token context window."""
+    path = session_dir / "small-context-models.toml"
+    path.write_text(MODELS_TOML.format(model=SMALL_MODEL).replace("128000", "2048"))
+    return start_module_server({"AGENTD_MODELS_FILE": str(path)})
+
+
+def long_catalogue_pages(pages: int, items_per_page: int) -> list[str]:
+    """Pages of long item lines, numbered across the document."""
+    filler = "in stock, ships in two days, warranty included"
+    return ["\n".join(
+        f"Item {n:04d} costs {n % 97 + 0.5:.2f} {filler}"
+        for n in range(page * items_per_page + 1, (page + 1) * items_per_page + 1)
+    ) for page in range(pages)]
+
+
+def test_a_batch_over_a_2048_token_context_is_split_never_cut(small_context, fake):
+    with make_http(small_context, small_context.api_key) as http:
+        agent = text_only_agent(http, model=SMALL_MODEL, batch_size=10)
+        fake.always(Reply(build=items_on_pages))
+        # 10 pages of 10 lines of about 70 characters (some 230 tokens a
+        # page): one batch of 10 pages, more than a 2,048-token window holds,
+        # so it must reach the model in parts.
+        status = run_pdf(http, agent, pdf_factory.pages_pdf(long_catalogue_pages(10, 10)))
+        assert status["status"] == SUCCESS, status
+        calls = [re.findall(r"--- Page (\d+) ---", user_text(r)) for r in fake.completions]
+        assert len(calls) > 1, calls
+        assert sorted(int(p) for call in calls for p in call) == list(range(1, 11)), calls
+        for req in fake.completions:
+            # Each part fits the window with room for the answer (3 characters a token).
+            assert len(user_text(req)) < 3 * 2048, len(user_text(req))
+        items = outputs_of(http, status["id"])["output"]["items"]
+        assert [i["name"] for i in items] == [f"Item {n:04d}" for n in range(1, 101)]
+
+
+def test_a_page_larger_than_the_context_fails_the_job_saying_so(small_context, fake):
+    with make_http(small_context, small_context.api_key) as http:
+        agent = text_only_agent(http, model=SMALL_MODEL)
+        fake.always(Reply(build=items_on_pages))
+        # 54 lines of about 90 characters: some 1,600 tokens, more than the
+        # window leaves for pages once the instructions and the answer have room.
+        crowded = "\n".join(f"{line}, sold by the dozen only" for line in long_catalogue_pages(1, 54)[0].split("\n"))
+        status = run_pdf(http, agent, pdf_factory.pages_pdf(["Item 0001 costs 1.50", crowded]))
+        assert status["status"] == FAILURE, status
+        assert "page 2 of 'catalogue.pdf'" in status["error_message"], status
+        assert "context window" in status["error_message"], status
+        assert fake.completions == [], "nothing is sent cut short"
+
+
 def items_per_page(http, fake, create_agent, pages: int) -> float:
     agent = insights_agent(create_agent, batch_size=10, convert_to_images=False)
     fake.always(Reply(build=items_on_pages))
@@ -356,11 +459,20 @@ def test_a_200_page_catalogue_yields_as_many_items_per_page_as_a_5_page_excerpt(
     assert whole == excerpt == 3
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Sets the process's VmHWM back to its current RSS (Linux 4.0+)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 @pytest.mark.parametrize("pages, batch_size, images", [
@@ -380,6 +492,7 @@ def test_a_large_pdf_runs_in_memory_bounded_by_the_pages_in_flight(
     fake.always(Reply(build=items_on_pages))
     data = pdf_factory.catalogue_pdf(pages, items_per_page=1)
     before = rss_kib(server.proc.pid)
+    hwm_reset = reset_peak_rss(server.proc.pid)
     job = expect(http.post(f"/v1/agents/run/{agent['id']}/async/", files={"pdf": ("big.pdf", data, PDF)}), 200)
     # The highest RSS seen while the job runs (sampled between status polls).
     peak = before
@@ -390,6 +503,10 @@ def test_a_large_pdf_runs_in_memory_bounded_by_the_pages_in_flight(
         if status["status"] in (SUCCESS, FAILURE) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
+    # The kernel's high-water mark, reset when the job started, catches a
+    # peak between two samples.
+    if hwm_reset:
+        peak = max(peak, rss_kib(server.proc.pid, "VmHWM"))
     assert status["status"] == SUCCESS, status
     assert len(fake.completions) == pages // batch_size
     if images:

@@ -331,7 +331,10 @@ def test_insights_reads_a_pdf_in_batches_and_merges_them_in_page_order(http, fak
     pages = [f"Item {n:03d}\nDescription of item {n}." for n in range(1, 26)]
     fake.always(Reply(build=items_from_pages))
     resp = http.post(f"/v1/agents/run/{agent['id']}/", files={"pdf": ("catalogue.pdf", pdf_factory.pages_pdf(pages), PDF)})
-    merged = __import__("json").loads(only_output(expect(resp, 200))["value"])
+    data = expect(resp, 200)
+    # The extracted value, then the page images sent with the text (saved as references).
+    assert [d["key"] for d in data] == ["output", "page_images"], data
+    merged = __import__("json").loads(only_output(data[:1])["value"])
     assert merged["title"] == "Catalogue"
     # Page order; the item every batch repeats is kept once, where it first appeared.
     items = [f"Item {n:03d}" for n in range(1, 26)]

@@ -37,6 +37,15 @@ pub struct Rect {
 }
 
 impl Rect {
+    /// The box of a character that has none (a generated space or line
+    /// break).
+    pub const EMPTY: Rect = Rect {
+        left: 0.0,
+        bottom: 0.0,
+        right: 0.0,
+        top: 0.0,
+    };
+
     pub fn height(&self) -> f32 {
         self.top - self.bottom
     }
@@ -85,7 +94,9 @@ const BLOCK_BREAK: f32 = 2.0;
 const PROSE_SEGMENT_CHARS: usize = 20;
 
 struct Word {
-    text: String,
+    /// Where the word's text lies in the page's text buffer (one buffer per
+    /// page rather than a string per word: pages hold thousands of words).
+    text: std::ops::Range<usize>,
     rect: Rect,
     /// Where the word's last glyph starts.
     last_left: f32,
@@ -106,14 +117,15 @@ struct TextLine {
 
 /// The lines of one page, in reading order.
 pub fn read_page(glyphs: &[Glyph]) -> Vec<Line> {
-    let words = words(glyphs);
+    let mut buffer = String::with_capacity(glyphs.len());
+    let words = words(glyphs, &mut buffer);
     if words.is_empty() {
         return Vec::new();
     }
     let gap = SEGMENT_GAP * median(words.iter().map(|w| w.rect.height()));
     let mut lines: Vec<TextLine> = lines(words)
         .into_iter()
-        .map(|line| segments(line, gap))
+        .map(|line| segments(line, gap, &buffer))
         .map(|segments| TextLine {
             rect: segments
                 .iter()
@@ -162,8 +174,8 @@ impl Extent {
     }
 }
 
-fn words(glyphs: &[Glyph]) -> Vec<Word> {
-    let mut words = Vec::new();
+fn words(glyphs: &[Glyph], buffer: &mut String) -> Vec<Word> {
+    let mut words = Vec::with_capacity(glyphs.len() / 4);
     let mut current: Option<Word> = None;
     for glyph in glyphs {
         if glyph.ch.is_whitespace() || glyph.ch.is_control() {
@@ -183,15 +195,18 @@ fn words(glyphs: &[Glyph]) -> Vec<Word> {
             // start where the previous one started, but not before it.
             let forward = rect.left >= word.last_left - 0.1 * height;
             if same_line && forward && gap <= WORD_GAP * height {
-                word.text.push(glyph.ch);
+                buffer.push(glyph.ch);
+                word.text.end = buffer.len();
                 word.rect = word.rect.union(&rect);
                 word.last_left = rect.left;
                 continue;
             }
             words.extend(current.take());
         }
+        let start = buffer.len();
+        buffer.push(glyph.ch);
         current = Some(Word {
-            text: glyph.ch.to_string(),
+            text: start..buffer.len(),
             rect,
             last_left: rect.left,
         });
@@ -202,7 +217,13 @@ fn words(glyphs: &[Glyph]) -> Vec<Word> {
 
 /// Groups words into lines, top to bottom, each sorted left to right.
 fn lines(mut words: Vec<Word>) -> Vec<Vec<Word>> {
-    words.sort_by(|a, b| b.rect.top.total_cmp(&a.rect.top));
+    // Unstable sorts need no scratch buffer; ties go left to right.
+    words.sort_unstable_by(|a, b| {
+        b.rect
+            .top
+            .total_cmp(&a.rect.top)
+            .then(a.rect.left.total_cmp(&b.rect.left))
+    });
     let mut lines: Vec<(Rect, Vec<Word>)> = Vec::new();
     for word in words {
         // Lines were started top to bottom, so only the last few can reach
@@ -220,6 +241,7 @@ fn lines(mut words: Vec<Word>) -> Vec<Vec<Word>> {
             })
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i);
+        let word_rect = word.rect;
         match best {
             Some(i) => {
                 let (rect, members) = &mut lines[i];
@@ -229,33 +251,44 @@ fn lines(mut words: Vec<Word>) -> Vec<Vec<Word>> {
                 rect.right = rect.right.max(word.rect.right);
                 members.push(word);
             }
-            None => lines.push((word.rect, vec![word])),
+            None => {
+                // Room for a typical line's words without regrowing.
+                let mut members = Vec::with_capacity(16);
+                members.push(word);
+                lines.push((word_rect, members));
+            }
         }
     }
     lines.sort_by(|a, b| b.0.top.total_cmp(&a.0.top));
     lines
         .into_iter()
         .map(|(_, mut members)| {
-            members.sort_by(|a, b| a.rect.left.total_cmp(&b.rect.left));
+            members.sort_unstable_by(|a, b| a.rect.left.total_cmp(&b.rect.left));
             members
         })
         .collect()
 }
 
 /// Cuts a line where two words are further apart than a word space.
-fn segments(words: Vec<Word>, gap: f32) -> Vec<Segment> {
+fn segments(words: Vec<Word>, gap: f32, buffer: &str) -> Vec<Segment> {
     let mut segments: Vec<Segment> = Vec::new();
     for word in words {
+        let text = &buffer[word.text];
         match segments.last_mut() {
             Some(last) if word.rect.left - last.rect.right <= gap => {
                 last.text.push(' ');
-                last.text.push_str(&word.text);
+                last.text.push_str(text);
                 last.rect = last.rect.union(&word.rect);
             }
-            _ => segments.push(Segment {
-                text: word.text,
-                rect: word.rect,
-            }),
+            _ => {
+                // Room for a line's worth of words without regrowing.
+                let mut owned = String::with_capacity(text.len().max(64));
+                owned.push_str(text);
+                segments.push(Segment {
+                    text: owned,
+                    rect: word.rect,
+                })
+            }
         }
     }
     segments
@@ -339,49 +372,53 @@ fn read_block(block: Block, extent: Extent, out: &mut Vec<Line>) {
     };
     // Every column must be prose: a column of bullets or of short cells
     // beside a column of text is a list or a table, read row by row.
-    let is_prose = (0..=gutters.len()).all(|column| {
-        median(
+    let is_prose = || {
+        (0..=gutters.len()).all(|column| {
+            median(
+                block
+                    .lines
+                    .iter()
+                    .flat_map(|l| &l.segments)
+                    .filter(|s| column_of(s) == column)
+                    .map(|s| s.text.chars().count() as f32),
+            ) >= PROSE_SEGMENT_CHARS as f32
+        })
+    };
+    if gutters.is_empty() || !is_prose() {
+        out.extend(
             block
                 .lines
-                .iter()
-                .flat_map(|l| &l.segments)
-                .filter(|s| column_of(s) == column)
-                .map(|s| s.text.chars().count() as f32),
-        ) >= PROSE_SEGMENT_CHARS as f32
-    });
-    if gutters.is_empty() || !is_prose {
-        for line in &block.lines {
-            out.push(join(&line.segments));
-        }
+                .into_iter()
+                .filter_map(|line| join(line.segments)),
+        );
         return;
     }
-    for column in 0..=gutters.len() {
-        for line in &block.lines {
-            let members: Vec<Segment> = line
-                .segments
-                .iter()
-                .filter(|s| column_of(s) == column)
-                .cloned()
-                .collect();
-            if !members.is_empty() {
-                out.push(join(&members));
-            }
+    // Each row's segments go to their columns' lists; the columns are then
+    // read one after the other.
+    let mut columns: Vec<Vec<Line>> = (0..=gutters.len()).map(|_| Vec::new()).collect();
+    for line in block.lines {
+        let mut by_column: Vec<Vec<Segment>> = (0..=gutters.len()).map(|_| Vec::new()).collect();
+        for segment in line.segments {
+            by_column[column_of(&segment)].push(segment);
+        }
+        for (column, members) in by_column.into_iter().enumerate() {
+            columns[column].extend(join(members));
         }
     }
+    out.extend(columns.into_iter().flatten());
 }
 
-/// One output line from segments of one row, cells separated by a tab.
-fn join(segments: &[Segment]) -> Line {
-    let text = segments
-        .iter()
-        .map(|s| s.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\t");
-    let rect = segments
-        .iter()
-        .skip(1)
-        .fold(segments[0].rect, |r, s| r.union(&s.rect));
-    Line { text, rect }
+/// One output line from segments of one row, cells separated by a tab;
+/// none from no segments.
+fn join(segments: impl IntoIterator<Item = Segment>) -> Option<Line> {
+    let mut segments = segments.into_iter();
+    let Segment { mut text, mut rect } = segments.next()?;
+    for segment in segments {
+        text.push('\t');
+        text.push_str(&segment.text);
+        rect = rect.union(&segment.rect);
+    }
+    Some(Line { text, rect })
 }
 
 fn median(values: impl Iterator<Item = f32>) -> f32 {
@@ -389,8 +426,8 @@ fn median(values: impl Iterator<Item = f32>) -> f32 {
     if values.is_empty() {
         return 0.0;
     }
-    values.sort_by(f32::total_cmp);
-    values[values.len() / 2]
+    let middle = values.len() / 2;
+    *values.select_nth_unstable_by(middle, f32::total_cmp).1
 }
 
 #[cfg(test)]

@@ -427,28 +427,21 @@ fn glyphs(number: u32, page: &PdfiumPage<'_>) -> Result<Vec<Glyph>, DocumentErro
     let text = page.text().map_err(|error| {
         DocumentError::CorruptPdf(format!("page {number} has unreadable text ({error:?})"))
     })?;
-    let glyphs: Vec<Glyph> = text
-        .chars()
-        .iter()
-        .filter_map(|c| {
-            let ch = c.unicode_char()?;
-            let rect = c
-                .loose_bounds()
-                .map(|b| Rect {
-                    left: b.left().value,
-                    bottom: b.bottom().value,
-                    right: b.right().value,
-                    top: b.top().value,
-                })
-                .unwrap_or(Rect {
-                    left: 0.0,
-                    bottom: 0.0,
-                    right: 0.0,
-                    top: 0.0,
-                });
-            Some(Glyph { ch, rect })
-        })
-        .collect();
+    let chars = text.chars();
+    // Sized once: a page holds thousands of characters.
+    let mut glyphs = Vec::with_capacity(chars.len());
+    for c in chars.iter() {
+        let Some(ch) = c.unicode_char() else {
+            continue;
+        };
+        let rect = c.loose_bounds().map_or(Rect::EMPTY, |b| Rect {
+            left: b.left().value,
+            bottom: b.bottom().value,
+            right: b.right().value,
+            top: b.top().value,
+        });
+        glyphs.push(Glyph { ch, rect });
+    }
     Ok(glyphs)
 }
 

@@ -25,11 +25,18 @@
 //!
 //! **`use_source`**: each batch's answer is matched against its pages'
 //! character boxes (see `sources`); the sources follow their values through
-//! the merge and come out as a second output, `sources`.
+//! the merge and come out as a second output, `sources`. A page read by OCR
+//! is searched through the word boxes Tesseract gives.
+//!
+//! **Page images**: each rendering sent to the model is saved as a job
+//! reference as soon as its batch is read (memory still follows the
+//! batches in flight), and listed in page order in the output
+//! `page_images`: `[{"document", "page", "resource_id", "url"}]`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use agentd_documents::ocr::{self, PageGeometry};
 use agentd_documents::{PageBatch, PageContent, PageImage, RenderPages};
 use agentd_domain::{AgentDatum, FieldErrors, OutputSchema, ResolvedInputs, Usage};
 use agentd_providers::{
@@ -333,6 +340,13 @@ struct Sourced {
     sources: SourceTree,
 }
 
+/// A batch's answer and the page images it saved, in page order.
+#[derive(Debug, Default)]
+struct BatchAnswer {
+    answer: Sourced,
+    page_images: Vec<Value>,
+}
+
 /// What every batch of one run shares.
 struct BatchRunner<'a> {
     context: &'a EngineContext<'a>,
@@ -350,7 +364,7 @@ struct BatchRunner<'a> {
 
 impl BatchRunner<'_> {
     /// Reads, asks about and merges one chunk of pages.
-    async fn answer(&self, chunk: Chunk<'_>) -> (Result<Sourced, EngineError>, Usage) {
+    async fn answer(&self, chunk: Chunk<'_>) -> (Result<BatchAnswer, EngineError>, Usage) {
         let mut usage = Usage::default();
         let answer = self.answer_chunk(chunk, &mut usage).await;
         if answer.is_ok() {
@@ -365,8 +379,8 @@ impl BatchRunner<'_> {
         &self,
         chunk: Chunk<'_>,
         usage: &mut Usage,
-    ) -> Result<Sourced, EngineError> {
-        let pages = self.read(chunk).await?;
+    ) -> Result<BatchAnswer, EngineError> {
+        let (pages, page_images) = self.read(chunk).await?;
         let tokens: Vec<usize> = pages.iter().map(PreparedPage::tokens).collect();
         let groups = fit(&tokens, self.budget).map_err(|index| {
             page_too_large(
@@ -391,12 +405,15 @@ impl BatchRunner<'_> {
                 None => answer,
             });
         }
-        Ok(merged.unwrap_or_default())
+        Ok(BatchAnswer {
+            answer: merged.unwrap_or_default(),
+            page_images,
+        })
     }
 
-    /// The chunk's pages: text layer, renders, OCR for scans when the model
-    /// reads text only.
-    async fn read(&self, chunk: Chunk<'_>) -> Result<Vec<PreparedPage>, EngineError> {
+    /// The chunk's pages (text layer, renders, OCR for scans when the model
+    /// reads text only), and the renders sent to the model, saved.
+    async fn read(&self, chunk: Chunk<'_>) -> Result<(Vec<PreparedPage>, Vec<Value>), EngineError> {
         let range = PageBatch {
             first: chunk.first,
             count: chunk.count,
@@ -412,6 +429,7 @@ impl BatchRunner<'_> {
             .await
             .map_err(|e| document_error(name, &e))?;
         let mut pages = Vec::with_capacity(contents.len());
+        let mut page_images = Vec::new();
         for mut content in contents {
             let mut text = page_marker(name, self.several, content.page.number);
             let mut image = content.image.take();
@@ -420,11 +438,21 @@ impl BatchRunner<'_> {
             } else if self.takes_images && image.is_some() {
                 text.push_str(SCAN_NOTE);
             } else if let Some(scan) = image.take() {
-                let read = agentd_documents::ocr::page_text(&scan.png)
+                let geometry = PageGeometry {
+                    page_width: content.page.width,
+                    page_height: content.page.height,
+                    image_width: scan.width,
+                    image_height: scan.height,
+                };
+                let read = ocr::read_page(&scan.png, geometry)
                     .await
                     .map_err(|e| document_error(name, &e))?;
-                text.push_str(&read);
-                text.push('\n');
+                text.push_str(&read.text);
+                // Sources are looked for in what OCR read.
+                content.glyphs = read.glyphs;
+            }
+            if let Some(image) = &image {
+                page_images.push(self.save_image(name, content.page.number, image).await?);
             }
             pages.push(PreparedPage {
                 content,
@@ -432,7 +460,32 @@ impl BatchRunner<'_> {
                 image,
             });
         }
-        Ok(pages)
+        Ok((pages, page_images))
+    }
+
+    /// Saves a page rendering sent to the model as a job reference.
+    async fn save_image(
+        &self,
+        document: &str,
+        page: u32,
+        image: &PageImage,
+    ) -> Result<Value, EngineError> {
+        let stem = document.strip_suffix(".pdf").unwrap_or(document);
+        let saved = self
+            .context
+            .references
+            .save_reference(
+                &format!("{stem} page {page}.png"),
+                "image/png",
+                image.png.clone(),
+            )
+            .await?;
+        Ok(json!({
+            "document": document,
+            "page": page,
+            "resource_id": saved.resource_id,
+            "url": saved.url,
+        }))
     }
 
     /// Asks the model about some pages, retrying alone on failure.
@@ -615,7 +668,7 @@ impl Engine for PdfExtractionEngine {
                 "batch_size": {"type": ["integer", "string"], "description": "Pages per model call, 1 to 50 (default 10)."},
                 "temperature": {"type": ["number", "string"], "description": "Default 0."},
                 "use_source": {"type": ["boolean", "string"], "description": "Default false. When true, a second output 'sources' gives, for each extracted value (by JSON Pointer), its page, matching text and box on the page."},
-                "convert_to_images": {"type": ["boolean", "string"], "description": "Default true: each page's rendering goes with its text to models that take images (text only otherwise)."},
+                "convert_to_images": {"type": ["boolean", "string"], "description": "Default true: each page's rendering goes with its text to models that take images (text only otherwise), and is saved as a job reference listed in the output 'page_images'."},
                 "output_schema": output_schema_property()
             },
             "required": ["output_schema"]
@@ -704,15 +757,17 @@ impl Engine for PdfExtractionEngine {
             .buffered(BATCHES_IN_FLIGHT);
         let mut usage = Usage::default();
         let mut merged: Option<Sourced> = None;
+        let mut page_images = Vec::new();
         let mut failure = None;
         // In page order; the first failure stops the batches still running.
         while let Some((answer, spent)) = answers.next().await {
             usage += spent;
             match answer {
-                Ok(answer) => {
+                Ok(batch) => {
+                    page_images.extend(batch.page_images);
                     merged = Some(match merged {
-                        Some(kept) => merge_sourced(kept, answer),
-                        None => answer,
+                        Some(kept) => merge_sourced(kept, batch.answer),
+                        None => batch.answer,
                     })
                 }
                 Err(error) => {
@@ -750,6 +805,15 @@ impl Engine for PdfExtractionEngine {
                     .into(),
                 data_type: "application/json".into(),
                 value: Value::Object(sources::pointers(&value, &merged.sources)).to_string(),
+                cost: None,
+            });
+        }
+        if !page_images.is_empty() {
+            outputs.push(AgentDatum {
+                key: "page_images".into(),
+                description: "The page renderings sent to the model (job references)".into(),
+                data_type: "application/json".into(),
+                value: Value::Array(page_images).to_string(),
                 cost: None,
             });
         }
