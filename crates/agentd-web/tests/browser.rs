@@ -82,6 +82,7 @@ async fn start_site(ip: Ipv4Addr) -> (Url, Arc<Counters>) {
             ([("content-type", "application/octet-stream"), ("content-disposition", "attachment; filename=\"x.bin\"")], "binary")
         }))
         .route("/about", get(|| async { Html("<h1>About page</h1>") }))
+        .route("/missing", get(|| async { (axum::http::StatusCode::NOT_FOUND, Html("<h1>Not found</h1>")) }))
         .route("/hold", get(|State(counters): State<Arc<Counters>>| async move {
             let now = counters.holding.fetch_add(1, Ordering::SeqCst) + 1;
             counters.most_holding.fetch_max(now, Ordering::SeqCst);
@@ -207,6 +208,31 @@ async fn renders_static_scripted_and_redirected_pages_with_full_page_screenshots
     let (width, height) = png_size(page.screenshot_png.as_deref().unwrap());
     assert_eq!(height, 3000, "the screenshot covers the whole page");
     assert!(width >= 800, "width {width}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_page_is_not_rendered_as_the_page() {
+    if !chromium_present() {
+        return;
+    }
+    let (site, _) = start_site(Ipv4Addr::LOCALHOST).await;
+    let browser = Browser::new(settings(AddressPolicy::AllowAll));
+    let missing = site.join("missing").unwrap();
+    match browser.render(&missing, &RenderOptions::default()).await {
+        Err(WebError::Unreachable(message)) => {
+            assert_eq!(message, format!("the page {missing} answered HTTP 404"));
+        }
+        other => panic!(
+            "expected the 404 to fail the render, got {:?}",
+            other.map(|p| p.final_url)
+        ),
+    }
+    // The browser still renders the next page.
+    let page = browser
+        .render(&site.join("static").unwrap(), &RenderOptions::default())
+        .await
+        .unwrap();
+    assert!(page.html.contains("Static article"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

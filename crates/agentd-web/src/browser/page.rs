@@ -203,9 +203,27 @@ impl Page {
             if let Some(error) = navigated.get("errorText").and_then(Value::as_str) {
                 return Err(unreachable(&error));
             }
-            self.wait_for(&mut events, &["Page.loadEventFired"]).await
+            self.wait_for(&mut events, &["Page.loadEventFired"]).await?;
+            self.check_response_status(url).await
         })
         .await
+    }
+
+    /// An error page (404, 500, …) is not the page asked for: the same rule
+    /// as for static fetches. The status is the navigation's, after redirects
+    /// (0 where the browser does not say, which is let through).
+    async fn check_response_status(&self, url: &Url) -> Result<(), WebError> {
+        let status = self
+            .evaluate("(performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0")
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        if status >= 400 {
+            return Err(WebError::Unreachable(format!(
+                "the page {url} answered HTTP {status}"
+            )));
+        }
+        Ok(())
     }
 
     /// Waits for one of `methods` on this page's session.
