@@ -31,6 +31,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 
 TEXT_INPUT = {"key": "text", "data_type": "text/plain", "description": "Text to be processed"}
+PHOTO_INPUTS = [TEXT_INPUT, {"key": "photo", "data_type": "image/png", "description": "A photo"}]
 
 
 def cost_of(prompt_tokens: int, completion_tokens: int) -> float:

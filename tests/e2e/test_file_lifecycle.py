@@ -24,6 +24,7 @@ import pytest
 
 from file_server import FileServer
 from helpers import (
+    PHOTO_INPUTS,
     CACHED,
     FAILURE,
     STARTED,
@@ -44,7 +45,6 @@ from helpers import (
     wait_for_jobs,
 )
 
-PHOTO_INPUTS = [TEXT_INPUT, {"key": "photo", "data_type": "image/png", "description": "A photo"}]
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_FETCH_BYTES = 1024 * 1024
 MAX_CONCURRENT_FETCHES = 2

@@ -13,6 +13,7 @@ import pytest
 
 from file_server import FileServer
 from helpers import (
+    PHOTO_INPUTS,
     FAILURE,
     SUCCESS,
     TEXT_INPUT,
@@ -28,8 +29,6 @@ from helpers import (
     wait_for_job,
 )
 from hosts import AgentdWorker, MotoS3, unreachable_store_env
-
-PHOTO_INPUTS = [TEXT_INPUT, {"key": "photo", "data_type": "image/png", "description": "A photo"}]
 
 
 @pytest.fixture(scope="module")

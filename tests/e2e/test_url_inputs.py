@@ -10,6 +10,7 @@ import pytest
 
 from file_server import FileServer
 from helpers import (
+    PHOTO_INPUTS,
     TEXT_INPUT,
     assert_error,
     decode_data_url,
@@ -21,8 +22,6 @@ from helpers import (
     png_bytes,
     unique,
 )
-
-PHOTO_INPUTS = [TEXT_INPUT, {"key": "photo", "data_type": "image/png", "description": "A photo"}]
 
 
 @pytest.fixture(scope="module")
