@@ -18,6 +18,7 @@ use agentd_domain::{AgentDatum, DeliveryId, JobStatus, JobSummary, WebhookId};
 use async_trait::async_trait;
 use serde_json::Value;
 
+mod job_lists;
 pub mod postgres;
 pub mod provider_limits;
 pub mod sqlite;
@@ -471,6 +472,20 @@ pub struct JobQuery {
     pub order_by: Vec<(JobOrderField, bool)>,
     pub offset: i64,
     pub limit: i64,
+    /// The page total counts no further than this (Roe's `limit`: "caps
+    /// the reported total so pagination stays fast"); `None` counts all.
+    pub count_cap: Option<i64>,
+}
+
+impl JobQuery {
+    /// Whether a filter or sort key reads the job's version (its name).
+    pub fn reads_versions(&self) -> bool {
+        self.version_name.is_some()
+            || self
+                .order_by
+                .iter()
+                .any(|(field, _)| *field == JobOrderField::AgentVersionName)
+    }
 }
 
 /// What a worker reads before running a job.

@@ -17,6 +17,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::rows::{event_from_row, job_from_row, summary_from_row};
 use super::PostgresStorage;
+use crate::job_lists::from_clause;
 use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, IdempotencyKey, JobOrderField, JobQuery, LeaseState, NewJob,
@@ -345,7 +346,13 @@ fn push_job_filters<'q>(
             .push_bind(name.as_str());
     }
     for (key, value) in &filter.metadata {
+        // Containment finds the candidates through the GIN index
+        // `jobs_by_metadata`; the equality keeps the filter's meaning for
+        // object and array values (containment alone would match supersets).
+        let pair = serde_json::Map::from_iter([(key.clone(), value.clone())]);
         query
+            .push(" AND j.metadata @> ")
+            .push_bind(Json(serde_json::Value::Object(pair)))
             .push(" AND j.metadata -> ")
             .push_bind(key.as_str())
             .push(" = ")
@@ -387,14 +394,63 @@ pub(super) async fn list_jobs(
     agent: AgentId,
     filter: &JobQuery,
 ) -> Result<Page<Job>> {
-    let mut count = QueryBuilder::<Postgres>::new(
-        "SELECT COUNT(*) FROM jobs j LEFT JOIN agent_versions v ON v.id = j.agent_version_id",
-    );
-    push_job_filters(&mut count, org, agent, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let total = count_listed_jobs(pool, org, agent, filter).await?;
+    let rows = page_of_jobs(pool, org, agent, filter).await?;
+    Ok(Page {
+        items: load_jobs(pool, rows, true).await?,
+        total,
+    })
+}
 
-    let mut select = QueryBuilder::<Postgres>::new(SELECT_JOBS);
+/// How many jobs match, counting no further than `filter.count_cap`: an
+/// agent with millions of jobs costs no more than one with the cap.
+async fn count_listed_jobs(
+    pool: &PgPool,
+    org: OrganizationId,
+    agent: AgentId,
+    filter: &JobQuery,
+) -> Result<i64> {
+    let mut count = QueryBuilder::<Postgres>::new(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 {}",
+        from_clause(filter)
+    ));
+    push_job_filters(&mut count, org, agent, filter);
+    if let Some(cap) = filter.count_cap {
+        count.push(" LIMIT ").push_bind(cap);
+    }
+    count.push(") matching");
+    Ok(count.build_query_scalar().fetch_one(pool).await?)
+}
+
+/// The rows of one page. The page's ids are found first, from the index
+/// alone where the filters and order allow it (`jobs_by_agent_page`), and
+/// only those rows are read: a deep offset skips index entries, not rows.
+async fn page_of_jobs(
+    pool: &PgPool,
+    org: OrganizationId,
+    agent: AgentId,
+    filter: &JobQuery,
+) -> Result<Vec<PgRow>> {
+    let order = job_order(filter);
+    let mut select =
+        QueryBuilder::<Postgres>::new(format!("WITH page AS (SELECT j.id {}", from_clause(filter)));
     push_job_filters(&mut select, org, agent, filter);
+    select
+        .push(format!(" ORDER BY {order} LIMIT "))
+        .push_bind(filter.limit)
+        .push(" OFFSET ")
+        .push_bind(filter.offset);
+    select.push(format!(
+        ") {SELECT_JOBS} JOIN page ON page.id = j.id ORDER BY {order}"
+    ));
+    Ok(select.build().fetch_all(pool).await?)
+}
+
+/// The ORDER BY of a job list: the asked keys, then creation order in the
+/// direction of the first key. Columns that are never NULL get no NULLS
+/// clause, so that an index on them gives the order (PostgreSQL reads an
+/// index backwards as `DESC NULLS FIRST`, never as `DESC NULLS LAST`).
+fn job_order(filter: &JobQuery) -> String {
     let default_order = [(JobOrderField::CreatedAt, true)];
     let keys = if filter.order_by.is_empty() {
         &default_order[..]
@@ -404,33 +460,36 @@ pub(super) async fn list_jobs(
     let mut order: Vec<String> = keys
         .iter()
         .filter_map(|&(field, descending)| {
-            let column = match field {
-                JobOrderField::Id => "j.id::text",
-                JobOrderField::AgentVersionName => "v.version_name",
-                JobOrderField::StatusCode => "j.status",
-                JobOrderField::CreatedAt => "j.created_at",
-                JobOrderField::LastUpdatedAt => "j.updated_at",
-                JobOrderField::Cost => "j.cost",
-                JobOrderField::Duration => DURATION,
+            let (column, nullable) = match field {
+                JobOrderField::Id => ("j.id::text", false),
+                JobOrderField::AgentVersionName => ("v.version_name", true),
+                JobOrderField::StatusCode => ("j.status", false),
+                JobOrderField::CreatedAt => ("j.created_at", false),
+                JobOrderField::LastUpdatedAt => ("j.updated_at", false),
+                JobOrderField::Cost => ("j.cost", true),
+                JobOrderField::Duration => (DURATION, true),
                 // No grader scores: every job ties.
                 JobOrderField::GraderScore => return None,
             };
-            Some(format!("{column} {}", direction(descending)))
+            let direction = if nullable {
+                direction(descending)
+            } else {
+                plain_direction(descending)
+            };
+            Some(format!("{column} {direction}"))
         })
         .collect();
-    // Ties follow the direction of the first key, then creation order.
-    let ties = direction(keys[0].1);
+    let ties = plain_direction(keys[0].1);
     order.push(format!("j.created_at {ties}, j.seq {ties}"));
-    select.push(format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    select
-        .push_bind(filter.limit)
-        .push(" OFFSET ")
-        .push_bind(filter.offset);
-    let rows = select.build().fetch_all(pool).await?;
-    Ok(Page {
-        items: load_jobs(pool, rows, true).await?,
-        total,
-    })
+    order.join(", ")
+}
+
+fn plain_direction(descending: bool) -> &'static str {
+    if descending {
+        "DESC"
+    } else {
+        "ASC"
+    }
 }
 
 /// Jobs whose lease expired by the database's clock: retried, or failed

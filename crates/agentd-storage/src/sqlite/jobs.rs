@@ -369,10 +369,16 @@ pub(super) async fn list_jobs(
     agent: agentd_domain::AgentId,
     filter: &JobQuery,
 ) -> Result<Page<Job>> {
-    let mut count = QueryBuilder::<Sqlite>::new(
-        "SELECT COUNT(*) FROM jobs j LEFT JOIN agent_versions v ON v.id = j.agent_version_id",
-    );
+    // Counted no further than the cap (see `JobQuery::count_cap`).
+    let mut count = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 {}",
+        crate::job_lists::from_clause(filter)
+    ));
     push_job_filters(&mut count, org, agent, filter);
+    if let Some(cap) = filter.count_cap {
+        count.push(" LIMIT ").push_bind(cap);
+    }
+    count.push(") matching");
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
 
     let mut select = QueryBuilder::<Sqlite>::new(SELECT_JOBS);
