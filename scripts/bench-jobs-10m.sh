@@ -87,6 +87,8 @@ j.outputs, j.error_message, j.cost::float8, j.created_at, j.updated_at, v.versio
 FROM="FROM jobs j LEFT JOIN agent_versions v ON v.id = j.agent_version_id"
 AGENT_JOBS="WHERE j.organization_id = $ORG AND j.agent_id = $AGENT"
 NEWEST="ORDER BY j.created_at DESC, j.created_at DESC, j.seq DESC"
+METADATA_7="AND jsonb_set('{}', ARRAY[j.agent_id::text], j.metadata) @> '{\"$AGENT_ID\": {\"batch\": \"7\"}}'
+            AND j.metadata -> 'batch' = '\"7\"'"
 
 # What agentd sends for a list page (crates/agentd-storage/src/postgres/jobs.rs):
 # the page's ids first (from the index alone; versions are joined only for a
@@ -128,9 +130,9 @@ for pass in warm-up measured; do
     measure "list: agent + created range, oldest 50" \
         "$(page_sql "AND j.created_at >= now() - interval '30 days'" "ORDER BY j.created_at ASC, j.created_at ASC, j.seq ASC" 50 0)"
     measure "list: agent + metadata batch=7, newest 50" \
-        "$(page_sql "AND j.metadata @> '{\"batch\": \"7\"}' AND j.metadata -> 'batch' = '\"7\"'" "$NEWEST" 50 0)"
+        "$(page_sql "$METADATA_7" "$NEWEST" 50 0)"
     measure "list: agent + metadata batch=7, page total" \
-        "$(count_sql "AND j.metadata @> '{\"batch\": \"7\"}' AND j.metadata -> 'batch' = '\"7\"'")"
+        "$(count_sql "$METADATA_7")"
     measure "list: agent, page 200 (offset 10,000)" "$(page_sql "" "$NEWEST" 50 10000)"
     measure "list: agent, page 2,000 (offset 99,950)" "$(page_sql "" "$NEWEST" 50 99950)"
     measure "retention: 200 final jobs past 30 days" \

@@ -43,6 +43,10 @@ const SELECT_JOBS: &str = concat!(
 
 const UNFINISHED: &str = "(0, 1, 2)";
 
+/// A job's metadata under its agent's id, `{"<agent id>": {…metadata}}`:
+/// the expression `jobs_by_agent_metadata` indexes (migration 0027).
+const AGENT_METADATA: &str = "jsonb_set('{}', ARRAY[j.agent_id::text], j.metadata)";
+
 /// A job's duration, as `Job::duration_ms` computes it: first event to the
 /// last non-CACHED one; NULL while the job is unfinished.
 const DURATION: &str = "(CASE WHEN j.status NOT IN (0, 1, 2) THEN \
@@ -345,14 +349,23 @@ fn push_job_filters<'q>(
             .push(" AND v.version_name = ")
             .push_bind(name.as_str());
     }
-    for (key, value) in &filter.metadata {
-        // Containment finds the candidates through the GIN index
-        // `jobs_by_metadata`; the equality keeps the filter's meaning for
-        // object and array values (containment alone would match supersets).
-        let pair = serde_json::Map::from_iter([(key.clone(), value.clone())]);
+    if !filter.metadata.is_empty() {
+        // Containment under the agent's id finds the candidates through the
+        // GIN index `jobs_by_agent_metadata` (its keys are the agent and the
+        // metadata's paths together, so only this agent's matching jobs are
+        // read); the equalities keep the filter's meaning for object and
+        // array values, which containment alone would match as supersets.
+        let pairs = serde_json::Map::from_iter(filter.metadata.iter().cloned());
+        let scoped = serde_json::Map::from_iter([(
+            agent.as_uuid().to_string(),
+            serde_json::Value::Object(pairs),
+        )]);
         query
-            .push(" AND j.metadata @> ")
-            .push_bind(Json(serde_json::Value::Object(pair)))
+            .push(format!(" AND {AGENT_METADATA} @> "))
+            .push_bind(Json(serde_json::Value::Object(scoped)));
+    }
+    for (key, value) in &filter.metadata {
+        query
             .push(" AND j.metadata -> ")
             .push_bind(key.as_str())
             .push(" = ")
