@@ -374,6 +374,12 @@ pub struct NewJob {
     pub cached: Option<CachedResult>,
     /// The files the job's inputs refer to, linked to it in the same transaction.
     pub files: Vec<JobFile>,
+    /// A caller waits for the job's end (a sync run, an MCP tool call): the
+    /// processes sharing a PostgreSQL database are notified when it ends.
+    /// Other jobs end without a notification (their cancels are still
+    /// announced), so that finishing jobs do not queue on PostgreSQL's
+    /// notification lock. SQLite has one process and no notifications.
+    pub awaited: bool,
 }
 
 /// A file a new job refers to.

@@ -762,10 +762,41 @@ async fn concurrent_claims_never_take_a_job_twice(db: TempDb) {
         let codes: Vec<i16> = job.events.iter().map(|e| e.status.code()).collect();
         assert_eq!(codes, vec![0, 1, 3], "events of {}", job.id);
     }
-    let org = db.storage.get_organization(org).await.unwrap().unwrap();
+    let found = db.storage.get_organization(org).await.unwrap().unwrap();
     let spent = COST * JOBS as f64;
-    assert!((org.spent - spent).abs() < 1e-9, "spent {}", org.spent);
-    assert!((org.credits.0.unwrap() - (10.0 - spent)).abs() < 1e-9);
+    assert!((found.spent - spent).abs() < 1e-9, "spent {}", found.spent);
+    assert!((found.credits.0.unwrap() - (10.0 - spent)).abs() < 1e-9);
+
+    // Setting the credits sets the balance and keeps what was spent; later
+    // charges count against the new balance.
+    db.storage
+        .set_credits(org, Credits(Some(2.0)))
+        .await
+        .unwrap();
+    let found = db.storage.get_organization(org).await.unwrap().unwrap();
+    assert_eq!(found.credits, Credits(Some(2.0)));
+    assert!((found.spent - spent).abs() < 1e-9, "spent {}", found.spent);
+    let id = db
+        .storage
+        .create_job(new_job(&agent))
+        .await
+        .unwrap()
+        .job_id();
+    db.storage
+        .claim_jobs(&claim("last", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    db.storage.finish_job(id, &success(0.5)).await.unwrap();
+    let found = db.storage.get_organization(org).await.unwrap().unwrap();
+    assert!((found.credits.0.unwrap() - 1.5).abs() < 1e-9);
+    assert!((found.spent - (spent + 0.5)).abs() < 1e-9);
+    let context = db
+        .storage
+        .run_context(org, agent.id, agent.current_version_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((context.credits.0.unwrap() - 1.5).abs() < 1e-9);
 }
 
 /// Requests with one idempotency key racing each other create one job.
