@@ -13,3 +13,15 @@ pub(crate) fn from_clause(query: &JobQuery) -> &'static str {
         "FROM jobs j"
     }
 }
+
+/// The job count kept on the agent (`$1` the agent, `$2` its organization):
+/// the total of an unfiltered list without counting rows, since every job
+/// inserted adds one to it in its own transaction and jobs are removed only
+/// with their agent (retention keeps tombstones).
+pub(crate) const AGENT_JOB_COUNT: &str =
+    "SELECT job_count FROM agents WHERE id = $1 AND organization_id = $2";
+
+/// `total` stopped at the list's count cap.
+pub(crate) fn capped(query: &JobQuery, total: i64) -> i64 {
+    query.count_cap.map_or(total, |cap| total.min(cap))
+}

@@ -484,6 +484,18 @@ pub struct JobQuery {
 }
 
 impl JobQuery {
+    /// Whether every job of the agent matches (no filter at all).
+    pub fn is_unfiltered(&self) -> bool {
+        self.statuses.is_empty()
+            && self.version_name.is_none()
+            && self.metadata.is_empty()
+            && self.created_from.is_none()
+            && self.created_to.is_none()
+            && self.search.is_none()
+            && self.job_id.is_none()
+            && self.job_inputs.is_none()
+    }
+
     /// Whether a filter or sort key reads the job's version (its name).
     pub fn reads_versions(&self) -> bool {
         self.version_name.is_some()

@@ -17,7 +17,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::rows::{event_from_row, job_from_row, summary_from_row};
 use super::PostgresStorage;
-use crate::job_lists::from_clause;
+use crate::job_lists::{self, from_clause};
 use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, IdempotencyKey, JobOrderField, JobQuery, LeaseState, NewJob,
@@ -525,13 +525,22 @@ pub(super) async fn list_jobs(
 }
 
 /// How many jobs match, counting no further than `filter.count_cap`: an
-/// agent with millions of jobs costs no more than one with the cap.
+/// agent with millions of jobs costs no more than one with the cap, and an
+/// unfiltered list reads the count kept on the agent.
 async fn count_listed_jobs(
     pool: &PgPool,
     org: OrganizationId,
     agent: AgentId,
     filter: &JobQuery,
 ) -> Result<i64> {
+    if filter.is_unfiltered() {
+        let kept: Option<i64> = sqlx::query_scalar(job_lists::AGENT_JOB_COUNT)
+            .bind(*agent.as_uuid())
+            .bind(*org.as_uuid())
+            .fetch_optional(pool)
+            .await?;
+        return Ok(job_lists::capped(filter, kept.unwrap_or(0)));
+    }
     let mut count = QueryBuilder::<Postgres>::new(format!(
         "SELECT COUNT(*) FROM (SELECT 1 {}",
         from_clause(filter)
