@@ -175,11 +175,14 @@ class AgentdServer:
             line = raw.decode("utf-8", errors="replace")
             self._write_log(f"[{label}] {line}")
             if watch and not self._ready.is_set():
-                m = self.READY_RE.search(line)
+                m = self.ready_re().search(line)
                 if m:
-                    self.base_url = m.group(1).rstrip("/")
+                    self.base_url = m.group(1).rstrip("/") if m.re.groups else None
                     self._ready.set()
         stream.close()
+
+    def ready_re(self) -> re.Pattern:
+        return self.READY_RE
 
     # ---- lifecycle -------------------------------------------------------
     def start(self) -> "AgentdServer":
@@ -239,6 +242,12 @@ class AgentdServer:
             _SERVERS.remove(self)
         return rc
 
+    def kill(self) -> None:
+        """``kill -9``: the process gets no chance to hand its jobs back."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
     # ---- admin CLI -------------------------------------------------------
     def admin_run(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
         proc = subprocess.run(
@@ -260,6 +269,32 @@ class AgentdServer:
             f"agentd admin {' '.join(args)} exited {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
         )
         return proc.stdout.strip()
+
+
+class AgentdWorker(AgentdServer):
+    """An ``agentd worker`` process (no HTTP API) on the database of a started server, with
+    its own data folder. With ``AGENTD_METRICS_ADDR`` set, its base URL is its metrics
+    listener; otherwise it has none."""
+
+    COMMAND = "worker"
+    METRICS_RE = re.compile(r"agentd metrics listening on (http://\S+)")
+    RUNNING_RE = re.compile(r"agentd worker running")
+
+    @classmethod
+    def beside(cls, server: AgentdServer, workdir: Path,
+               extra_env: dict[str, str | None] | None = None) -> "AgentdWorker":
+        """Starts a worker with ``server``'s environment (its database, provider, PDFium),
+        ``extra_env`` over it, and ``workdir`` as its data folder."""
+        env = {**server.env, **(extra_env or {}), "AGENTD_DATA_DIR": str(workdir)}
+        return cls(workdir, server.env["OPENAI_BASE_URL"], env, org_id=server.org_id,
+                   api_key=server.api_key).start()
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.log_path = self.workdir / "worker.log"
+
+    def ready_re(self) -> re.Pattern:
+        return self.METRICS_RE if self.env.get("AGENTD_METRICS_ADDR") else self.RUNNING_RE
 
 
 # ---------------------------------------------------------------------------

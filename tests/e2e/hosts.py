@@ -1,28 +1,21 @@
 """Several agentd hosts on one database and one S3 store: a moto S3 server
-on a free loopback port, ``agentd worker`` processes, and the environment
-that points a process at the bucket."""
+on a free loopback port and the environment that points a process at the
+bucket (``agentd worker`` processes: ``conftest.AgentdWorker``)."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import agentd_bin
-
 MOTO_RE = re.compile(r"Running on (http://\S+)")
-WORKER_RE = re.compile(r"agentd worker running")
-STARTUP_TIMEOUT = 60.0
 
 
 class MotoS3:
@@ -104,50 +97,3 @@ def unreachable_store_env() -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "AWS_ALLOW_HTTP": "true",
     }
-
-
-class AgentdWorker:
-    """An ``agentd worker`` process (no HTTP API) with the environment
-    ``env`` (a started server's, for its database) and its own data folder."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        self.log_path = workdir / "worker.log"
-        self.env = {**env, "AGENTD_DATA_DIR": str(workdir)}
-        self._ready = threading.Event()
-        self._log = open(self.log_path, "a", encoding="utf-8")
-        self.proc = subprocess.Popen([str(agentd_bin()), "worker"], cwd=workdir, env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        threading.Thread(target=self._drain, daemon=True).start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._ready.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"agentd worker did not start; log:\n{self.log_path.read_text()[-5000:]}",
-                            pytrace=False)
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._log.write(line)
-            self._log.flush()
-            if WORKER_RE.search(line):
-                self._ready.set()
-
-    def kill(self) -> None:
-        """``kill -9``: the process gets no chance to hand its jobs back."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import POSTGRES_ADMIN_URL, REPO_ROOT, _psql, _with_database, agentd_bin
+from conftest import POSTGRES_ADMIN_URL, REPO_ROOT, AgentdWorker, _psql, _with_database
 from fake_openai import Reply, default_answer
 from helpers import (
     CACHED,
@@ -270,32 +269,15 @@ def test_every_log_line_of_a_job_names_the_job_and_its_agent(start_server, fake)
 METRICS_LISTEN_RE = re.compile(r"agentd metrics listening on (http://\S+)")
 
 
-def start_worker(env: dict[str, str], log: list[str]) -> tuple[subprocess.Popen, str]:
-    """``agentd worker`` with its own metrics listener; returns the process and that listener's URL."""
-    proc = subprocess.Popen([str(agentd_bin()), "worker"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    for line in proc.stdout:
-        log.append(line)
-        found = METRICS_LISTEN_RE.search(line)
-        if found:
-            threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
-            return proc, found.group(1)
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise AssertionError("agentd worker did not print its metrics address:\n" + "".join(log))
-
-
 def test_a_worker_process_serves_its_own_metrics(start_server, fake, tmp_path):
     """An API-only server and a worker process sharing its database: the server reports the
     database's jobs, the worker the jobs it ran, each on its own /metrics."""
     fake.always(Reply(build=fail_marked))
     api = start_server({"AGENTD_WORKERS": "0", "AGENTD_METRICS_ADDR": "127.0.0.1:0"})
     assert METRICS_LISTEN_RE.search(api.log_text()), "the metrics listener of `serve` did not start"
-    log: list[str] = []
-    worker, worker_url = start_worker({**api.env, "AGENTD_METRICS_ADDR": "127.0.0.1:0", "AGENTD_WORKERS": "4",
-                                       "AGENTD_DATA_DIR": str(api.workdir)}, log)
+    worker = AgentdWorker.beside(api, api.workdir / "worker",
+                                 {"AGENTD_METRICS_ADDR": "127.0.0.1:0", "AGENTD_WORKERS": "4"})
+    worker_url = worker.base_url
     try:
         with client_for(api) as c:
             agent = expect(c.post("/v1/agents/", json=agent_body()), 201)
@@ -317,6 +299,5 @@ def test_a_worker_process_serves_its_own_metrics(start_server, fake, tmp_path):
         # Both see the same database totals.
         assert value(worker_samples, "agentd_jobs") == value(api_samples, "agentd_jobs") == 4
     finally:
-        worker.terminate()
-        worker.wait(30)
-        print("agentd worker log:\n" + "".join(log))  # shown when the test fails
+        worker.stop()
+        print("agentd worker log:\n" + worker.log_text())  # shown when the test fails

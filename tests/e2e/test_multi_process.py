@@ -38,7 +38,8 @@ from helpers import (
     unique,
     wait_for_jobs,
 )
-from hosts import AgentdWorker, MotoS3
+from conftest import AgentdWorker
+from hosts import MotoS3
 
 pytestmark = pytest.mark.skipif(not use_postgres(), reason="a PostgreSQL test: AGENTD_E2E_DATABASE=postgres")
 
@@ -105,8 +106,8 @@ def test_two_servers_and_a_killed_worker_finish_every_job_once(start_server, ses
     shared = {"DATABASE_URL": host_a.env["DATABASE_URL"]}
     host_b = start_server({**moto.env(), **HOST_ENV, **shared, "AGENTD_WORKERS": str(SERVE_WORKERS)},
                           org_id=host_a.org_id, api_key=host_a.api_key)
-    worker = AgentdWorker(session_dir / ("worker-" + unique()),
-                          {**host_a.env, **moto.env(), **HOST_ENV, "AGENTD_WORKERS": str(KILLED_WORKERS)})
+    worker = AgentdWorker.beside(host_a, session_dir / ("worker-" + unique()),
+                                 {**moto.env(), **HOST_ENV, "AGENTD_WORKERS": str(KILLED_WORKERS)})
     try:
         with http_of(host_a) as a, http_of(host_b) as b:
             tag = unique()

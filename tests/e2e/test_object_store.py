@@ -28,7 +28,8 @@ from helpers import (
     unique,
     wait_for_job,
 )
-from hosts import AgentdWorker, MotoS3, unreachable_store_env
+from conftest import AgentdWorker
+from hosts import MotoS3, unreachable_store_env
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,8 @@ def files_in(folder: Path) -> list[str]:
 def test_a_file_uploaded_to_one_host_is_read_by_a_worker_on_another(start_server, session_dir, moto, fake):
     # Host A answers the API and runs nothing; host B only runs jobs.
     host_a = start_server({**moto.env(), "AGENTD_WORKERS": "0"})
-    worker = AgentdWorker(session_dir / ("host-b-" + unique()), {**host_a.env, **moto.env(),
-                                                                  "AGENTD_WORKERS": "2"})
+    worker = AgentdWorker.beside(host_a, session_dir / ("host-b-" + unique()),
+                                 {**moto.env(), "AGENTD_WORKERS": "2"})
     try:
         with http_of(host_a) as http:
             agent = photo_agent(http)

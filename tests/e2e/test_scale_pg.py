@@ -26,7 +26,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import AgentdServer, agentd_bin, use_postgres
+from conftest import AgentdServer, AgentdWorker, agentd_bin, use_postgres
 from fake_openai import Reply, echo_value
 from helpers import (CANCELLED, RETRY, SUCCESS, agent_body, event_codes, expect, job_statuses, list_jobs, unique,
                      wait_for_jobs)
@@ -38,13 +38,6 @@ DEADLINE = 120.0
 # A worker that polls once an hour finds new work only through notifications.
 NEVER_POLL = {"AGENTD_JOB_POLL_MS": "3600000"}
 API_ONLY = {"AGENTD_WORKERS": "0"}
-
-
-class AgentdWorker(AgentdServer):
-    """An ``agentd worker`` process; its base URL is its metrics listener."""
-
-    COMMAND = "worker"
-    READY_RE = re.compile(r"agentd metrics listening on (http://\S+)")
 
 
 def client_for(srv: AgentdServer, timeout: float = DEADLINE) -> httpx.Client:

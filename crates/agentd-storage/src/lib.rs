@@ -18,6 +18,7 @@ use agentd_domain::{AgentDatum, DeliveryId, JobStatus, JobSummary, WebhookId};
 use async_trait::async_trait;
 use serde_json::Value;
 
+mod job_lists;
 pub mod postgres;
 pub mod provider_limits;
 pub mod sqlite;
@@ -373,6 +374,12 @@ pub struct NewJob {
     pub cached: Option<CachedResult>,
     /// The files the job's inputs refer to, linked to it in the same transaction.
     pub files: Vec<JobFile>,
+    /// A caller waits for the job's end (a sync run, an MCP tool call): the
+    /// processes sharing a PostgreSQL database are notified when it ends.
+    /// Other jobs end without a notification (their cancels are still
+    /// announced), so that finishing jobs do not queue on PostgreSQL's
+    /// notification lock. SQLite has one process and no notifications.
+    pub awaited: bool,
 }
 
 /// A file a new job refers to.
@@ -471,6 +478,32 @@ pub struct JobQuery {
     pub order_by: Vec<(JobOrderField, bool)>,
     pub offset: i64,
     pub limit: i64,
+    /// The page total counts no further than this (Roe's `limit`: "caps
+    /// the reported total so pagination stays fast"); `None` counts all.
+    pub count_cap: Option<i64>,
+}
+
+impl JobQuery {
+    /// Whether every job of the agent matches (no filter at all).
+    pub fn is_unfiltered(&self) -> bool {
+        self.statuses.is_empty()
+            && self.version_name.is_none()
+            && self.metadata.is_empty()
+            && self.created_from.is_none()
+            && self.created_to.is_none()
+            && self.search.is_none()
+            && self.job_id.is_none()
+            && self.job_inputs.is_none()
+    }
+
+    /// Whether a filter or sort key reads the job's version (its name).
+    pub fn reads_versions(&self) -> bool {
+        self.version_name.is_some()
+            || self
+                .order_by
+                .iter()
+                .any(|(field, _)| *field == JobOrderField::AgentVersionName)
+    }
 }
 
 /// What a worker reads before running a job.

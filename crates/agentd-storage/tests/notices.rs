@@ -1,11 +1,12 @@
 //! Notices between processes (PostgreSQL `LISTEN/NOTIFY`): a job that
-//! becomes runnable or final is announced at commit to every listener, and
+//! becomes runnable, is cancelled, or ends while someone waits for it is
+//! announced at commit to every listener, and
 //! a listener whose connection is cut listens again on a new one.
 
 use std::time::Duration;
 
 use agentd_domain::{FailureKind, JobOutcome, Usage};
-use agentd_storage::{ClaimRequest, JobNotice, JobNotices};
+use agentd_storage::{ClaimRequest, JobNotice, JobNotices, NewJob};
 use sqlx::{Connection, PgConnection};
 
 #[macro_use]
@@ -71,13 +72,23 @@ async fn new_finished_and_cancelled_jobs_are_announced() {
         "the first notice says it listens"
     );
 
-    let finished = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    // A job someone waits for (a sync run) is announced when it ends.
+    let awaited = NewJob {
+        awaited: true,
+        ..new_job(&agent)
+    };
+    let finished = s.create_job(awaited).await.unwrap().job_id();
     assert_eq!(next(&mut notices).await, JobNotice::Runnable);
     let claimed = s.claim_jobs(&claim()).await.unwrap();
     assert_eq!(claimed[0].id, finished);
     s.finish_job(finished, &failure()).await.unwrap();
     assert_eq!(next(&mut notices).await, JobNotice::Final(finished));
 
+    // Nobody waits for this one: its end is not announced, its cancel
+    // (which the process running a job must hear of) is.
+    let unwatched = s.create_job(new_job(&agent)).await.unwrap().job_id();
+    assert_eq!(s.claim_jobs(&claim()).await.unwrap()[0].id, unwatched);
+    s.finish_job(unwatched, &failure()).await.unwrap();
     let cancelled = s.create_job(new_job(&agent)).await.unwrap().job_id();
     s.cancel_job(agent.organization_id, cancelled)
         .await

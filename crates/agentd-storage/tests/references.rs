@@ -75,6 +75,7 @@ async fn finished_job(s: &dyn Storage) -> (OrganizationId, JobId) {
         idempotency_key: None,
         cached: None,
         files: vec![],
+        awaited: false,
     })
     .await
     .unwrap();

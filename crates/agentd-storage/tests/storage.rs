@@ -332,6 +332,87 @@ async fn jobs_are_listed_with_filters(db: TempDb) {
     );
 }
 
+/// The page total stops at the count cap, pages deep in the list follow
+/// the one order (newest first, ties by creation order), and a metadata
+/// filter on an object value means equality, not containment.
+async fn pages_follow_one_order_and_the_count_stops_at_the_cap(db: TempDb) {
+    let (db, agent) = setup(db).await;
+    let s = db.storage.as_ref();
+    let jobs: Vec<NewJob> = (0..30)
+        .map(|n| {
+            let mut job = new_job(&agent);
+            job.metadata = json!({"n": n, "tags": {"a": 1, "b": n % 2}});
+            job
+        })
+        .collect();
+    s.create_jobs(jobs).await.unwrap();
+    let list = |query: JobQuery| async move {
+        s.list_jobs(agent.organization_id, agent.id, &query)
+            .await
+            .unwrap()
+    };
+    let everything = list(JobQuery {
+        limit: 100,
+        ..JobQuery::default()
+    })
+    .await;
+    assert_eq!(everything.total, 30);
+    let numbers: Vec<i64> = everything
+        .items
+        .iter()
+        .map(|job| job.metadata["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..30).rev().collect::<Vec<_>>(), "newest first");
+
+    let capped = list(JobQuery {
+        limit: 5,
+        count_cap: Some(12),
+        ..JobQuery::default()
+    })
+    .await;
+    assert_eq!(capped.total, 12);
+    assert_eq!(capped.items.len(), 5);
+
+    let mut paged = Vec::new();
+    for offset in (0..30).step_by(7) {
+        let page = list(JobQuery {
+            limit: 7,
+            offset,
+            ..JobQuery::default()
+        })
+        .await;
+        paged.extend(page.items.into_iter().map(|job| job.id));
+    }
+    let all_ids: Vec<JobId> = everything.items.iter().map(|job| job.id).collect();
+    assert_eq!(paged, all_ids);
+
+    let oldest_first = list(JobQuery {
+        limit: 3,
+        offset: 27,
+        order_by: vec![(agentd_storage::JobOrderField::CreatedAt, false)],
+        ..JobQuery::default()
+    })
+    .await;
+    let numbers: Vec<i64> = oldest_first
+        .items
+        .iter()
+        .map(|job| job.metadata["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![27, 28, 29]);
+
+    let by_tags = |tags: serde_json::Value| JobQuery {
+        metadata: vec![("tags".into(), tags)],
+        limit: 100,
+        ..JobQuery::default()
+    };
+    assert_eq!(list(by_tags(json!({"a": 1, "b": 1}))).await.total, 15);
+    assert_eq!(
+        list(by_tags(json!({"a": 1}))).await.total,
+        0,
+        "an object value must be equal, not contained"
+    );
+}
+
 async fn agents_are_scoped_to_their_organization_and_ordered(db: TempDb) {
     let (db, first) = setup(db).await;
     let s = db.storage.as_ref();
@@ -681,10 +762,41 @@ async fn concurrent_claims_never_take_a_job_twice(db: TempDb) {
         let codes: Vec<i16> = job.events.iter().map(|e| e.status.code()).collect();
         assert_eq!(codes, vec![0, 1, 3], "events of {}", job.id);
     }
-    let org = db.storage.get_organization(org).await.unwrap().unwrap();
+    let found = db.storage.get_organization(org).await.unwrap().unwrap();
     let spent = COST * JOBS as f64;
-    assert!((org.spent - spent).abs() < 1e-9, "spent {}", org.spent);
-    assert!((org.credits.0.unwrap() - (10.0 - spent)).abs() < 1e-9);
+    assert!((found.spent - spent).abs() < 1e-9, "spent {}", found.spent);
+    assert!((found.credits.0.unwrap() - (10.0 - spent)).abs() < 1e-9);
+
+    // Setting the credits sets the balance and keeps what was spent; later
+    // charges count against the new balance.
+    db.storage
+        .set_credits(org, Credits(Some(2.0)))
+        .await
+        .unwrap();
+    let found = db.storage.get_organization(org).await.unwrap().unwrap();
+    assert_eq!(found.credits, Credits(Some(2.0)));
+    assert!((found.spent - spent).abs() < 1e-9, "spent {}", found.spent);
+    let id = db
+        .storage
+        .create_job(new_job(&agent))
+        .await
+        .unwrap()
+        .job_id();
+    db.storage
+        .claim_jobs(&claim("last", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    db.storage.finish_job(id, &success(0.5)).await.unwrap();
+    let found = db.storage.get_organization(org).await.unwrap().unwrap();
+    assert!((found.credits.0.unwrap() - 1.5).abs() < 1e-9);
+    assert!((found.spent - (spent + 0.5)).abs() < 1e-9);
+    let context = db
+        .storage
+        .run_context(org, agent.id, agent.current_version_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((context.credits.0.unwrap() - 1.5).abs() < 1e-9);
 }
 
 /// Requests with one idempotency key racing each other create one job.
@@ -1107,6 +1219,7 @@ on_every_backend!(
     a_batch_honours_the_idempotency_key_of_each_job,
     the_cache_finds_the_newest_finished_job_of_the_version,
     jobs_are_listed_with_filters,
+    pages_follow_one_order_and_the_count_stops_at_the_cap,
     agents_are_scoped_to_their_organization_and_ordered,
     a_file_lives_while_a_job_refers_to_it,
     deleting_an_agent_releases_the_files_only_its_jobs_used,

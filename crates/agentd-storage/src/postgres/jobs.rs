@@ -17,6 +17,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use super::rows::{event_from_row, job_from_row, summary_from_row};
 use super::PostgresStorage;
+use crate::job_lists::{self, from_clause};
 use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, IdempotencyKey, JobOrderField, JobQuery, LeaseState, NewJob,
@@ -41,6 +42,10 @@ const SELECT_JOBS: &str = concat!(
 );
 
 const UNFINISHED: &str = "(0, 1, 2)";
+
+/// A job's metadata under its agent's id, `{"<agent id>": {…metadata}}`:
+/// the expression `jobs_by_agent_metadata` indexes (migration 0027).
+const AGENT_METADATA: &str = "jsonb_set('{}', ARRAY[j.agent_id::text], j.metadata)";
 
 /// A job's duration, as `Job::duration_ms` computes it: first event to the
 /// last non-CACHED one; NULL while the job is unfinished.
@@ -85,6 +90,16 @@ async fn record_events(
     changed: &[StatusChange],
     at: Timestamp,
 ) -> Result<()> {
+    write_events(conn, changed, at).await?;
+    super::notices::notify_changes(conn, changed).await
+}
+
+/// `record_events` without the notifications.
+async fn write_events(
+    conn: &mut PgConnection,
+    changed: &[StatusChange],
+    at: Timestamp,
+) -> Result<()> {
     if changed.is_empty() {
         return Ok(());
     }
@@ -105,73 +120,157 @@ async fn record_events(
     .bind(at)
     .execute(&mut *conn)
     .await?;
-    super::notices::notify_changes(conn, changed).await?;
     super::webhooks::queue_for_changes(conn, changed, at).await
 }
 
-/// Charges a final job's cost to its organization (in the transaction that
-/// made the job final); the row lock the update takes orders concurrent charges.
-async fn charge(conn: &mut PgConnection, org: Uuid, cost: f64) -> Result<()> {
+/// Charges a final job's cost to its organization, in the transaction that
+/// made the job final. The charge goes to one of the organization's
+/// `CHARGE_STRIPES` rows of `organization_charges`, picked by the job's id:
+/// concurrent charges of one organization's workers then seldom wait for
+/// each other's row lock (one row for all of them was the queue's
+/// bottleneck at 64 workers). Readers add the stripes up (`CHARGED`).
+async fn charge(conn: &mut PgConnection, org: Uuid, job: Uuid, cost: f64) -> Result<()> {
     let Some(cost) = status_events::charge(cost) else {
         return Ok(());
     };
+    let stripe = i16::from(job.as_bytes()[15] % CHARGE_STRIPES);
     sqlx::query(
-        "UPDATE organizations SET spent = spent + $1::numeric, credits = credits - $1::numeric \
-         WHERE id = $2",
+        "INSERT INTO organization_charges AS c (organization_id, stripe, amount) \
+         VALUES ($2, $3, $1::numeric) ON CONFLICT (organization_id, stripe) \
+         DO UPDATE SET amount = c.amount + excluded.amount",
     )
     .bind(cost)
     .bind(org)
+    .bind(stripe)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-async fn insert_job(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Result<()> {
-    let (status, outputs, error_message, error_kind, tokens, cost) = match &job.cached {
-        None => (JobStatus::Pending, None, None, None, None, None),
-        Some(cached) => (
-            JobStatus::Cached,
-            cached.outputs.as_ref().map(Json),
-            cached.error_message.clone(),
-            cached.error_kind.map(|kind| kind.as_str()),
-            Some(0i64),
-            Some(0.0f64),
-        ),
-    };
-    let id = *job.id.as_uuid();
+/// Rows an organization's charges are spread over.
+const CHARGE_STRIPES: u8 = 16;
+
+/// Inserts jobs created at `at` with their events, their agents' job
+/// counts and their files: one statement per table for the whole batch
+/// (1,000 jobs of an `async/many` request), not one per job.
+async fn insert_jobs(conn: &mut PgConnection, jobs: &[&NewJob], at: Timestamp) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<JobRow<'_>> = jobs.iter().map(|job| JobRow::of(job)).collect();
     sqlx::query(
         "INSERT INTO jobs (id, organization_id, agent_id, agent_version_id, status, inputs, \
          metadata, outputs, error_message, error_kind, input_tokens, output_tokens, \
-         cached_input_tokens, cost, attempts, creator_key_id, cache_key, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $12, 0, $13, $14, $15, $15)",
+         cached_input_tokens, cost, attempts, creator_key_id, cache_key, created_at, updated_at, \
+         awaited) \
+         SELECT r.id, r.organization_id, r.agent_id, r.agent_version_id, r.status, r.inputs, \
+         r.metadata, r.outputs, r.error_message, r.error_kind, r.tokens, r.tokens, r.tokens, \
+         r.cost, 0, r.creator_key_id, r.cache_key, $15, $15, r.awaited \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::smallint[], \
+                     $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::text[], $10::text[], \
+                     $11::bigint[], $12::float8[], $13::bigint[], $14::text[], $16::bool[]) \
+              WITH ORDINALITY AS r(id, organization_id, agent_id, agent_version_id, status, \
+                   inputs, metadata, outputs, error_message, error_kind, tokens, cost, \
+                   creator_key_id, cache_key, awaited, n) \
+         ORDER BY r.n",
     )
-    .bind(id)
-    .bind(*job.organization_id.as_uuid())
-    .bind(*job.agent_id.as_uuid())
-    .bind(*job.agent_version_id.as_uuid())
-    .bind(status.code())
-    .bind(Json(&job.inputs))
-    .bind(Json(&job.metadata))
-    .bind(outputs)
-    .bind(&error_message)
-    .bind(error_kind)
-    .bind(tokens)
-    .bind(cost)
-    .bind(job.creator_key_id)
-    .bind(&job.cache_key)
+    .bind(column(&rows, |r| *r.job.id.as_uuid()))
+    .bind(column(&rows, |r| *r.job.organization_id.as_uuid()))
+    .bind(column(&rows, |r| *r.job.agent_id.as_uuid()))
+    .bind(column(&rows, |r| *r.job.agent_version_id.as_uuid()))
+    .bind(column(&rows, |r| r.status.code()))
+    .bind(column(&rows, |r| Json(&r.job.inputs)))
+    .bind(column(&rows, |r| Json(&r.job.metadata)))
+    .bind(column(&rows, |r| r.outputs.map(Json)))
+    .bind(column(&rows, |r| r.error_message))
+    .bind(column(&rows, |r| r.error_kind))
+    .bind(column(&rows, |r| r.tokens))
+    .bind(column(&rows, |r| r.cost))
+    .bind(column(&rows, |r| r.job.creator_key_id))
+    .bind(column(&rows, |r| r.job.cache_key.as_deref()))
     .bind(at)
+    .bind(column(&rows, |r| r.job.awaited))
     .execute(&mut *conn)
     .await?;
-    record_events(conn, &StatusChange::created(job.id, status), at).await?;
+    let changes: Vec<StatusChange> = rows
+        .iter()
+        .flat_map(|r| StatusChange::created(r.job.id, r.status))
+        .collect();
+    record_events(conn, &changes, at).await?;
+    count_agents_jobs(conn, jobs, at).await?;
+    for job in jobs.iter().filter(|job| !job.files.is_empty()) {
+        super::files::link_job_files(conn, job.organization_id, job.id, &job.files, at).await?;
+    }
+    Ok(())
+}
+
+/// A new job's row: PENDING, or final at once with a cache hit's results.
+struct JobRow<'j> {
+    job: &'j NewJob,
+    status: JobStatus,
+    outputs: Option<&'j Vec<agentd_domain::AgentDatum>>,
+    error_message: Option<&'j str>,
+    error_kind: Option<&'static str>,
+    tokens: Option<i64>,
+    cost: Option<f64>,
+}
+
+impl<'j> JobRow<'j> {
+    fn of(job: &'j NewJob) -> Self {
+        match &job.cached {
+            None => Self {
+                job,
+                status: JobStatus::Pending,
+                outputs: None,
+                error_message: None,
+                error_kind: None,
+                tokens: None,
+                cost: None,
+            },
+            Some(cached) => Self {
+                job,
+                status: JobStatus::Cached,
+                outputs: cached.outputs.as_ref(),
+                error_message: cached.error_message.as_deref(),
+                error_kind: cached.error_kind.map(|kind| kind.as_str()),
+                tokens: Some(0),
+                cost: Some(0.0),
+            },
+        }
+    }
+}
+
+/// One column of a batch, for `UNNEST`.
+fn column<'r, 'j: 'r, T>(rows: &'r [JobRow<'j>], value: impl Fn(&'r JobRow<'j>) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
+/// Adds new jobs to their agents' job counts and newest-job times.
+async fn count_agents_jobs(conn: &mut PgConnection, jobs: &[&NewJob], at: Timestamp) -> Result<()> {
+    let mut per_agent: Vec<(Uuid, i64)> = Vec::new();
+    for job in jobs {
+        let agent = *job.agent_id.as_uuid();
+        match per_agent.iter_mut().find(|(id, _)| *id == agent) {
+            Some((_, count)) => *count += 1,
+            None => per_agent.push((agent, 1)),
+        }
+    }
     sqlx::query(
-        "UPDATE agents SET job_count = job_count + 1, \
-         most_recent_job = GREATEST(most_recent_job, $1) WHERE id = $2",
+        "UPDATE agents a SET job_count = a.job_count + n.count, \
+         most_recent_job = GREATEST(a.most_recent_job, $3) \
+         FROM UNNEST($1::uuid[], $2::bigint[]) AS n(agent_id, count) WHERE a.id = n.agent_id",
+    )
+    .bind(per_agent.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(
+        per_agent
+            .iter()
+            .map(|(_, count)| *count)
+            .collect::<Vec<_>>(),
     )
     .bind(at)
-    .bind(*job.agent_id.as_uuid())
     .execute(&mut *conn)
     .await?;
-    super::files::link_job_files(conn, job.organization_id, job.id, &job.files, at).await
+    Ok(())
 }
 
 /// Takes the idempotency key for this job, or says which job holds it
@@ -232,14 +331,22 @@ pub(super) async fn create_jobs(db: &PostgresStorage, jobs: Vec<NewJob>) -> Resu
     let at = time::now();
     let mut tx = db.pool.begin().await?;
     let mut created = Vec::with_capacity(jobs.len());
+    let mut new = Vec::with_capacity(jobs.len());
     for job in &jobs {
-        let outcome = create_in(&mut tx, job, at).await?;
+        let outcome = match held_key(&mut tx, job, at).await? {
+            Some(held) => held,
+            None => {
+                new.push(job);
+                Created::New(job.id)
+            }
+        };
         if let Created::KeyReused(_) = outcome {
             // All or nothing: dropping the transaction rolls the batch back.
             return Ok(vec![outcome]);
         }
         created.push(outcome);
     }
+    insert_jobs(&mut tx, &new, at).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -248,13 +355,20 @@ pub(super) async fn create_jobs(db: &PostgresStorage, jobs: Vec<NewJob>) -> Resu
 /// last 24 h: that job is the answer (or, for a different request under
 /// the same key, the conflict).
 async fn create_in(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Result<Created> {
-    if let Some(key) = &job.idempotency_key {
-        if let Some(held) = take_idempotency_key(conn, job, key, at).await? {
-            return Ok(held);
-        }
+    if let Some(held) = held_key(conn, job, at).await? {
+        return Ok(held);
     }
-    insert_job(conn, job, at).await?;
+    insert_jobs(conn, &[job], at).await?;
     Ok(Created::New(job.id))
+}
+
+/// The job holding `job`'s idempotency key, if another does; `None` when
+/// the job has no key or has just taken it.
+async fn held_key(conn: &mut PgConnection, job: &NewJob, at: Timestamp) -> Result<Option<Created>> {
+    match &job.idempotency_key {
+        Some(key) => take_idempotency_key(conn, job, key, at).await,
+        None => Ok(None),
+    }
 }
 
 /// Completes job rows with their status events.
@@ -344,6 +458,21 @@ fn push_job_filters<'q>(
             .push(" AND v.version_name = ")
             .push_bind(name.as_str());
     }
+    if !filter.metadata.is_empty() {
+        // Containment under the agent's id finds the candidates through the
+        // GIN index `jobs_by_agent_metadata` (its keys are the agent and the
+        // metadata's paths together, so only this agent's matching jobs are
+        // read); the equalities keep the filter's meaning for object and
+        // array values, which containment alone would match as supersets.
+        let pairs = serde_json::Map::from_iter(filter.metadata.iter().cloned());
+        let scoped = serde_json::Map::from_iter([(
+            agent.as_uuid().to_string(),
+            serde_json::Value::Object(pairs),
+        )]);
+        query
+            .push(format!(" AND {AGENT_METADATA} @> "))
+            .push_bind(Json(serde_json::Value::Object(scoped)));
+    }
     for (key, value) in &filter.metadata {
         query
             .push(" AND j.metadata -> ")
@@ -387,14 +516,72 @@ pub(super) async fn list_jobs(
     agent: AgentId,
     filter: &JobQuery,
 ) -> Result<Page<Job>> {
-    let mut count = QueryBuilder::<Postgres>::new(
-        "SELECT COUNT(*) FROM jobs j LEFT JOIN agent_versions v ON v.id = j.agent_version_id",
-    );
-    push_job_filters(&mut count, org, agent, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let total = count_listed_jobs(pool, org, agent, filter).await?;
+    let rows = page_of_jobs(pool, org, agent, filter).await?;
+    Ok(Page {
+        items: load_jobs(pool, rows, true).await?,
+        total,
+    })
+}
 
-    let mut select = QueryBuilder::<Postgres>::new(SELECT_JOBS);
+/// How many jobs match, counting no further than `filter.count_cap`: an
+/// agent with millions of jobs costs no more than one with the cap, and an
+/// unfiltered list reads the count kept on the agent.
+async fn count_listed_jobs(
+    pool: &PgPool,
+    org: OrganizationId,
+    agent: AgentId,
+    filter: &JobQuery,
+) -> Result<i64> {
+    if filter.is_unfiltered() {
+        let kept: Option<i64> = sqlx::query_scalar(job_lists::AGENT_JOB_COUNT)
+            .bind(*agent.as_uuid())
+            .bind(*org.as_uuid())
+            .fetch_optional(pool)
+            .await?;
+        return Ok(job_lists::capped(filter, kept.unwrap_or(0)));
+    }
+    let mut count = QueryBuilder::<Postgres>::new(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 {}",
+        from_clause(filter)
+    ));
+    push_job_filters(&mut count, org, agent, filter);
+    if let Some(cap) = filter.count_cap {
+        count.push(" LIMIT ").push_bind(cap);
+    }
+    count.push(") matching");
+    Ok(count.build_query_scalar().fetch_one(pool).await?)
+}
+
+/// The rows of one page. The page's ids are found first, from the index
+/// alone where the filters and order allow it (`jobs_by_agent_page`), and
+/// only those rows are read: a deep offset skips index entries, not rows.
+async fn page_of_jobs(
+    pool: &PgPool,
+    org: OrganizationId,
+    agent: AgentId,
+    filter: &JobQuery,
+) -> Result<Vec<PgRow>> {
+    let order = job_order(filter);
+    let mut select =
+        QueryBuilder::<Postgres>::new(format!("WITH page AS (SELECT j.id {}", from_clause(filter)));
     push_job_filters(&mut select, org, agent, filter);
+    select
+        .push(format!(" ORDER BY {order} LIMIT "))
+        .push_bind(filter.limit)
+        .push(" OFFSET ")
+        .push_bind(filter.offset);
+    select.push(format!(
+        ") {SELECT_JOBS} JOIN page ON page.id = j.id ORDER BY {order}"
+    ));
+    Ok(select.build().fetch_all(pool).await?)
+}
+
+/// The ORDER BY of a job list: the asked keys, then creation order in the
+/// direction of the first key. Columns that are never NULL get no NULLS
+/// clause, so that an index on them gives the order (PostgreSQL reads an
+/// index backwards as `DESC NULLS FIRST`, never as `DESC NULLS LAST`).
+fn job_order(filter: &JobQuery) -> String {
     let default_order = [(JobOrderField::CreatedAt, true)];
     let keys = if filter.order_by.is_empty() {
         &default_order[..]
@@ -404,33 +591,36 @@ pub(super) async fn list_jobs(
     let mut order: Vec<String> = keys
         .iter()
         .filter_map(|&(field, descending)| {
-            let column = match field {
-                JobOrderField::Id => "j.id::text",
-                JobOrderField::AgentVersionName => "v.version_name",
-                JobOrderField::StatusCode => "j.status",
-                JobOrderField::CreatedAt => "j.created_at",
-                JobOrderField::LastUpdatedAt => "j.updated_at",
-                JobOrderField::Cost => "j.cost",
-                JobOrderField::Duration => DURATION,
+            let (column, nullable) = match field {
+                JobOrderField::Id => ("j.id::text", false),
+                JobOrderField::AgentVersionName => ("v.version_name", true),
+                JobOrderField::StatusCode => ("j.status", false),
+                JobOrderField::CreatedAt => ("j.created_at", false),
+                JobOrderField::LastUpdatedAt => ("j.updated_at", false),
+                JobOrderField::Cost => ("j.cost", true),
+                JobOrderField::Duration => (DURATION, true),
                 // No grader scores: every job ties.
                 JobOrderField::GraderScore => return None,
             };
-            Some(format!("{column} {}", direction(descending)))
+            let direction = if nullable {
+                direction(descending)
+            } else {
+                plain_direction(descending)
+            };
+            Some(format!("{column} {direction}"))
         })
         .collect();
-    // Ties follow the direction of the first key, then creation order.
-    let ties = direction(keys[0].1);
+    let ties = plain_direction(keys[0].1);
     order.push(format!("j.created_at {ties}, j.seq {ties}"));
-    select.push(format!(" ORDER BY {} LIMIT ", order.join(", ")));
-    select
-        .push_bind(filter.limit)
-        .push(" OFFSET ")
-        .push_bind(filter.offset);
-    let rows = select.build().fetch_all(pool).await?;
-    Ok(Page {
-        items: load_jobs(pool, rows, true).await?,
-        total,
-    })
+    order.join(", ")
+}
+
+fn plain_direction(descending: bool) -> &'static str {
+    if descending {
+        "DESC"
+    } else {
+        "ASC"
+    }
 }
 
 /// Jobs whose lease expired by the database's clock: retried, or failed
@@ -506,8 +696,9 @@ pub(super) async fn finish_and_claim(
 ) -> Result<Vec<Job>> {
     let at = time::now();
     let mut tx = db.pool.begin().await?;
-    finish_in(&mut tx, id, outcome, at).await?;
+    let charge = finish_in(&mut tx, id, outcome, at).await?;
     let jobs = claim_in(&mut tx, next, at).await?;
+    charge.apply(&mut tx).await?;
     tx.commit().await?;
     Ok(jobs)
 }
@@ -583,17 +774,37 @@ pub(super) async fn finish_job(
     outcome: &JobOutcome,
 ) -> Result<()> {
     let mut tx = db.pool.begin().await?;
-    finish_in(&mut tx, id, outcome, time::now()).await?;
+    let charge = finish_in(&mut tx, id, outcome, time::now()).await?;
+    charge.apply(&mut tx).await?;
     tx.commit().await.map_err(Into::into)
 }
 
-/// Records the outcome of an unfinished job, its event and its charge.
+/// What a finished job owes its organization, charged by the transaction
+/// that finished it as its last statement: the charge locks the
+/// organization's charge row (one of a few, see [`charge`]) until the commit,
+/// and holding it through the rest of the transaction (the next claim) made
+/// the workers queue behind each other (scripts/bench-jobs.sh --database
+/// postgres: most of the database's waits were on it).
+#[must_use = "the charge must be applied before the commit"]
+struct PendingCharge(Option<(Uuid, Uuid, f64)>);
+
+impl PendingCharge {
+    async fn apply(self, conn: &mut PgConnection) -> Result<()> {
+        match self.0 {
+            Some((org, job, cost)) => charge(conn, org, job, cost).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Records the outcome of an unfinished job and its event; its charge is
+/// the caller's to apply last (see [`PendingCharge`]).
 async fn finish_in(
     conn: &mut PgConnection,
     id: JobId,
     outcome: &JobOutcome,
     at: Timestamp,
-) -> Result<()> {
+) -> Result<PendingCharge> {
     let (outputs, error_message, kind, usage) = match outcome {
         JobOutcome::Success { outputs, usage, .. } => (Some(Json(outputs)), None, None, usage),
         JobOutcome::Failure {
@@ -614,7 +825,7 @@ async fn finish_in(
          input_tokens = $5, output_tokens = $6, cached_input_tokens = $7, cost = $8::numeric, \
          lease_owner = NULL, lease_expires_at = NULL, updated_at = $9 \
          WHERE id = $10 AND status IN {UNFINISHED} \
-         RETURNING id, status, error_message, organization_id"
+         RETURNING id, status, error_message, organization_id, awaited"
     ))
     .bind(outcome.status().code())
     .bind(outputs)
@@ -630,10 +841,23 @@ async fn finish_in(
     .await?;
     // Already final (cancelled, or a late duplicate): nothing to record.
     let Some(row) = finished else {
-        return Ok(());
+        return Ok(PendingCharge(None));
     };
-    record_events(conn, &[changed_from_row(&row)?], at).await?;
-    charge(conn, row.try_get("organization_id")?, cost).await
+    let change = [changed_from_row(&row)?];
+    // Other processes hear of the end only where someone waits for it (a
+    // sync run, an MCP call): a notifying commit takes PostgreSQL's one
+    // notification-queue lock, which made every worker of every process
+    // commit one after the other.
+    if row.try_get("awaited")? {
+        record_events(conn, &change, at).await?;
+    } else {
+        write_events(conn, &change, at).await?;
+    }
+    Ok(PendingCharge(Some((
+        row.try_get("organization_id")?,
+        *id.as_uuid(),
+        cost,
+    ))))
 }
 
 /// Marks the listed rows CANCELLED (the caller holds their locks or

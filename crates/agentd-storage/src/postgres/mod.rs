@@ -39,8 +39,22 @@ use rows::{agent_from_row, file_from_row, key_from_row, org_from_row, version_fr
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-const ORG_COLUMNS: &str =
-    "id, name, credits::float8 AS credits, spent::float8 AS spent, created_at";
+/// What the finished jobs of organization `o` were charged and is not yet
+/// folded into its row (see `jobs::charge`).
+macro_rules! charged {
+    () => {
+        "COALESCE((SELECT SUM(c.amount) FROM organization_charges c \
+         WHERE c.organization_id = o.id), 0)"
+    };
+}
+
+const ORG_COLUMNS: &str = concat!(
+    "o.id, o.name, (o.credits - ",
+    charged!(),
+    ")::float8 AS credits, (o.spent + ",
+    charged!(),
+    ")::float8 AS spent, o.created_at"
+);
 
 const AGENT_COLUMNS: &str = "a.id, a.organization_id, a.name, a.engine_class_id, a.disable_cache, \
     a.cache_failed_jobs, a.current_version_id, a.creator_key_id, a.created_at, a.updated_at, \
@@ -219,7 +233,7 @@ impl Storage for PostgresStorage {
 
     async fn get_organization(&self, id: OrganizationId) -> Result<Option<Organization>> {
         let row = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+            "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.id = $1"
         ))
         .bind(*id.as_uuid())
         .fetch_optional(&self.pool)
@@ -234,11 +248,21 @@ impl Storage for PostgresStorage {
     }
 
     async fn set_credits(&self, id: OrganizationId, credits: Credits) -> Result<bool> {
-        let done = sqlx::query("UPDATE organizations SET credits = $1::numeric WHERE id = $2")
-            .bind(credits.0)
-            .bind(*id.as_uuid())
-            .execute(&self.pool)
-            .await?;
+        // The balance becomes `credits` now: the charges so far are folded
+        // into the organization's spending (a charge committing meanwhile
+        // waits for the stripes' locks and counts against the new balance).
+        let done = sqlx::query(
+            "WITH folded AS (DELETE FROM organization_charges WHERE organization_id = $2 \
+                             RETURNING amount) \
+             UPDATE organizations \
+             SET spent = spent + COALESCE((SELECT SUM(amount) FROM folded), 0), \
+                 credits = $1::numeric \
+             WHERE id = $2",
+        )
+        .bind(credits.0)
+        .bind(*id.as_uuid())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -405,14 +429,16 @@ impl Storage for PostgresStorage {
     ) -> Result<Option<RunContext>> {
         // One round trip: this runs for every job.
         let sql = format!(
-            "SELECT {AGENT_COLUMNS}, o.credits::float8 AS organization_credits, v.id AS v_id, \
+            "SELECT {AGENT_COLUMNS}, (o.credits - {charged}) ::float8 AS organization_credits, \
+             v.id AS v_id, \
              v.agent_id AS v_agent_id, v.version_name AS v_version_name, \
              v.description AS v_description, v.input_definitions AS v_input_definitions, \
              v.engine_config AS v_engine_config, v.creator_key_id AS v_creator_key_id, \
              v.created_at AS v_created_at FROM agents a \
              JOIN organizations o ON o.id = a.organization_id \
              LEFT JOIN agent_versions v ON v.agent_id = a.id AND v.id = $1 \
-             WHERE a.organization_id = $2 AND a.id = $3"
+             WHERE a.organization_id = $2 AND a.id = $3",
+            charged = charged!(),
         );
         let Some(row) = sqlx::query(&sql)
             .bind(*version.as_uuid())

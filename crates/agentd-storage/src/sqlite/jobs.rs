@@ -10,6 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::job_from_row;
 use super::SqliteStorage;
+use crate::job_lists;
 use crate::status_events::{self, contains_pattern, StatusChange, ABANDONED};
 use crate::{
     ClaimRequest, Created, DeleteData, JobOrderField, JobQuery, LeaseState, NewJob, Page, Result,
@@ -369,11 +370,7 @@ pub(super) async fn list_jobs(
     agent: agentd_domain::AgentId,
     filter: &JobQuery,
 ) -> Result<Page<Job>> {
-    let mut count = QueryBuilder::<Sqlite>::new(
-        "SELECT COUNT(*) FROM jobs j LEFT JOIN agent_versions v ON v.id = j.agent_version_id",
-    );
-    push_job_filters(&mut count, org, agent, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let total = count_listed_jobs(pool, org, agent, filter).await?;
 
     let mut select = QueryBuilder::<Sqlite>::new(SELECT_JOBS);
     push_job_filters(&mut select, org, agent, filter);
@@ -414,6 +411,34 @@ pub(super) async fn list_jobs(
         items: load_jobs(pool, rows, true).await?,
         total,
     })
+}
+
+/// How many jobs match, counting no further than the cap (see
+/// `JobQuery::count_cap`); an unfiltered list reads the agent's count.
+async fn count_listed_jobs(
+    pool: &SqlitePool,
+    org: OrganizationId,
+    agent: agentd_domain::AgentId,
+    filter: &JobQuery,
+) -> Result<i64> {
+    if filter.is_unfiltered() {
+        let kept: Option<i64> = sqlx::query_scalar(job_lists::AGENT_JOB_COUNT)
+            .bind(agent.to_string())
+            .bind(org.to_string())
+            .fetch_optional(pool)
+            .await?;
+        return Ok(job_lists::capped(filter, kept.unwrap_or(0)));
+    }
+    let mut count = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 {}",
+        job_lists::from_clause(filter)
+    ));
+    push_job_filters(&mut count, org, agent, filter);
+    if let Some(cap) = filter.count_cap {
+        count.push(" LIMIT ").push_bind(cap);
+    }
+    count.push(") matching");
+    Ok(count.build_query_scalar().fetch_one(pool).await?)
 }
 
 /// Jobs whose worker vanished: retried, or failed after `max_attempts`.

@@ -211,6 +211,7 @@ pub fn new_job(agent: &agentd_domain::Agent) -> NewJob {
         idempotency_key: None,
         cached: None,
         files: vec![],
+        awaited: false,
     }
 }
 

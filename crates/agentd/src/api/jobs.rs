@@ -444,6 +444,7 @@ pub async fn list(
         limit: cap.map_or(page.page_size, |cap| {
             page.page_size.min(cap.saturating_sub(page.offset()).max(0))
         }),
+        count_cap: cap,
     };
     let found = if matches_none {
         agentd_storage::Page::empty()
@@ -453,7 +454,6 @@ pub async fn list(
             .list_jobs(caller.organization_id(), agent.id, &query)
             .await?
     };
-    let total = cap.map_or(found.total, |cap| found.total.min(cap));
     let results = found
         .items
         .iter()
@@ -466,7 +466,7 @@ pub async fn list(
         })
         .collect();
     Ok(Json(
-        page.respond(total, results, &uri, state.public_url())?
+        page.respond(found.total, results, &uri, state.public_url())?
             .into(),
     ))
 }

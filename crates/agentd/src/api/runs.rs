@@ -207,7 +207,10 @@ async fn sync(
     headers: &HeaderMap,
     body: RunBody,
 ) -> Result<Json<Vec<AgentDatum>>, ApiError> {
-    let options = RunOptions::from_headers(headers, false)?;
+    let options = RunOptions {
+        awaited: true,
+        ..RunOptions::from_headers(headers, false)?
+    };
     let job_id = submit_run(state, caller, agent_id, version_id, body, &options).await?;
     let timeout = state.config.sync_timeout();
     match wait_until_final(

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub skip_cache: bool,
     /// `Idempotency-Key` (async runs only).
     pub idempotency_key: Option<String>,
+    /// The caller waits for the job's end (sync runs, MCP tool calls).
+    pub awaited: bool,
 }
 
 impl RunOptions {
@@ -48,6 +50,7 @@ impl RunOptions {
         Ok(Self {
             skip_cache,
             idempotency_key,
+            awaited: false,
         })
     }
 }
@@ -201,6 +204,7 @@ pub async fn prepare_job(
         idempotency_key: None,
         cached,
         files,
+        awaited: options.awaited,
     };
     Ok(PreparedJob { job, staged })
 }

@@ -291,7 +291,10 @@ impl AgentTools {
         cancelled: &CancellationToken,
     ) -> CallToolResult {
         let body = RunBody::json(arguments);
-        let options = RunOptions::default();
+        let options = RunOptions {
+            awaited: true,
+            ..RunOptions::default()
+        };
         let agent_id = agent.id.to_string();
         let submitted = submit_run(&self.state, caller, &agent_id, None, body, &options).await;
         let job_id = match submitted {
