@@ -161,9 +161,11 @@ impl Pool {
         let mut deaths = 0;
         loop {
             let mut reader = self.take_reader(&hash).await?;
+            tracing::debug!(pid = reader.pid, ?work, "a PDF request sent to a reader");
             let exchange = reader.exchange(&hash, bytes, max_pages, &work);
             let trouble = match tokio::time::timeout(self.timeout, exchange).await {
                 Ok(Ok(answer)) => {
+                    tracing::debug!(pid = reader.pid, "a PDF reader answered");
                     self.give_back(reader);
                     return answer;
                 }
