@@ -16,7 +16,9 @@ mod reader;
 
 use std::path::PathBuf;
 
-pub use pdf::{PageBatch, PageContent, PageImage, PdfPage, PdfReader, PdfSettings, RenderPages};
+pub use pdf::{
+    PageBatch, PageContent, PageImage, PdfBytes, PdfPage, PdfReader, PdfSettings, RenderPages,
+};
 pub use pdf_pages::{OutlineEntry, PageRange};
 pub use pool::{ReaderCommand, ReaderInfo};
 pub use reader::run_reader;

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::layout::{Glyph, Line};
 use crate::pool::{Pool, ReaderCommand, ReaderInfo};
-use crate::protocol::{Answer, Work};
+use crate::protocol::{Answer, DocumentHash, Work};
 use crate::DocumentError;
 
 /// The text of one page, in reading order.
@@ -88,6 +89,41 @@ impl PageContent {
     /// A page with no text in its text layer (a scan).
     pub fn has_no_text(&self) -> bool {
         self.page.lines.is_empty()
+    }
+}
+
+/// A PDF's bytes with their content hash, by which reader processes keep
+/// the documents they were sent. Hashed once: an engine that reads a
+/// document batch by batch passes clones of one `PdfBytes` (a multi-MB
+/// document hashed again for every batch would cost more than a batch).
+#[derive(Clone)]
+pub struct PdfBytes {
+    bytes: Arc<[u8]>,
+    hash: DocumentHash,
+}
+
+impl PdfBytes {
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<Arc<[u8]>> for PdfBytes {
+    fn from(bytes: Arc<[u8]>) -> Self {
+        let hash = Sha256::digest(&bytes).into();
+        Self { bytes, hash }
+    }
+}
+
+impl From<Vec<u8>> for PdfBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        Arc::<[u8]>::from(bytes).into()
+    }
+}
+
+impl std::fmt::Debug for PdfBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PdfBytes({} bytes)", self.bytes.len())
     }
 }
 
@@ -162,11 +198,11 @@ impl PdfReader {
     /// The number of pages; fails like `extract` for encrypted, corrupt or
     /// oversized documents, without reading their text.
     pub async fn page_count(&self, bytes: Vec<u8>) -> Result<u32, DocumentError> {
-        self.count(bytes.into()).await
+        self.count(bytes).await
     }
 
-    /// `page_count` for a document held by several readers of its pages.
-    pub async fn count(&self, bytes: Arc<[u8]>) -> Result<u32, DocumentError> {
+    /// `page_count` for a document read again later (its pages in batches).
+    pub async fn count(&self, bytes: impl Into<PdfBytes>) -> Result<u32, DocumentError> {
         match self.ask(bytes, Work::Inspect).await? {
             Answer::PageCount(count) => Ok(count),
             _ => Err(unexpected_answer()),
@@ -179,7 +215,7 @@ impl PdfReader {
     /// cut at the last page.
     pub async fn pages(
         &self,
-        bytes: Arc<[u8]>,
+        bytes: impl Into<PdfBytes>,
         range: PageBatch,
     ) -> Result<Vec<PageContent>, DocumentError> {
         match self.ask(bytes, Work::Range(range)).await? {
@@ -190,7 +226,7 @@ impl PdfReader {
 
     /// Every page's lines in reading order.
     pub async fn extract(&self, bytes: Vec<u8>) -> Result<Vec<PdfPage>, DocumentError> {
-        match self.ask(bytes.into(), Work::Extract).await? {
+        match self.ask(bytes, Work::Extract).await? {
             Answer::Pages(pages) => Ok(pages),
             _ => Err(unexpected_answer()),
         }
@@ -198,9 +234,16 @@ impl PdfReader {
 
     /// `work` done by a reader, after the checks every request makes
     /// (not a PDF, encrypted, corrupt, too many pages).
-    pub(crate) async fn ask(&self, bytes: Arc<[u8]>, work: Work) -> Result<Answer, DocumentError> {
-        check_header(&bytes)?;
-        self.pool.ask(bytes, self.max_pages, work).await
+    pub(crate) async fn ask(
+        &self,
+        bytes: impl Into<PdfBytes>,
+        work: Work,
+    ) -> Result<Answer, DocumentError> {
+        let document = bytes.into();
+        check_header(document.bytes())?;
+        self.pool
+            .ask(document.bytes, document.hash, self.max_pages, work)
+            .await
     }
 }
 

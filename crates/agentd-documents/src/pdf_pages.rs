@@ -30,7 +30,7 @@ impl PdfReader {
     /// The document's outline (bookmarks) in outline order, with the page
     /// count; an empty outline when it has none.
     pub async fn outline(&self, bytes: Vec<u8>) -> Result<(Vec<OutlineEntry>, u32), DocumentError> {
-        match self.ask(bytes.into(), Work::Outline).await? {
+        match self.ask(bytes, Work::Outline).await? {
             Answer::Outline {
                 entries,
                 page_count,
@@ -47,7 +47,7 @@ impl PdfReader {
         bytes: Vec<u8>,
         ranges: Vec<PageRange>,
     ) -> Result<Vec<u8>, DocumentError> {
-        match self.ask(bytes.into(), Work::SelectPages(ranges)).await? {
+        match self.ask(bytes, Work::SelectPages(ranges)).await? {
             Answer::Pdf(pdf) => Ok(pdf),
             _ => Err(unexpected_answer()),
         }

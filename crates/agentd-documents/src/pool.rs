@@ -23,7 +23,6 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::io::BufReader;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
@@ -133,11 +132,12 @@ impl Pool {
     pub(crate) async fn ask(
         self: &Arc<Self>,
         bytes: Arc<[u8]>,
+        hash: DocumentHash,
         max_pages: u32,
         work: Work,
     ) -> Result<Answer, DocumentError> {
         let pool = Arc::clone(self);
-        let request = async move { pool.serve(&bytes, max_pages, work).await };
+        let request = async move { pool.serve(&bytes, hash, max_pages, work).await };
         tokio::spawn(request.instrument(tracing::Span::current()))
             .await
             .unwrap_or_else(|error| {
@@ -149,10 +149,10 @@ impl Pool {
     async fn serve(
         &self,
         bytes: &[u8],
+        hash: DocumentHash,
         max_pages: u32,
         work: Work,
     ) -> Result<Answer, DocumentError> {
-        let hash: DocumentHash = Sha256::digest(bytes).into();
         let _slot = self
             .slots
             .acquire()

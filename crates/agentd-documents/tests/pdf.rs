@@ -42,7 +42,7 @@ async fn a_page_range_comes_with_boxes_and_renders_cut_at_the_last_page() {
         dpi: 72,
     };
     let pages = reader()
-        .pages(fixture("three-pages.pdf").into(), range)
+        .pages(fixture("three-pages.pdf"), range)
         .await
         .unwrap();
     let numbers: Vec<u32> = pages.iter().map(|p| p.page.number).collect();
@@ -71,7 +71,7 @@ async fn a_page_range_comes_with_boxes_and_renders_cut_at_the_last_page() {
         ..range
     };
     let pages = reader()
-        .pages(fixture("three-pages.pdf").into(), text_only)
+        .pages(fixture("three-pages.pdf"), text_only)
         .await
         .unwrap();
     assert!(pages.iter().all(|p| p.image.is_none() && !p.has_no_text()));
