@@ -166,9 +166,20 @@ pub fn read_frame(input: &mut impl Read, frame: &mut Vec<u8>) -> io::Result<bool
         Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(error) => return Err(error),
     }
-    frame.resize(frame_length(header)?, 0);
-    input.read_exact(frame)?;
+    read_message(input, frame_length(header)?, frame)?;
     Ok(true)
+}
+
+/// The message of `length` bytes, into `frame` without zeroing it first
+/// (replies carry MiBs of page images).
+fn read_message(input: &mut impl Read, length: usize, frame: &mut Vec<u8>) -> io::Result<()> {
+    frame.clear();
+    frame.reserve(length);
+    input.take(length as u64).read_to_end(frame)?;
+    if frame.len() < length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
 }
 
 pub fn write_message(output: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
@@ -184,8 +195,13 @@ pub async fn read_frame_async(
 ) -> io::Result<()> {
     let mut header = [0; 4];
     input.read_exact(&mut header).await?;
-    frame.resize(frame_length(header)?, 0);
-    input.read_exact(frame).await?;
+    let length = frame_length(header)?;
+    frame.clear();
+    frame.reserve(length);
+    input.take(length as u64).read_to_end(frame).await?;
+    if frame.len() < length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(())
 }
 
