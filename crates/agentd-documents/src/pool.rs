@@ -85,6 +85,18 @@ const REMEMBERED_DOCUMENTS: usize = 4;
 /// A reply buffer larger than this is not kept for the next reply.
 const KEPT_FRAME_BYTES: usize = 1 << 20;
 
+/// glibc malloc settings of a reader, unless the environment sets them: a
+/// reader frees everything a request allocated when it answers, and by
+/// default glibc gives that memory back to the kernel (and maps every
+/// large buffer afresh), so the next request faults it in again. Keeping
+/// up to 32 MiB of freed heap, and allocating buffers under 16 MiB (a
+/// page rendered at 100 DPI is 4 MiB) from the heap, made text-layer
+/// reading 4–12 % cheaper per CPU-second (README "Benchmarks").
+const READER_MALLOC: [(&str, &str); 2] = [
+    ("MALLOC_TRIM_THRESHOLD_", "33554432"),
+    ("MALLOC_MMAP_THRESHOLD_", "16777216"),
+];
+
 struct Reader {
     child: Child,
     pid: u32,
@@ -247,6 +259,11 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        for (variable, value) in READER_MALLOC {
+            if std::env::var_os(variable).is_none() {
+                command.env(variable, value);
+            }
+        }
         let spawned = command.spawn().and_then(|mut child| {
             let pipes = child.stdin.take().zip(child.stdout.take());
             let (stdin, stdout) = pipes.ok_or_else(|| std::io::Error::other("no pipes"))?;
