@@ -246,7 +246,7 @@ pub mod packed_glyphs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Glyph>, D::Error> {
         let bytes: Cow<'de, [u8]> = serde_bytes::deserialize(deserializer)?;
-        if bytes.len() % GLYPH_BYTES != 0 {
+        if !bytes.len().is_multiple_of(GLYPH_BYTES) {
             return Err(D::Error::custom("glyphs of a partial length"));
         }
         bytes
