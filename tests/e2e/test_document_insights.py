@@ -533,3 +533,18 @@ def test_a_large_pdf_runs_in_memory_bounded_by_the_pages_in_flight(
     print(f"{pages} pages, images={images}: RSS of the server and {len(processes) - 1} PDF reader(s) "
           f"{before // 1024} MiB before, peak {peak // 1024} MiB")
     assert growth < 200 * 1024, f"RSS grew by {growth // 1024} MiB"
+
+
+def test_a_job_saving_page_images_survives_frequent_lease_renewals(start_server, fake):
+    """A lease is renewed every second while the job saves a page image
+    after another: the renewal waits for SQLite's write lock, which a save
+    of the job holds (it once deadlocked the job when the worker stopped
+    polling the job during the renewal)."""
+    srv = start_server({"AGENTD_JOB_LEASE_SECS": "3", "AGENTD_PDF_READERS": "2"})
+    fake.always(Reply(build=items_on_pages))
+    with make_http(srv, srv.api_key) as http:
+        agent = insights_agent(lambda **kw: expect(http.post("/v1/agents/", json={
+            "name": unique("leases-"), **kw}), 201), batch_size=10)
+        status = run_pdf(http, agent, pdf_factory.catalogue_pdf(120, items_per_page=1), timeout=600)
+        assert status["status"] == SUCCESS, status
+        assert len(outputs_of(http, status["id"])["page_images"]) == 120
