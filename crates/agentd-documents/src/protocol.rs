@@ -170,11 +170,15 @@ pub fn read_frame(input: &mut impl Read, frame: &mut Vec<u8>) -> io::Result<bool
     Ok(true)
 }
 
+/// Room made for a message before its bytes arrive: a broken stream's
+/// length does not allocate more than it sends.
+const RESERVED_BYTES: usize = 16 << 20;
+
 /// The message of `length` bytes, into `frame` without zeroing it first
 /// (replies carry MiBs of page images).
 fn read_message(input: &mut impl Read, length: usize, frame: &mut Vec<u8>) -> io::Result<()> {
     frame.clear();
-    frame.reserve(length);
+    frame.reserve(length.min(RESERVED_BYTES));
     input.take(length as u64).read_to_end(frame)?;
     if frame.len() < length {
         return Err(io::ErrorKind::UnexpectedEof.into());
@@ -197,7 +201,7 @@ pub async fn read_frame_async(
     input.read_exact(&mut header).await?;
     let length = frame_length(header)?;
     frame.clear();
-    frame.reserve(length);
+    frame.reserve(length.min(RESERVED_BYTES));
     input.take(length as u64).read_to_end(frame).await?;
     if frame.len() < length {
         return Err(io::ErrorKind::UnexpectedEof.into());
