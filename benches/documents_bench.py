@@ -4,17 +4,18 @@ release agentd against a fake model that answers every call after a fixed
 latency (default 100 ms).
 
 Not a test; run it with scripts/bench-documents.sh. For each
-(batch_size, provider concurrency, convert_to_images) it starts agentd on a
-fresh SQLite database, uploads the PDF in one async run, waits for the job,
-and prints:
+(PDF readers, batch_size, provider concurrency, convert_to_images) it starts
+agentd on a fresh SQLite database with AGENTD_PDF_READERS set, uploads the
+PDF in one async run, waits for the job, and prints:
 
-  pages | batch | concurrency | images | calls | wall s | ideal s | % of ideal | peak in flight | peak RSS growth MiB
+  pages | readers | batch | concurrency | images | calls | wall s | ideal s | % of ideal | peak in flight | peak RSS growth MiB
 
 * ideal s: waves × latency, where a wave is as many batches as run at once:
   min(8 batches in flight per run, the provider's max_concurrency). Reading,
   rendering and everything else is taken to cost nothing.
-* peak RSS growth: the server's highest VmRSS while the job ran, minus its
-  VmRSS before.
+* peak RSS growth: the highest VmRSS of the server and its PDF reader
+  processes together while the job ran, minus theirs before (readers are
+  started by the upload, so theirs counts wholly).
 
 The fake model and the server come from jobs_bench.py (same folder).
 """
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 import jobs_bench  # noqa: E402
 import pdf_factory  # noqa: E402
+from helpers import reader_pids  # noqa: E402
 
 BATCHES_IN_FLIGHT = 8
 SCHEMA = jobs_bench.SCHEMA
@@ -52,19 +54,30 @@ def multipart(field: str, name: str, data: bytes, mime: str) -> tuple[bytes, str
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
 
 
-def measure(binary: Path, fake: jobs_bench.FakeModel, pdf: bytes, pages: int, batch: int,
+def with_readers(pid: int) -> list[int]:
+    """The server and its PDF reader processes."""
+    return [pid, *reader_pids(pid)]
+
+
+def measure(binary: Path, fake: jobs_bench.FakeModel, pdf: bytes, pages: int, readers: int, batch: int,
             concurrency: int, images: bool) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="agentd-docbench-"))
     models = workdir / "models.toml"
     models.write_text(f"[providers.openai]\nmax_concurrency = {concurrency}\n")
     os.environ["AGENTD_MODELS_FILE"] = str(models)
-    srv = jobs_bench.Agentd(binary, workdir, fake.base_url, workers=4)
+    os.environ["AGENTD_PDF_READERS"] = str(readers)
+    srv = jobs_bench.Agentd(binary, workdir, fake.base_url, workers=4,
+                            database_url=f"sqlite://{workdir / 'agentd.db'}")
     try:
         agent = srv.request("POST", "/v1/agents/", {
             "name": "docbench",
@@ -75,7 +88,7 @@ def measure(binary: Path, fake: jobs_bench.FakeModel, pdf: bytes, pages: int, ba
         })
         fake.reset()
         body, content_type = multipart("pdf", "bench.pdf", pdf, "application/pdf")
-        before = rss_kib(srv.proc.pid)
+        before = sum(rss_kib(p) for p in with_readers(srv.proc.pid))
         peak = before
         started = time.monotonic()
         req = urllib.request.Request(f"{srv.base_url}/v1/agents/run/{agent['id']}/async/", data=body, method="POST",
@@ -83,7 +96,7 @@ def measure(binary: Path, fake: jobs_bench.FakeModel, pdf: bytes, pages: int, ba
         with urllib.request.urlopen(req, timeout=120) as resp:
             job = json.loads(resp.read())
         while True:
-            peak = max(peak, rss_kib(srv.proc.pid))
+            peak = max(peak, sum(rss_kib(p) for p in with_readers(srv.proc.pid)))
             status = srv.request("GET", f"/v1/agents/jobs/{job}/status/")
             if status.get("status") in jobs_bench.FINAL:
                 break
@@ -94,7 +107,7 @@ def measure(binary: Path, fake: jobs_bench.FakeModel, pdf: bytes, pages: int, ba
         calls = math.ceil(pages / batch)
         waves = math.ceil(calls / min(BATCHES_IN_FLIGHT, concurrency))
         ideal = waves * fake.latency
-        return {"pages": pages, "batch": batch, "concurrency": concurrency, "images": images,
+        return {"pages": pages, "readers": readers, "batch": batch, "concurrency": concurrency, "images": images,
                 "calls": fake.count, "wall": wall, "ideal": ideal, "pct": 100 * ideal / wall,
                 "in_flight": fake.max_in_flight, "rss": (peak - before) / 1024}
     finally:
@@ -108,21 +121,23 @@ def main() -> None:
     parser.add_argument("--batches", default="10,50", help="batch sizes, comma-separated")
     parser.add_argument("--concurrency", default="4,16", help="provider max_concurrency values")
     parser.add_argument("--images", default="false,true", help="convert_to_images values")
+    parser.add_argument("--readers", default="1,2", help="AGENTD_PDF_READERS values")
     args = parser.parse_args()
     binary = Path(os.environ.get("AGENTD_BIN", "target/release/agentd")).resolve()
     os.environ.setdefault("AGENTD_PDFIUM_PATH", str(Path("data/lib/libpdfium.so").resolve()))
     pdf = pdf_factory.catalogue_pdf(args.pages)
     fake = jobs_bench.FakeModel(args.latency).start()
-    print("pages | batch | concurrency | images | calls | wall s | ideal s | % of ideal | peak in flight "
-          "| peak RSS growth MiB")
+    print("pages | readers | batch | concurrency | images | calls | wall s | ideal s | % of ideal "
+          "| peak in flight | peak RSS growth MiB")
     try:
         for images in [v.strip() == "true" for v in args.images.split(",")]:
             for batch in [int(v) for v in args.batches.split(",")]:
                 for concurrency in [int(v) for v in args.concurrency.split(",")]:
-                    r = measure(binary, fake, pdf, args.pages, batch, concurrency, images)
-                    print(f"{r['pages']} | {r['batch']} | {r['concurrency']} | {r['images']} | {r['calls']} | "
-                          f"{r['wall']:.2f} | {r['ideal']:.2f} | {r['pct']:.0f}% | {r['in_flight']} | "
-                          f"{r['rss']:.0f}", flush=True)
+                    for readers in [int(v) for v in args.readers.split(",")]:
+                        r = measure(binary, fake, pdf, args.pages, readers, batch, concurrency, images)
+                        print(f"{r['pages']} | {r['readers']} | {r['batch']} | {r['concurrency']} | "
+                              f"{r['images']} | {r['calls']} | {r['wall']:.2f} | {r['ideal']:.2f} | "
+                              f"{r['pct']:.0f}% | {r['in_flight']} | {r['rss']:.0f}", flush=True)
     finally:
         fake.stop()
 

@@ -8,6 +8,7 @@ import struct
 import time
 import uuid
 import zlib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -286,3 +287,30 @@ def list_jobs(client: httpx.Client, agent_id: str, **params: Any) -> dict[str, A
 def event_codes(job: dict[str, Any]) -> list[int]:
     """The status codes of a ListAgentJob's status_events, in order."""
     return [e["status_code"] for e in job["status_events"]]
+
+
+def reader_pids(server_pid: int) -> list[int]:
+    """The server's children that are PDF reader processes (`agentd pdf-reader`)."""
+    pids = set()
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if b"pdf-reader" in argv and alive(int(child)):
+                pids.add(int(child))
+    return sorted(pids)
+
+
+def alive(pid: int) -> bool:
+    """The process runs (it exists and is no zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"

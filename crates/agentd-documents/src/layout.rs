@@ -21,6 +21,8 @@
 //!    column; otherwise (a table, key/value pairs) row by row, cells joined by
 //!    a tab, so that a table row stays on one line.
 
+use serde::{Deserialize, Serialize};
+
 /// One character and its box on the page.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Glyph {
@@ -28,7 +30,7 @@ pub struct Glyph {
     pub rect: Rect,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rect {
     pub left: f32,
     pub bottom: f32,
@@ -73,7 +75,7 @@ impl Rect {
 }
 
 /// A line of text in reading order, with the box around it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     pub text: String,
     pub rect: Rect,

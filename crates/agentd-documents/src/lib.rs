@@ -1,19 +1,27 @@
 //! Documents read as text, for wherever an engine expects text: PDF (PDFium
-//! on one dedicated thread, lines in layout reading order, page markers),
+//! in reader processes, lines in layout reading order, page markers),
 //! DOCX, XLSX, CSV, HTML (as Markdown), EML, Markdown and plain text.
 //!
-//! Everything that touches the PDF library (FFI) lives in this crate.
+//! Everything that touches the PDF library (FFI) lives in this crate, in
+//! [`reader`], which only runs in a reader process (`agentd pdf-reader`).
 
 pub mod layout;
 pub mod ocr;
 mod office;
 pub mod pdf;
 pub mod pdf_pages;
+mod pool;
+mod protocol;
+mod reader;
 
 use std::path::PathBuf;
 
-pub use pdf::{PageBatch, PageContent, PageImage, PdfPage, PdfReader, RenderPages};
+pub use pdf::{
+    PageBatch, PageContent, PageImage, PdfBytes, PdfPage, PdfReader, PdfSettings, RenderPages,
+};
 pub use pdf_pages::{OutlineEntry, PageRange};
+pub use pool::{ReaderCommand, ReaderInfo};
+pub use reader::run_reader;
 
 /// What a file can be read as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,14 +82,22 @@ pub enum DocumentError {
          a model that takes images)"
     )]
     OcrMissing,
-    /// The reader itself failed (a panic caught, a stopped thread).
+    /// A reader process died on this document, and again on a retry.
+    #[error("the PDF library crashed reading this PDF")]
+    ReaderCrashed,
+    /// A reader took longer than the deadline (`AGENTD_PDF_TIMEOUT_SECS`)
+    /// and was stopped.
+    #[error("reading the PDF took longer than {0} s")]
+    ReadTimedOut(u64),
+    /// The reader itself failed (a panic caught, a reader not started).
     #[error("{0}")]
     Failed(String),
 }
 
 impl DocumentError {
     /// Errors that are the document's (or the caller's) fault, as opposed to
-    /// the server's: a missing library or a failed reader.
+    /// the server's: a missing library or a failed reader. A document that
+    /// crashed two readers, or kept one busy past the deadline, is blamed.
     pub fn is_caller_fault(&self) -> bool {
         !matches!(
             self,
@@ -100,9 +116,9 @@ pub struct Documents {
 }
 
 impl Documents {
-    pub fn new(pdfium_library: PathBuf, max_pdf_pages: u32) -> Self {
+    pub fn new(pdf: PdfSettings) -> Self {
         Self {
-            pdf: PdfReader::new(pdfium_library, max_pdf_pages),
+            pdf: PdfReader::new(pdf),
         }
     }
 

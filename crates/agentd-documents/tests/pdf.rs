@@ -1,34 +1,14 @@
-//! PDF text through the real PDFium library, on reportlab-made fixtures
-//! (`tests/e2e/pdf_factory.py`) and on real manuals from Debian packages.
-//! The library comes from `scripts/fetch-pdfium.sh` (or AGENTD_PDFIUM_PATH).
+//! PDF text through the real PDFium library (in reader processes), on
+//! reportlab-made fixtures (`tests/e2e/pdf_factory.py`) and on real manuals
+//! from Debian packages. The library comes from `scripts/fetch-pdfium.sh`
+//! (or AGENTD_PDFIUM_PATH).
 
-use std::path::PathBuf;
+mod common;
 
-use agentd_documents::{pdf_text, DocumentError, Documents, PageBatch, PdfReader, RenderPages};
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn library() -> PathBuf {
-    let path = std::env::var_os("AGENTD_PDFIUM_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("data/lib/libpdfium.so"));
-    assert!(
-        path.is_file(),
-        "PDFium is missing at {} (run scripts/fetch-pdfium.sh)",
-        path.display()
-    );
-    path
-}
-
-fn reader() -> PdfReader {
-    PdfReader::new(library(), 2000)
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(repo_root().join("tests/fixtures").join(name)).unwrap()
-}
+use agentd_documents::{
+    pdf_text, DocumentError, Documents, PageBatch, PdfReader, PdfSettings, RenderPages,
+};
+use common::{fixture, reader, settings};
 
 /// Real manuals shipped by Debian packages (see scripts/install-deps.sh).
 const TASN1_MANUAL: &str = "/usr/share/doc/libtasn1-doc/libtasn1.pdf";
@@ -62,7 +42,7 @@ async fn a_page_range_comes_with_boxes_and_renders_cut_at_the_last_page() {
         dpi: 72,
     };
     let pages = reader()
-        .pages(fixture("three-pages.pdf").into(), range)
+        .pages(fixture("three-pages.pdf"), range)
         .await
         .unwrap();
     let numbers: Vec<u32> = pages.iter().map(|p| p.page.number).collect();
@@ -91,7 +71,7 @@ async fn a_page_range_comes_with_boxes_and_renders_cut_at_the_last_page() {
         ..range
     };
     let pages = reader()
-        .pages(fixture("three-pages.pdf").into(), text_only)
+        .pages(fixture("three-pages.pdf"), text_only)
         .await
         .unwrap();
     assert!(pages.iter().all(|p| p.image.is_none() && !p.has_no_text()));
@@ -151,7 +131,10 @@ async fn bytes_that_are_not_a_pdf_say_so() {
 
 #[tokio::test]
 async fn documents_over_the_page_limit_are_refused() {
-    let small = PdfReader::new(library(), 2);
+    let small = PdfReader::new(PdfSettings {
+        max_pages: 2,
+        ..settings()
+    });
     let error = small
         .page_count(fixture("three-pages.pdf"))
         .await
@@ -179,7 +162,7 @@ async fn the_reader_survives_bad_documents_between_good_ones() {
 }
 
 #[tokio::test]
-async fn concurrent_requests_are_served_one_at_a_time_and_all_answered() {
+async fn concurrent_requests_are_all_answered_by_at_most_the_pools_readers() {
     let reader = reader();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -190,6 +173,12 @@ async fn concurrent_requests_are_served_one_at_a_time_and_all_answered() {
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap().len(), 3);
     }
+    let readers = reader.readers();
+    assert!(
+        (1..=PdfSettings::DEFAULT_READERS).contains(&readers.len()),
+        "{readers:?}"
+    );
+    assert!(readers.iter().all(|r| !r.busy), "{readers:?}");
 }
 
 #[tokio::test]
@@ -213,7 +202,7 @@ async fn real_manuals_have_all_their_pages_and_text() {
 
 #[tokio::test]
 async fn documents_turn_pdfs_into_marked_text() {
-    let documents = Documents::new(library(), 2000);
+    let documents = Documents::new(settings());
     let text = documents
         .to_text(
             "application/octet-stream",

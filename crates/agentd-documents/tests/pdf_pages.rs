@@ -2,28 +2,13 @@
 //! PDFium library, on `tests/fixtures/outlined-report.pdf`
 //! (`tests/e2e/pdf_factory.py`: ten pages, sections in the outline).
 
-use std::path::PathBuf;
+mod common;
 
-use agentd_documents::{DocumentError, OutlineEntry, PageRange, PdfReader};
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn reader() -> PdfReader {
-    let library = std::env::var_os("AGENTD_PDFIUM_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("data/lib/libpdfium.so"));
-    assert!(
-        library.is_file(),
-        "PDFium is missing at {} (run scripts/fetch-pdfium.sh)",
-        library.display()
-    );
-    PdfReader::new(library, 2000)
-}
+use agentd_documents::{DocumentError, OutlineEntry, PageRange};
+use common::{fixture, reader};
 
 fn report() -> Vec<u8> {
-    std::fs::read(repo_root().join("tests/fixtures/outlined-report.pdf")).unwrap()
+    fixture("outlined-report.pdf")
 }
 
 fn entry(title: &str, level: u32, page: u32) -> OutlineEntry {
@@ -52,7 +37,7 @@ async fn the_outline_lists_sections_with_their_levels_and_pages() {
 
 #[tokio::test]
 async fn a_document_without_bookmarks_has_an_empty_outline() {
-    let three = std::fs::read(repo_root().join("tests/fixtures/three-pages.pdf")).unwrap();
+    let three = fixture("three-pages.pdf");
     let (outline, pages) = reader().outline(three).await.unwrap();
     assert!(outline.is_empty());
     assert_eq!(pages, 3);

@@ -34,10 +34,9 @@
 //! `page_images`: `[{"document", "page", "resource_id", "url"}]`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use agentd_documents::ocr::{self, PageGeometry};
-use agentd_documents::{PageBatch, PageContent, PageImage, RenderPages};
+use agentd_documents::{PageBatch, PageContent, PageImage, PdfBytes, RenderPages};
 use agentd_domain::{AgentDatum, FieldErrors, OutputSchema, ResolvedInputs, Usage};
 use agentd_providers::{
     Capability, ContentPart, Message, ProviderError, ProviderRegistry, ResolvedModel, Role,
@@ -194,7 +193,8 @@ fn page_budget(model: &ResolvedModel, run: &RunConfig) -> usize {
 /// A PDF of the run, held once for all its batches.
 struct Document {
     name: String,
-    bytes: Arc<[u8]>,
+    /// Hashed once, for all its batches.
+    bytes: PdfBytes,
     pages: u32,
 }
 
@@ -863,7 +863,7 @@ async fn open_documents(
     let mut documents = Vec::with_capacity(run.pdfs.len());
     for reference in &run.pdfs {
         let (name, bytes) = load_file(context.files, reference, "a PDF").await?;
-        let bytes: Arc<[u8]> = bytes.into();
+        let bytes = PdfBytes::from(bytes);
         let pages = context
             .documents
             .pdf()
@@ -921,7 +921,7 @@ mod tests {
     fn chunks_cover_every_page_in_batch_size_runs() {
         let document = |pages| Document {
             name: "a.pdf".into(),
-            bytes: Arc::from(&b""[..]),
+            bytes: PdfBytes::from(Vec::new()),
             pages,
         };
         let documents = [document(25), document(3)];

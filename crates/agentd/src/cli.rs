@@ -27,6 +27,21 @@ pub enum Command {
     /// Client commands, against AGENTD_URL with AGENTD_API_KEY.
     #[command(flatten)]
     Client(crate::client::ClientCommand),
+    /// A PDF reader process, started by the server itself (requests on
+    /// stdin, answers on stdout): PDFium runs here, so that a crash inside
+    /// it ends this process, not the server.
+    #[command(name = "pdf-reader", hide = true)]
+    PdfReader(PdfReaderArgs),
+}
+
+/// The subcommand of a PDF reader process (hidden from --help).
+pub const PDF_READER: &str = "pdf-reader";
+
+#[derive(Debug, Args)]
+pub struct PdfReaderArgs {
+    /// The PDFium shared library.
+    #[arg(long)]
+    pub library: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -101,9 +116,32 @@ pub enum CreditsCommand {
     },
 }
 
+/// Runs a command; a PDF reader runs without an async runtime.
+pub fn main(cli: Cli) -> std::process::ExitCode {
+    if let Command::PdfReader(args) = &cli.command {
+        return agentd_documents::run_reader(&args.library);
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("agentd: starting the async runtime: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Client(command) => return crate::client::run(command).await,
+        Command::PdfReader(args) => {
+            let reader = move || agentd_documents::run_reader(&args.library);
+            return tokio::task::spawn_blocking(reader)
+                .await
+                .unwrap_or(std::process::ExitCode::FAILURE);
+        }
         Command::Serve(config) => serve(config).await,
         Command::Worker(config) => worker(config).await,
         Command::Admin(args) => crate::admin::run(args).await,

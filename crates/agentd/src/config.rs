@@ -234,6 +234,16 @@ pub struct ServeConfig {
     #[arg(long, env = "AGENTD_MAX_PDF_PAGES", default_value_t = 2000)]
     pub max_pdf_pages: u32,
 
+    /// PDF reader processes (`agentd pdf-reader`) run at most; each reads
+    /// one PDF request at a time on one core.
+    #[arg(long, env = "AGENTD_PDF_READERS", default_value_t = agentd_documents::PdfSettings::DEFAULT_READERS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pdf_readers: u16,
+
+    /// Seconds one PDF request may take; a reader past it is killed and the
+    /// request fails.
+    #[arg(long, env = "AGENTD_PDF_TIMEOUT_SECS", default_value_t = agentd_documents::PdfSettings::DEFAULT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub pdf_timeout_secs: u64,
+
     /// Webhook deliveries sent at once by this process (0: it sends none;
     /// another process on the same database does).
     #[arg(long, env = "AGENTD_WEBHOOK_CONCURRENCY", default_value_t = 8)]
@@ -338,6 +348,17 @@ impl ServeConfig {
         self.pdfium_path
             .clone()
             .unwrap_or_else(|| self.data_dir.join("lib").join("libpdfium.so"))
+    }
+
+    /// PDFs are read by this binary re-executed as `agentd pdf-reader`.
+    pub fn pdf_settings(&self) -> std::io::Result<agentd_documents::PdfSettings> {
+        let command = agentd_documents::ReaderCommand::this_program(&[crate::cli::PDF_READER])?;
+        Ok(agentd_documents::PdfSettings {
+            max_pages: self.max_pdf_pages,
+            readers: usize::from(self.pdf_readers),
+            timeout: Duration::from_secs(self.pdf_timeout_secs),
+            ..agentd_documents::PdfSettings::new(self.pdfium_path(), command)
+        })
     }
 
     pub fn provider_timeout(&self) -> Duration {

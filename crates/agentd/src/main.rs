@@ -1,6 +1,5 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    agentd::cli::run(agentd::cli::Cli::parse()).await
+fn main() -> std::process::ExitCode {
+    agentd::cli::main(agentd::cli::Cli::parse())
 }

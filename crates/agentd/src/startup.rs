@@ -205,7 +205,11 @@ impl AppState {
         .with_fetch_limits(config.fetch_limits());
         let engines = EngineRegistry::builtin();
         let models = Arc::new(provider_registry(&config, &storage).await?);
-        let documents = Documents::new(config.pdfium_path(), config.max_pdf_pages);
+        let documents = Documents::new(
+            config
+                .pdf_settings()
+                .context("finding this program, which reads PDFs as `agentd pdf-reader`")?,
+        );
         let web = Arc::new(
             agentd_web::Web::from_settings(config.web()).context("setting up the web engines")?,
         );

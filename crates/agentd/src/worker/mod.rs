@@ -298,13 +298,21 @@ impl WorkerPool {
         tokio::pin!(grace_over);
         let mut heartbeat = tokio::time::interval(self.config.lease / 3);
         heartbeat.tick().await;
+        // The job keeps running while its lease is renewed: the renewal may
+        // wait for a database lock the job holds (SQLite's one writer, taken
+        // by a result the job is saving), which it releases only if polled.
+        let mut renewal = None;
         loop {
             tokio::select! {
                 outcome = &mut work => return Ran::Ended(outcome),
                 _ = cancel.cancelled() => return Ran::Ended(None),
                 () = &mut grace_over => return Ran::Interrupted,
-                _ = heartbeat.tick() => {
-                    match self.storage.renew_lease(job.id, &self.owner, self.config.lease).await {
+                _ = heartbeat.tick(), if renewal.is_none() => {
+                    renewal = Some(self.storage.renew_lease(job.id, &self.owner, self.config.lease));
+                }
+                renewed = async { renewal.as_mut().expect("a renewal runs").await }, if renewal.is_some() => {
+                    renewal = None;
+                    match renewed {
                         Ok(LeaseState::Held) => {}
                         Ok(LeaseState::Cancelled | LeaseState::Lost) => return Ran::Ended(None),
                         Err(error) => tracing::warn!(job = %job.id, %error, "renewing a lease failed"),
