@@ -73,7 +73,12 @@ FROM generate_series(1, :rows) n;
 DO $$ DECLARE i record; BEGIN
   FOR i IN SELECT indexdef FROM saved_indexes LOOP EXECUTE i.indexdef; END LOOP;
 END $$;
+-- What agentd keeps on each agent as it inserts jobs.
+UPDATE agents a SET job_count = c.n, most_recent_job = c.newest
+FROM (SELECT agent_id, COUNT(*) AS n, MAX(created_at) AS newest FROM jobs GROUP BY agent_id) c
+WHERE a.id = c.agent_id;
 VACUUM ANALYZE jobs;
+VACUUM ANALYZE agents;
 SQL
 echo "seeded in $(( $(date +%s) - start )) s; $(sql -tAc "SELECT pg_size_pretty(pg_total_relation_size('jobs'))") on disk"
 
