@@ -164,7 +164,14 @@ impl PdfSettings {
 pub struct PdfReader {
     pool: Arc<Pool>,
     max_pages: u32,
+    /// The pool's size: how many shares a long document is read in.
+    readers: usize,
 }
+
+/// A document is split between readers only where each gets this many
+/// pages: below it, opening the document in another reader costs more than
+/// the pages it would read.
+const MIN_PAGES_A_SHARE: u32 = 8;
 
 impl std::fmt::Debug for PdfReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,6 +194,7 @@ impl PdfReader {
         Self {
             pool: Arc::new(pool),
             max_pages: settings.max_pages,
+            readers: settings.readers.max(1),
         }
     }
 
@@ -224,9 +232,43 @@ impl PdfReader {
         }
     }
 
-    /// Every page's lines in reading order.
+    /// Every page's lines in reading order. A document of many pages is
+    /// read by every reader of the pool at once, each a contiguous share
+    /// of its pages (PDFium is single-threaded, the readers are not).
     pub async fn extract(&self, bytes: Vec<u8>) -> Result<Vec<PdfPage>, DocumentError> {
-        match self.ask(bytes, Work::Extract).await? {
+        let document = PdfBytes::from(bytes);
+        if self.readers < 2 {
+            return self.extract_range(document, 1, u32::MAX).await;
+        }
+        let count = self.count(document.clone()).await?;
+        let share = count.div_ceil(self.readers as u32).max(MIN_PAGES_A_SHARE);
+        let reads: Vec<_> = (1..=count)
+            .step_by(share as usize)
+            .map(|first| {
+                let reader = self.clone();
+                let document = document.clone();
+                tokio::spawn(async move { reader.extract_range(document, first, share).await })
+            })
+            .collect();
+        let mut pages = Vec::with_capacity(count as usize);
+        for read in reads {
+            let share = read.await.map_err(|error| {
+                tracing::error!(%error, "reading a share of a PDF's pages failed");
+                DocumentError::Failed("the PDF reader failed".into())
+            })?;
+            pages.extend(share?);
+        }
+        Ok(pages)
+    }
+
+    /// The lines of pages `first..first + count`, from one reader.
+    async fn extract_range(
+        &self,
+        document: PdfBytes,
+        first: u32,
+        count: u32,
+    ) -> Result<Vec<PdfPage>, DocumentError> {
+        match self.ask(document, Work::Extract { first, count }).await? {
             Answer::Pages(pages) => Ok(pages),
             _ => Err(unexpected_answer()),
         }

@@ -61,8 +61,9 @@ pub enum Work {
     /// Counts the pages (after the checks every request makes: encrypted,
     /// corrupt, too many pages).
     Inspect,
-    /// Every page's lines in reading order.
-    Extract,
+    /// The lines in reading order of pages `first..first + count`
+    /// (1-based; a range past the end is cut at the last page).
+    Extract { first: u32, count: u32 },
     /// A range of pages with their characters' boxes and renders.
     Range(PageBatch),
     /// The outline (bookmarks) and the page count.

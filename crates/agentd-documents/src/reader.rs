@@ -190,10 +190,17 @@ fn handle(
     }
     match work {
         Work::Inspect => Ok(Answer::PageCount(count)),
-        Work::Extract => {
-            let mut pages = Vec::with_capacity(count as usize);
-            for (index, page) in document.pages().iter().enumerate() {
-                pages.push(read_page(index as u32 + 1, &page)?);
+        Work::Extract {
+            first,
+            count: wanted,
+        } => {
+            let last = first.saturating_add(wanted).min(count + 1);
+            let mut pages = Vec::with_capacity(last.saturating_sub(first) as usize);
+            for number in first.max(1)..last {
+                let page = document.pages().get((number - 1) as i32).map_err(|error| {
+                    DocumentError::CorruptPdf(format!("page {number} cannot be read ({error:?})"))
+                })?;
+                pages.push(read_page(number, &page)?);
             }
             Ok(Answer::Pages(pages))
         }

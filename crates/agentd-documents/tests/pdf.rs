@@ -200,6 +200,27 @@ async fn real_manuals_have_all_their_pages_and_text() {
     }
 }
 
+/// A long document is read by several readers at once, each a share of
+/// its pages: the pages come back in order, as one reader reads them.
+#[tokio::test]
+async fn a_document_read_by_several_readers_reads_as_by_one() {
+    let one = PdfReader::new(PdfSettings {
+        readers: 1,
+        ..settings()
+    });
+    let three = PdfReader::new(PdfSettings {
+        readers: 3,
+        ..settings()
+    });
+    let bytes = std::fs::read(TASN1_MANUAL).unwrap();
+    let alone = one.extract(bytes.clone()).await.unwrap();
+    let shared = three.extract(bytes).await.unwrap();
+    let numbers: Vec<u32> = shared.iter().map(|page| page.number).collect();
+    assert_eq!(numbers, (1..=36).collect::<Vec<_>>());
+    assert_eq!(pdf_text(&shared), pdf_text(&alone));
+    assert_eq!(three.readers().len(), 3, "every reader took a share");
+}
+
 #[tokio::test]
 async fn documents_turn_pdfs_into_marked_text() {
     let documents = Documents::new(settings());
